@@ -1,0 +1,1 @@
+"""Eager PyTorch runtime: neuron kernels, surrogates and the compiled module."""

@@ -1,0 +1,40 @@
+"""Surrogate-gradient specifications: plain data the IR can print, save and compare.
+
+A :class:`Surrogate` names a surrogate function and its hyper-parameters. Calling it on a
+tensor applies the spike (Heaviside forward, surrogate backward); the torch implementation
+lives in ``snngraph.runtimes.torch.surrogates`` and is imported only when called, so the IR
+stays free of torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Surrogate:
+    """A named surrogate gradient, e.g. ``Surrogate("atan", (("alpha", 2.0),))``.
+
+    Attributes:
+        name: snnTorch's function name (``atan``, ``fast_sigmoid``, ...) or ``custom``.
+        params: hyper-parameters as ``(key, value)`` pairs, in the factory's argument order.
+        fn: the user function of a ``custom`` surrogate (not serialisable).
+    """
+
+    name: str
+    params: tuple[tuple[str, float], ...] = ()
+    fn: Callable[..., Any] | None = field(default=None, compare=False)
+
+    def kwargs(self) -> dict[str, float]:
+        return dict(self.params)
+
+    def __call__(self, x: Any) -> Any:
+        from snngraph.runtimes.torch.surrogates import apply_surrogate
+
+        return apply_surrogate(self, x)
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params)
+        return f"{self.name}({args})"
