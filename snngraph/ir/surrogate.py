@@ -12,6 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+# Surrogates that can be printed, saved and parsed (``custom`` / ``callable`` hold user code).
+SURROGATE_NAMES = ("atan", "fast_sigmoid", "sigmoid", "triangular", "heaviside", "straight_through_estimator",
+                   "spike_rate_escape", "SFS", "SSO", "LSO")
+
 
 @dataclass(frozen=True, slots=True)
 class Surrogate:
@@ -26,6 +30,9 @@ class Surrogate:
     name: str
     params: tuple[tuple[str, float], ...] = ()
     fn: Callable[..., Any] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", tuple((str(k), float(v)) for k, v in self.params))
 
     def kwargs(self) -> dict[str, float]:
         return dict(self.params)

@@ -1,0 +1,96 @@
+"""Building nodes from untrusted field values (text parser, file loader): every field is
+checked against the node kind's declared type, so a hostile file cannot smuggle objects in."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import numpy as np
+
+from snngraph.ir.errors import GraphError
+from snngraph.ir.init import kaiming_weight
+from snngraph.ir.node import NODE_KINDS, Node
+from snngraph.ir.surrogate import Surrogate
+from snngraph.ir.types import DTYPES, Param, Ref, check_name
+
+_INT_TUPLE = "tuple[int, ...]"
+
+
+@functools.cache
+def field_types(cls: type[Node]) -> dict[str, tuple[str, bool]]:
+    """Field name -> (annotation, required) for every field but name and inputs."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.name in ("name", "inputs"):
+            continue
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        out[f.name] = (str(f.type), required)
+    return out
+
+
+def _coerce(annotation: str, value: Any, where: str) -> Any:
+    optional = annotation.endswith("| None")
+    base = annotation.replace("| None", "").strip()
+    if value is None:
+        if optional:
+            return None
+        raise GraphError(f"{where}: must not be none")
+    checks = {
+        "int": lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and np.isfinite(v),
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str) and len(v) < 256,
+        _INT_TUPLE: lambda v: isinstance(v, (tuple, list)) and len(v) <= 8 and all(
+            isinstance(i, int) and not isinstance(i, bool) for i in v),
+        "Param": lambda v: isinstance(v, Param),
+        "Surrogate": lambda v: isinstance(v, Surrogate),
+    }
+    if base == "Param" and checks["float"](value):
+        value = Param(value, False, "float32")  # a bare float32 scalar in the text form
+    if base not in checks:
+        raise GraphError(f"{where}: unsupported field type {annotation}")
+    if not checks[base](value):
+        raise GraphError(f"{where}: expected {base}, got {value!r:.80}")
+    if base == "float":
+        return float(value)
+    if base == "int":
+        return int(value)
+    if base == _INT_TUPLE:
+        return tuple(int(i) for i in value)
+    if base == "str" and "dtype" in where and value not in DTYPES:
+        raise GraphError(f"{where}: unknown dtype {value!r}")
+    return value
+
+
+def build_node(op: str, name: str, inputs: tuple[Ref, ...], fields: dict[str, Any], where: str) -> Node:
+    """Construct a node of kind ``op`` from checked field values; raise GraphError naming ``where``."""
+    cls = NODE_KINDS.get(op) if isinstance(op, str) else None
+    if cls is None:
+        raise GraphError(f"{where}: unknown op {op!r}")
+    check_name(name)
+    types = field_types(cls)
+    unknown = set(fields) - set(types)
+    if unknown:
+        raise GraphError(f"{where}: {op} has no field(s) {sorted(unknown)}")
+    missing = [k for k, (_, required) in types.items() if required and k not in fields]
+    if missing:
+        raise GraphError(f"{where}: {op} '{name}' is missing {missing}")
+    values = {k: _coerce(types[k][0], v, f"{where}: {op} '{name}' field {k}") for k, v in fields.items()}
+    try:
+        return cls(name=name, inputs=tuple(inputs), **values)
+    except TypeError as e:
+        raise GraphError(f"{where}: {op} '{name}': {e}") from None
+
+
+def placeholder(node_op: str, field: str, shape: tuple[int, ...], dtype: str, learnable: bool) -> Param:
+    """A parameter whose values the text left out: torch-like init for weights, ones for
+    batch-norm scales and variances, zeros otherwise (biases included)."""
+    if field in ("weight", "recurrent_weight") and node_op in ("linear", "conv1d", "conv2d", "rleaky", "rsynaptic"):
+        value = kaiming_weight(shape)
+    elif node_op == "batch_norm" and field in ("weight", "running_var"):
+        value = np.ones(shape)
+    else:
+        value = np.zeros(shape)
+    return Param(value, learnable, dtype)

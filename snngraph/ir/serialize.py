@@ -1,0 +1,147 @@
+"""Saving and loading graphs: one safetensors file whose header metadata holds the graph
+structure as JSON and whose tensors are the parameters. No pickle; loading runs no code
+from the file, checks every field and raises ``GraphError`` on anything malformed."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from snngraph.ir.errors import GraphError
+from snngraph.ir.schema import build_node
+from snngraph.ir.surrogate import SURROGATE_NAMES, Surrogate
+from snngraph.ir.types import Param, Ref
+
+FORMAT = "snngraph.graph/1"
+MAX_FILE = 4 * 2**30
+MAX_HEADER = 64 * 2**20
+
+
+def _encode(value: Any, where: str) -> Any:
+    if isinstance(value, Surrogate):
+        if value.name not in SURROGATE_NAMES:
+            raise GraphError(f"{where}: surrogate '{value.name}' holds user code and cannot be saved")
+        return {"surrogate": value.name, "params": [[k, v] for k, v in value.params]}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _decode(value: Any, where: str) -> Any:
+    if isinstance(value, dict):
+        if set(value) != {"surrogate", "params"} or value["surrogate"] not in SURROGATE_NAMES:
+            raise GraphError(f"{where}: malformed surrogate {value!r:.80}")
+        params = value["params"]
+        if not isinstance(params, list) or not all(
+                isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], (int, float))
+                for p in params):
+            raise GraphError(f"{where}: malformed surrogate parameters")
+        return Surrogate(value["surrogate"], tuple((k, float(v)) for k, v in params))
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def save(graph: Any, path: str | os.PathLike) -> None:
+    """Write ``graph`` (structure and parameter values) to one ``.sg`` safetensors file."""
+    from safetensors.numpy import save_file
+
+    from snngraph.ir.verify import verify
+
+    verify(graph)
+    nodes, tensors = [], {}
+    for name, node in graph.nodes.items():
+        attrs, params = {}, {}
+        for key, value in node.fields().items():
+            if isinstance(value, Param):
+                tkey = f"{name}.{key}"
+                tensors[tkey] = np.ascontiguousarray(value.value)
+                params[key] = {"tensor": tkey, "learnable": value.learnable, "shape": list(value.shape)}
+            else:
+                attrs[key] = _encode(value, f"node '{name}' field {key}")
+        nodes.append({"name": name, "op": node.op, "inputs": [[r.node, r.port] for r in node.inputs],
+                      "attrs": attrs, "params": params})
+    outputs = [[k, r.node, r.port] for k, r in graph.outputs.items()]
+    structure = {"format": FORMAT, "name": graph.name, "nodes": nodes, "outputs": outputs}
+    save_file(tensors, os.fspath(path), metadata={"snngraph": json.dumps(structure)})
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Read a graph written by :func:`save`; a corrupt or hostile file raises ``GraphError``."""
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise GraphError(f"cannot read graph file {path!r}: {e.strerror}") from None
+    if size > MAX_FILE:
+        raise GraphError(f"{path}: file of {size} bytes is larger than the {MAX_FILE} byte limit")
+    header, tensors = _read(path, size)
+    return _from_structure(header, tensors, path)
+
+
+def _read(path: str, size: int) -> tuple[dict, dict[str, np.ndarray]]:
+    from safetensors import safe_open
+
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or int.from_bytes(head, "little") > min(MAX_HEADER, size - 8):
+        raise GraphError(f"{path}: not an snngraph file (bad or truncated header)")
+    try:
+        with safe_open(path, framework="numpy") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+    except Exception as e:  # safetensors reports corruption with several exception types
+        raise GraphError(f"{path}: corrupt snngraph file ({type(e).__name__}: {e})") from None
+    try:
+        structure = json.loads(meta["snngraph"])
+    except (KeyError, ValueError, TypeError):
+        raise GraphError(f"{path}: no snngraph structure in the file's metadata") from None
+    if not isinstance(structure, dict) or structure.get("format") != FORMAT:
+        raise GraphError(f"{path}: unknown format {structure.get('format') if isinstance(structure, dict) else None!r}")
+    return structure, tensors
+
+
+def _from_structure(s: dict, tensors: dict[str, np.ndarray], path: str) -> Any:
+    from snngraph.ir.graph import Graph
+    from snngraph.ir.verify import verify
+
+    nodes_in, outputs_in = s.get("nodes"), s.get("outputs")
+    if not isinstance(nodes_in, list) or not isinstance(outputs_in, list) or not isinstance(s.get("name"), str):
+        raise GraphError(f"{path}: malformed structure (name, nodes and outputs required)")
+    nodes = []
+    for i, entry in enumerate(nodes_in):
+        where = f"{path}: node #{i}"
+        if not isinstance(entry, dict) or set(entry) != {"name", "op", "inputs", "attrs", "params"}:
+            raise GraphError(f"{where}: malformed entry")
+        inputs = entry["inputs"]
+        if not isinstance(inputs, list) or not all(
+                isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r) for r in inputs):
+            raise GraphError(f"{where}: malformed inputs")
+        if not isinstance(entry["attrs"], dict) or not isinstance(entry["params"], dict):
+            raise GraphError(f"{where}: malformed attrs/params")
+        fields = {k: _decode(v, where) for k, v in entry["attrs"].items()}
+        for key, spec in entry["params"].items():
+            if not isinstance(spec, dict) or spec.get("tensor") not in tensors or not isinstance(
+                    spec.get("learnable"), bool):
+                raise GraphError(f"{where}: parameter {key!r} refers to a missing tensor")
+            arr, shape = tensors[spec["tensor"]], spec.get("shape")
+            if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape) or \
+                    int(np.prod(shape, dtype=np.float64)) != arr.size:
+                raise GraphError(f"{where}: parameter {key!r} has a malformed shape")
+            arr = arr.reshape(shape)
+            if arr.dtype not in (np.float32, np.float64):
+                raise GraphError(f"{where}: parameter {key!r} has dtype {arr.dtype}, expected float32/float64")
+            fields[key] = Param(arr, spec["learnable"], str(arr.dtype))
+        nodes.append(build_node(entry["op"], entry["name"], tuple(Ref(*r) for r in inputs), fields, where))
+    outputs = {}
+    for o in outputs_in:
+        if not (isinstance(o, list) and len(o) == 3 and all(isinstance(x, str) for x in o)) or o[0] in outputs:
+            raise GraphError(f"{path}: malformed or duplicate output {o!r:.80}")
+        outputs[o[0]] = Ref(o[1], o[2])
+    try:
+        return verify(Graph(s["name"], nodes, outputs))
+    except GraphError as e:
+        raise GraphError(f"{path}: {e}") from None

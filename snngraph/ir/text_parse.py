@@ -1,0 +1,264 @@
+"""Parser of the text form (see ``snngraph.ir.text``). Errors name the line."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+
+from snngraph.ir.errors import GraphError
+from snngraph.ir.schema import build_node, placeholder
+from snngraph.ir.surrogate import SURROGATE_NAMES, Surrogate
+from snngraph.ir.types import DTYPE_OF_SHORT, Param, Ref
+
+MAX_TEXT = 64 * 2**20
+MAX_PARAM_ELEMENTS = 2**28
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<ref>%[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)
+  | (?P<num>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|nan))
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<str>"(?:[^"\\]|\\.)*")
+  | (?P<punct>[()<>\[\],=:])
+""", re.VERBOSE)
+
+
+class _Line:
+    """Tokens of one line, consumed left to right."""
+
+    def __init__(self, text: str, lineno: int):
+        self.lineno, self.toks, pos = lineno, [], 0
+        while pos < len(text):
+            m = _TOKEN.match(text, pos)
+            if not m:
+                raise self.error(f"unexpected character {text[pos]!r}")
+            if m.lastgroup != "ws":
+                self.toks.append((m.lastgroup, m.group()))
+            pos = m.end()
+        self.i = 0
+
+    def error(self, message: str) -> GraphError:
+        return GraphError(f"line {self.lineno}: {message}")
+
+    def peek(self) -> tuple[str, str]:
+        return self.toks[self.i] if self.i < len(self.toks) else ("eol", "")
+
+    def take(self, kind: str | None = None, value: str | None = None) -> str:
+        k, v = self.peek()
+        if (kind and k != kind) or (value is not None and v != value) or k == "eol":
+            want = value or kind or "a token"
+            raise self.error(f"expected {want!r}, found {v or 'end of line'!r}")
+        self.i += 1
+        return v
+
+    def accept(self, value: str) -> bool:
+        if self.peek()[1] == value and self.peek()[0] in ("punct", "name"):
+            self.i += 1
+            return True
+        return False
+
+    def done(self) -> None:
+        if self.i != len(self.toks):
+            raise self.error(f"unexpected {self.peek()[1]!r}")
+
+
+def _number(line: _Line) -> float | int:
+    text = line.take("num")
+    if any(c in text for c in ".eEn") and text not in ("inf", "-inf", "+inf"):
+        return float(text)
+    if "inf" in text:
+        return float(text)
+    return int(text)
+
+
+def _value(line: _Line, field: str, op: str) -> Any:
+    kind, tok = line.peek()
+    if kind == "num":
+        return _number(line)
+    if kind == "str":
+        line.take()
+        return json.loads(tok)
+    if kind == "punct" and tok == "(":
+        line.take()
+        items: list[Any] = []
+        while not line.accept(")"):
+            items.append(_value(line, field, op))
+            if not line.accept(","):
+                line.take("punct", ")")
+                break
+        return tuple(items)
+    if kind == "name":
+        line.take()
+        if tok in ("true", "false", "none"):
+            return {"true": True, "false": False, "none": None}[tok]
+        if tok in ("param", "const"):
+            return _param(line, tok == "param", field, op)
+        if tok in SURROGATE_NAMES:
+            args = {}
+            line.take("punct", "(")
+            while not line.accept(")"):
+                key = line.take("name")
+                line.take("punct", "=")
+                args[key] = float(_number(line))
+                if not line.accept(","):
+                    line.take("punct", ")")
+                    break
+            return Surrogate(tok, tuple(args.items()))
+        if tok in ("custom", "callable"):
+            raise line.error(f"surrogate '{tok}' holds user code and cannot be parsed; pass spike_grad again")
+    raise line.error(f"unexpected {tok or 'end of line'!r} in the value of {field}")
+
+
+def _param(line: _Line, learnable: bool, field: str, op: str) -> Param:
+    dtype, shape = "float32", ()
+    if line.accept("<"):
+        short = line.take("name")
+        if short not in DTYPE_OF_SHORT:
+            raise line.error(f"unknown dtype {short!r}")
+        dtype = DTYPE_OF_SHORT[short]
+        line.take("punct", "[")
+        dims = []
+        while not line.accept("]"):
+            dims.append(_number(line))
+            if not line.accept(","):
+                line.take("punct", "]")
+                break
+        if not all(isinstance(d, int) and d > 0 for d in dims) or np.prod(dims, dtype=np.float64) > MAX_PARAM_ELEMENTS:
+            raise line.error(f"invalid parameter shape {dims}")
+        shape = tuple(dims)
+        line.take("punct", ">")
+    if not line.accept("("):
+        if not shape:
+            raise line.error(f"scalar parameter {field} needs a value")
+        return placeholder(op, field, shape, dtype, learnable)
+    values = []
+    while not line.accept(")"):
+        values.append(float(_number(line)))
+        if not line.accept(","):
+            line.take("punct", ")")
+            break
+    if len(values) != max(1, int(np.prod(shape))):
+        raise line.error(f"parameter {field}: {len(values)} values for shape {list(shape)}")
+    return Param(np.array(values).reshape(shape), learnable, dtype)
+
+
+def _node_line(line: _Line) -> tuple[Any, list[tuple[int, Ref]], int]:
+    name = line.take("ref")[1:]
+    line.take("punct", "=")
+    op = line.take("name")
+    line.take("punct", "(")
+    refs, fields = [], {}
+    while not line.accept(")"):
+        if line.peek()[0] == "ref":
+            if fields:
+                raise line.error("inputs must come before keyword fields")
+            refs.append(line.take("ref")[1:])
+        else:
+            key = line.take("name")
+            line.take("punct", "=")
+            if key in fields:
+                raise line.error(f"field {key} given twice")
+            fields[key] = _value(line, key, op)
+        if not line.accept(","):
+            line.take("punct", ")")
+            break
+    line.take("punct", ":")  # the types after ':' are re-inferred and compared by parse()
+    type_text = " ".join(v for _, v in line.toks[line.i:])
+    line.i = len(line.toks)
+    return (op, name, refs, fields, type_text), [], line.lineno
+
+
+def parse(text: str) -> Any:
+    """Read the text form back into a :class:`~snngraph.Graph`; errors name the line."""
+    from snngraph.ir.graph import Graph
+    from snngraph.ir.verify import check_arity, check_refs
+
+    if not isinstance(text, str) or len(text) > MAX_TEXT:
+        raise GraphError("parse: expected the text of a graph (a str of at most 64 MiB)")
+    lines = [(i + 1, raw.split("#", 1)[0].strip()) for i, raw in enumerate(text.splitlines())]
+    lines = [(i, s) for i, s in lines if s]
+    if not lines or not lines[0][1].startswith("graph "):
+        raise GraphError(f"line {lines[0][0] if lines else 1}: expected 'graph NAME'")
+    head = _Line(lines[0][1], lines[0][0])
+    head.take("name", "graph")
+    gname = head.take("name")
+    head.done()
+    if lines[-1][1] != "end":
+        raise GraphError(f"line {lines[-1][0]}: expected 'end'")
+    parsed, outputs = [], {}
+    for lineno, body in lines[1:-1]:
+        line = _Line(body, lineno)
+        if line.peek() == ("name", "output"):
+            line.take()
+            key = line.take("name")
+            line.take("punct", "=")
+            target = line.take("ref")[1:]
+            line.done()
+            if key in outputs:
+                raise line.error(f"duplicate output {key!r}")
+            outputs[key] = (target, lineno)
+        else:
+            parsed.append(_node_line(line)[0] + (lineno,))
+    nodes, declared = _build(parsed)
+    ports = {n.name: n for n in nodes}
+    outs = {k: _resolve(t, ports, ln) for k, (t, ln) in outputs.items()}
+    try:
+        g = Graph(gname, nodes, outs)
+    except GraphError as e:
+        raise GraphError(f"line {lines[1][0]}: {e}") from None
+    for check in (check_arity, check_refs):
+        check(g)
+    _check_types(g, declared)
+    return g
+
+
+def _resolve(text: str, nodes: dict, lineno: int) -> Ref:
+    node, _, port = text.partition(".")
+    if node not in nodes:
+        raise GraphError(f"line {lineno}: unknown value %{text}")
+    return Ref(node, port or nodes[node].default_port)
+
+
+def _build(parsed: list) -> tuple[list, dict]:
+    headers = {}
+    for op, name, _refs, _fields, _types, lineno in parsed:
+        if name in headers:
+            raise GraphError(f"line {lineno}: duplicate node name '{name}'")
+        from snngraph.ir.node import NODE_KINDS
+
+        if op not in NODE_KINDS:
+            raise GraphError(f"line {lineno}: unknown op {op!r}")
+        headers[name] = NODE_KINDS[op]
+    nodes, declared = [], {}
+    for op, name, refs, fields, types, lineno in parsed:
+        inputs = []
+        for r in refs:
+            node, _, port = r.partition(".")
+            if node not in headers:
+                raise GraphError(f"line {lineno}: input %{r} does not exist")
+            inputs.append(Ref(node, port or headers[node].ports[0]))
+        nodes.append(build_node(op, name, tuple(inputs), fields, f"line {lineno}"))
+        declared[name] = (types, lineno)
+    return nodes, declared
+
+
+def _check_types(g: Any, declared: dict) -> None:
+    from snngraph.ir.text import to_text
+
+    try:
+        g.types()
+    except GraphError as e:
+        node = next((n for n in g.nodes if f"'{n}'" in str(e)), None)
+        lineno = declared[node][1] if node in declared else "?"
+        raise GraphError(f"line {lineno}: {e}") from None
+    listing = to_text(g).splitlines()[1:]
+    for (name, (types, lineno)), printed in zip(declared.items(), listing, strict=False):
+        inferred = printed.rsplit(" : ", 1)[1]
+        if _norm(types) != _norm(inferred):
+            raise GraphError(f"line {lineno}: node '{name}' declares type {types} but its inputs give {inferred}")
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", "", text)
