@@ -80,9 +80,11 @@ class NeuronBuilder:
 
     def alpha(self, x: Any, alpha: Any, beta: Any, threshold: Any = 1.0, spike_grad: Callable | None = None,
               learn_alpha: bool = False, learn_beta: bool = False, learn_threshold: bool = False,
-              reset_mechanism: str = "subtract", reset_delay: bool = True, graded_spikes_factor: Any = 1.0,
+              reset_mechanism: str = "zero", graded_spikes_factor: Any = 1.0,
               learn_graded_spikes_factor: bool = False, name: str | None = None) -> Handle:
-        """Alpha neuron (snnTorch ``Alpha``, needs alpha > beta); ports ``spk``, ``syn_exc``, ``syn_inh``, ``mem``."""
+        """Alpha neuron (snnTorch ``Alpha``: alpha > beta, default zero reset, reset always delayed);
+        ports ``spk``, ``syn_exc``, ``syn_inh``, ``mem``."""
+        reset_delay = True
         name = self._name(name, "alpha")
         where = f"alpha '{name}'"
         a, b = self._decay(alpha, "alpha", where, learn_alpha), self._decay(beta, "beta", where, learn_beta)

@@ -1,0 +1,23 @@
+"""``insert_surrogates``: give every spiking neuron without a surrogate the default one.
+
+Rewrite: ``Neuron(surrogate=None)`` -> ``Neuron(surrogate=default)`` (snnTorch's default is
+``atan(alpha=2.0)``). Idempotent: a graph where every neuron has one is returned as is.
+"""
+
+from __future__ import annotations
+
+from snngraph.ir.graph import Graph
+from snngraph.ir.neurons import Neuron
+from snngraph.ir.surrogate import Surrogate
+
+ATAN = Surrogate("atan", (("alpha", 2.0),))
+
+
+def insert_surrogates(graph: Graph, default: Surrogate = ATAN) -> Graph:
+    """Give every spiking node without a surrogate the ``default`` one."""
+    changes = {n: node.replace(surrogate=default) for n, node in graph.nodes.items()
+               if isinstance(node, Neuron) and node.surrogate is None}
+    return graph.with_nodes(changes) if changes else graph
+
+
+insert_surrogates.name = "insert_surrogates"

@@ -1,0 +1,132 @@
+"""Lowering of IR nodes to torch: per-node parameter modules and the op of each synapse.
+
+Synapse ops work on rows ``(N, *shape)``; the module applies them to one step ``(B, ...)`` or
+to a whole sequence flattened to ``(T*B, ...)``. Neurons lower to the step kernels of
+``kernels.NEURON_KERNELS``, the same maths the ``snngraph.nn`` modules run.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from snngraph.ir import synapses as S
+from snngraph.ir.errors import LoweringError
+from snngraph.ir.node import Node
+from snngraph.ir.types import Param
+
+
+class NodeParams(nn.Module):
+    """The parameters of one node: learnable ones as ``nn.Parameter``, fixed ones as buffers.
+    Dotted names (``recurrent.weight``) live in a child module (``recurrent``)."""
+
+    def __init__(self, node: Node):
+        super().__init__()
+        for key, param in node.params().items():
+            owner = self
+            *path, leaf = key.split(".")
+            for part in path:
+                if not hasattr(owner, part):
+                    owner.add_module(part, nn.Module())
+                owner = getattr(owner, part)
+            value = torch.from_numpy(param.value.copy())
+            if param.learnable:
+                owner.register_parameter(leaf, nn.Parameter(value))
+            else:
+                owner.register_buffer(leaf, value)
+
+    def get(self, key: str) -> Tensor:
+        owner = self
+        for part in key.split("."):
+            owner = getattr(owner, part)
+        return owner  # type: ignore[return-value]
+
+
+def param_tensors(node: Node, mod: NodeParams) -> dict[str, Tensor]:
+    """Field name -> current tensor for every set parameter of ``node``."""
+    aliases = node.param_aliases
+    return {k: mod.get(aliases.get(k, k)) for k, v in node.fields().items() if isinstance(v, Param)}
+
+
+def _dim(d: int) -> int:
+    """A per-step dim as a dim of the (rows, *shape) tensor."""
+    return d + 1 if d >= 0 else d
+
+
+def synapse_op(node: Node) -> Callable[[NodeParams, list[Tensor], bool], Tensor]:
+    """``op(params, inputs, training) -> output`` for a synapse node, over rows."""
+    n = node
+    if isinstance(n, S.Linear):
+        return lambda p, xs, tr: F.linear(xs[0], p.weight, p.bias if n.bias is not None else None)
+    if isinstance(n, (S.Conv1d, S.Conv2d)):
+        conv = F.conv1d if isinstance(n, S.Conv1d) else F.conv2d
+        return lambda p, xs, tr: conv(xs[0], p.weight, p.bias if n.bias is not None else None, n.stride, n.padding,
+                                      n.dilation, n.groups)
+    if isinstance(n, (S.MaxPool1d, S.MaxPool2d)):
+        pool = F.max_pool1d if isinstance(n, S.MaxPool1d) else F.max_pool2d
+        return lambda p, xs, tr: pool(xs[0], n.kernel_size, n.stride, n.padding)
+    if isinstance(n, (S.AvgPool1d, S.AvgPool2d)):
+        pool = F.avg_pool1d if isinstance(n, S.AvgPool1d) else F.avg_pool2d
+        return lambda p, xs, tr: pool(xs[0], n.kernel_size, n.stride, n.padding)
+    if isinstance(n, S.Flatten):
+        return lambda p, xs, tr: xs[0].flatten(_dim(n.start_dim), _dim(n.end_dim))
+    if isinstance(n, S.Add):
+        return lambda p, xs, tr: functools.reduce(torch.add, xs)
+    if isinstance(n, S.Concat):
+        return lambda p, xs, tr: torch.cat(xs, dim=_dim(n.dim))
+    if isinstance(n, S.Scale):
+        return lambda p, xs, tr: xs[0] * p.factor
+    if isinstance(n, S.ReLU):
+        return lambda p, xs, tr: F.relu(xs[0])
+    if isinstance(n, S.Dropout):
+        return lambda p, xs, tr: F.dropout(xs[0], n.p, tr)
+    if isinstance(n, S.BatchNorm):
+        return lambda p, xs, tr: F.batch_norm(xs[0], p.running_mean, p.running_var, p.get("weight") if n.weight
+                                              is not None else None, p.get("bias") if n.bias is not None else None,
+                                              tr, n.momentum, n.eps)
+    raise LoweringError(f"{node.op} '{node.name}': no torch lowering")
+
+
+def per_step_in_training(node: Node) -> bool:
+    """Ops whose training-mode result depends on the rows seen together (batch statistics)."""
+    return isinstance(node, S.BatchNorm)
+
+
+@functools.cache
+def kernel_keywords(step: Callable) -> frozenset[str]:
+    return frozenset(k for k, v in inspect.signature(step).parameters.items() if v.kind is v.KEYWORD_ONLY)
+
+
+def neuron_kwargs(node: Node, mod: NodeParams) -> dict[str, Any]:
+    """Keyword arguments of the node's step kernel, read from its fields and current parameters."""
+    from snngraph.runtimes.torch.kernels import NEURON_KERNELS
+
+    kernel = NEURON_KERNELS[node.op]
+    accepted = kernel_keywords(kernel.step)
+    kw: dict[str, Any] = {}
+    tensors = param_tensors(node, mod)
+    for key, value in node.fields().items():
+        if key in ("recurrent_weight", "recurrent_bias", "V", "all_to_all", "surrogate"):
+            continue
+        kw[key] = tensors[key] if isinstance(value, Param) else value
+    if "spike_grad" in accepted:
+        surrogate = getattr(node, "surrogate", None)
+        if surrogate is None:
+            from snngraph.passes.insert_surrogates import ATAN
+
+            surrogate = ATAN
+        kw["spike_grad"] = surrogate
+    if "recurrent" in accepted:
+        if node.all_to_all:
+            w, b = tensors["recurrent_weight"], tensors.get("recurrent_bias")
+            kw["recurrent"] = lambda s: F.linear(s, w, b)
+        else:
+            v = tensors["V"]
+            kw["recurrent"] = lambda s: v * s
+    return {k: v for k, v in kw.items() if k in accepted}

@@ -1,0 +1,222 @@
+"""``sg.compile``: a graph as a ``torch.nn.Module`` that runs whole sequences (T, B, ...).
+
+Feed-forward parts run as sequence stages: each synapse once over all T*B rows, each neuron
+population through its time loop. Cycles closed by delays run as loop stages, one step at a
+time. ``step`` runs the whole graph one step at a time with explicit state for streaming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from snngraph.passes.manager import PassManager
+from snngraph.passes.time_structure import stages
+from snngraph.runtimes.torch.lower import NodeParams, neuron_kwargs, per_step_in_training, synapse_op
+from snngraph.runtimes.torch.sequence import run_neuron_sequence
+from torch import Tensor, nn
+
+from snngraph.ir import synapses as S
+from snngraph.ir.errors import GraphError
+from snngraph.ir.graph import Graph
+from snngraph.ir.types import Ref
+
+State = dict[str, Tensor]
+
+
+def compile(graph: Graph, passes: Sequence[Any] | None = None, verify: bool = True) -> CompiledNet:
+    """Compile ``graph`` with ``passes`` (default: ``sg.passes.default_pipeline()``) into a module."""
+    from snngraph.passes import default_pipeline
+
+    if not isinstance(graph, Graph):
+        raise GraphError(f"sg.compile expects an snngraph Graph, got {type(graph).__name__}")
+    lowered = PassManager(default_pipeline() if passes is None else passes, verify=verify)(graph)
+    return CompiledNet(lowered, source=graph)
+
+
+class CompiledNet(nn.Module):
+    """A compiled graph. ``forward(x_seq) -> {output: (T, B, ...)}``; ``step`` for streaming.
+
+    Parameters are registered as ``<node>.<param>`` (``fc1.weight``, ``lif1.beta``).
+    """
+
+    def __init__(self, graph: Graph, source: Graph | None = None):
+        super().__init__()
+        self.graph = graph
+        self.source = source if source is not None else graph
+        self._ops: dict[str, Any] = {}
+        for name, node in graph.nodes.items():
+            if node.params():
+                if hasattr(self, name) or name in dir(nn.Module):
+                    raise GraphError(f"node name '{name}' clashes with a torch.nn.Module attribute; rename it")
+                self.add_module(name, NodeParams(node))
+            if node.family == "synapse" and not isinstance(node, S.Delay):
+                self._ops[name] = synapse_op(node)
+        self._stages = stages(graph)
+        self._order = graph.topo_order()
+        self._types = graph.types()
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _params(self, name: str) -> NodeParams | None:
+        return self._modules.get(name)  # type: ignore[return-value]
+
+    def _check_inputs(self, args: tuple, kwargs: dict, time_dim: bool) -> dict[str, Tensor]:
+        inputs = self.graph.inputs
+        if len(args) + len(kwargs) != len(inputs) or set(kwargs) - set(inputs):
+            raise GraphError(f"graph '{self.graph.name}' takes inputs {list(inputs)}, got {len(args)} positional "
+                             f"and {sorted(kwargs)}")
+        given = dict(zip(inputs, args, strict=False)) | kwargs
+        lead = "(T, B, " if time_dim else "(B, "
+        dtype = next((p.dtype for p in self.parameters()), None)
+        for name, node in inputs.items():
+            x = given[name]
+            expected = f"{lead}{', '.join(map(str, node.shape))})"
+            if not isinstance(x, Tensor):
+                raise GraphError(f"input '{name}': expected a tensor of shape {expected}, got {type(x).__name__}")
+            if x.dim() != len(node.shape) + (2 if time_dim else 1) or tuple(x.shape[-len(node.shape):]) != node.shape:
+                raise GraphError(f"input '{name}': expected shape {expected}, got {tuple(x.shape)}")
+            if not x.is_floating_point() or (dtype is not None and x.dtype != dtype):
+                raise GraphError(f"input '{name}': expected dtype {dtype or 'floating point'}, got {x.dtype}")
+        return given
+
+    # --- whole sequences ----------------------------------------------------------------------
+    def forward(self, *args: Tensor, **kwargs: Tensor) -> dict[str, Tensor]:
+        """Run the graph over sequences ``(T, B, *shape)``; returns every output as ``(T, B, ...)``."""
+        given = self._check_inputs(args, kwargs, time_dim=True)
+        values: dict[Ref, Tensor] = {}
+        for name, x in given.items():
+            values[Ref(name, "out")] = x
+        steps = next(iter(given.values())).shape[0]
+        for stage in self._stages:
+            if stage.kind == "seq":
+                self._run_sequence_node(stage.nodes[0], values, steps)
+            else:
+                self._run_loop(stage.nodes, values, steps)
+        return {k: values[r] for k, r in self.graph.outputs.items()}
+
+    def _run_sequence_node(self, name: str, values: dict[Ref, Tensor], steps: int) -> None:
+        node = self.graph.nodes[name]
+        if isinstance(node, S.Input):
+            return
+        xs = [values[r] for r in node.inputs]
+        params = self._params(name)
+        if isinstance(node, S.Delay):
+            x = xs[0]
+            if steps <= node.steps:
+                out = torch.zeros_like(x)
+            else:
+                out = torch.cat([x.new_zeros((node.steps, *x.shape[1:])), x[:-node.steps]])
+            values[Ref(name, "out")] = out
+        elif node.family == "synapse":
+            op = self._ops[name]
+            if self.training and per_step_in_training(node):
+                out = torch.stack([op(params, [x[t] for x in xs], True) for t in range(steps)])
+            else:
+                rows = [x.reshape(-1, *x.shape[2:]) for x in xs]
+                out = op(params, rows, self.training)
+                out = out.reshape(steps, -1, *out.shape[1:])
+            values[Ref(name, "out")] = out
+        else:
+            ports = run_neuron_sequence(node, xs[0], neuron_kwargs(node, params), self._zero_state(node, xs[0][0]))
+            for port, seq in ports.items():
+                values[Ref(name, port)] = seq
+
+    def _run_loop(self, names: tuple[str, ...], values: dict[Ref, Tensor], steps: int) -> None:
+        """Nodes on a cycle through delays: advance them together one step at a time."""
+        batch = next(iter(values.values())).shape[1]
+        like = next(iter(values.values()))
+        state = {k: v for k, v in self.init_state(batch, like=like).items() if k.split(".")[0] in names}
+        collected: dict[Ref, list[Tensor]] = {}
+        for t in range(steps):
+            step_values = {r: v[t] for r, v in values.items() if r.node not in names}
+            state = self._step_nodes(names, step_values, state)
+            for r, v in step_values.items():
+                if r.node in names:
+                    collected.setdefault(r, []).append(v)
+        for r, seq in collected.items():
+            values[r] = torch.stack(seq)
+
+    # --- streaming --------------------------------------------------------------------------------
+    def init_state(self, batch_size: int = 1, like: Tensor | None = None) -> State:
+        """Fresh (zero) state for ``batch_size`` streams: ``{"<node>.<state>": tensor}``; delays
+        keep their last ``steps`` inputs as ``"<node>.buffer"`` of shape (steps, B, ...)."""
+        ref = like if like is not None else next(self.parameters(), torch.zeros(()))
+        state = {}
+        for name, node in self.graph.nodes.items():
+            if isinstance(node, S.Delay):
+                state[f"{name}.buffer"] = ref.new_zeros((node.steps, batch_size, *node.shape))
+            elif node.family == "neuron":
+                shape = self._types[node.inputs[0]].shape
+                for port in node.state_ports:
+                    state[f"{name}.{port}"] = ref.new_zeros((batch_size, *shape))
+        return state
+
+    def _zero_state(self, node: Any, x: Tensor) -> tuple[Tensor, ...]:
+        return tuple(torch.zeros_like(x) for _ in node.state_ports)
+
+    def step(self, *args: Tensor, state: State | None = None, **kwargs: Tensor) -> tuple[dict[str, Tensor], State]:
+        """One time step: inputs ``(B, *shape)`` and the state from ``init_state`` or the last step.
+
+        Call as ``out_t, state = net.step(x_t, state)``.
+        """
+        if state is None and args and isinstance(args[-1], dict):
+            *args, state = args
+        given = self._check_inputs(tuple(args), kwargs, time_dim=False)
+        batch = next(iter(given.values())).shape[0]
+        if state is None:
+            state = self.init_state(batch, like=next(iter(given.values())))
+        values = {Ref(k, "out"): v for k, v in given.items()}
+        new_state = self._step_nodes(tuple(self._order), values, state)
+        return {k: values[r] for k, r in self.graph.outputs.items()}, new_state
+
+    def _step_nodes(self, names: tuple[str, ...], values: dict[Ref, Tensor], state: State) -> State:
+        """Evaluate ``names`` (in topological order) for one step; return their new state."""
+        new_state = dict(state)
+        order = [n for n in self._order if n in set(names)]
+        for name in order:
+            node = self.graph.nodes[name]
+            if isinstance(node, S.Input):
+                continue
+            if isinstance(node, S.Delay):
+                values[Ref(name, "out")] = state[f"{name}.buffer"][0]
+                continue
+            xs = [values[r] for r in node.inputs]
+            params = self._params(name)
+            if node.family == "synapse":
+                values[Ref(name, "out")] = self._ops[name](params, xs, self.training)
+                continue
+            from snngraph.runtimes.torch.kernels import NEURON_KERNELS
+
+            prev = tuple(state[f"{name}.{p}"] for p in node.state_ports)
+            result = NEURON_KERNELS[node.op].step(xs[0], *prev, **neuron_kwargs(node, params))
+            for port, v in zip(node.ports, result[-len(node.ports):], strict=True):
+                values[Ref(name, port)] = v
+            for port in node.state_ports:
+                new_state[f"{name}.{port}"] = values[Ref(name, port)]
+        for name in order:
+            node = self.graph.nodes[name]
+            if isinstance(node, S.Delay):
+                buf = state[f"{name}.buffer"]
+                new_state[f"{name}.buffer"] = torch.cat([buf[1:], values[node.inputs[0]].unsqueeze(0)])
+        return new_state
+
+    # --- back to the IR ---------------------------------------------------------------------------
+    def to_graph(self) -> Graph:
+        """The source graph with the current parameter values (after training)."""
+        changes = {}
+        for name, node in self.source.nodes.items():
+            params = self._params(name)
+            if params is None:
+                continue
+            updates = {}
+            for key, value in node.fields().items():
+                if hasattr(value, "with_value"):
+                    current = params.get(node.param_aliases.get(key, key)).detach().cpu()
+                    updates[key] = value.with_value(current.to(torch.float64 if value.dtype == "float64"
+                                                               else torch.float32).numpy())
+            changes[name] = node.replace(**updates)
+        return self.source.with_nodes(changes)
+
+    def extra_repr(self) -> str:
+        return f"graph='{self.graph.name}', inputs={list(self.graph.inputs)}, outputs={list(self.graph.outputs)}"
