@@ -27,6 +27,7 @@ class Neuron(Node):
     reset_delay: bool = True
     graded_spikes_factor: Param
     surrogate: Surrogate | None = None
+    fused: bool = False  # set by the fuse_state_updates pass: run the whole time loop as one kernel
     family: ClassVar[str] = "neuron"
     ports: ClassVar[tuple[str, ...]] = ("spk", "mem")
     decays: ClassVar[tuple[str, ...]] = ()
@@ -192,6 +193,7 @@ class LeakyIntegrator(Node):
     """
 
     beta: Param
+    fused: bool = False
     op: ClassVar[str] = "leaky_integrator"
     family: ClassVar[str] = "neuron"
     ports: ClassVar[tuple[str, ...]] = ("mem",)

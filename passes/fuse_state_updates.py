@@ -1,0 +1,35 @@
+"""``fuse_state_updates``: run each eligible neuron population's whole time loop as one kernel.
+
+Rewrite: ``leaky`` / ``integrate_fire`` / ``leaky_integrator`` nodes outside delay loops, with a
+built-in surrogate, get ``fused=True``. The torch runtime lowers a fused neuron to
+``runtimes/torch/scan.py`` (forward loop without autograd, hand-written backward loop) and the
+synapses feeding it run once over all T*B rows (the sequence stages of ``time_structure``).
+Neurons on a loop through a delay must advance step by step with the loop and stay unfused.
+Idempotent: a graph with nothing left to fuse is returned as is.
+"""
+
+from __future__ import annotations
+
+from snngraph.passes.time_structure import stages
+
+from snngraph.ir.graph import Graph
+from snngraph.ir.surrogate import SURROGATE_NAMES
+
+SCANNABLE = ("leaky", "integrate_fire", "leaky_integrator")
+
+
+def fuse_state_updates(graph: Graph) -> Graph:
+    """Mark every scannable neuron outside a delay loop as ``fused``."""
+    in_loops = {n for s in stages(graph) if s.kind == "loop" for n in s.nodes}
+    changes = {}
+    for name, node in graph.nodes.items():
+        if node.op not in SCANNABLE or node.fused or name in in_loops:
+            continue
+        surrogate = getattr(node, "surrogate", None)
+        if node.op != "leaky_integrator" and (surrogate is None or surrogate.name not in SURROGATE_NAMES):
+            continue
+        changes[name] = node.replace(fused=True)
+    return graph.with_nodes(changes) if changes else graph
+
+
+fuse_state_updates.name = "fuse_state_updates"

@@ -1,0 +1,184 @@
+r"""Fused time-loop kernels: a neuron population's whole sequence in one autograd node.
+
+``leaky_scan`` runs the Leaky / IF / LI update over all T steps without building an autograd
+graph, and a hand-written backward runs the adjoint loop. It saves only the membrane sequence
+(in the input's dtype; with ``reset_delay=False`` also the pre-reset membrane) and recomputes
+spikes and resets from it, so memory is O(T·B·N) with a small constant and no O(T²) work.
+
+Forward (per step, exactly the ``leaky_step`` kernel's operations, so values are bit-identical):
+
+.. math::
+    R_t = H(U_{t-1} - \theta),\quad U_t = \beta U_{t-1} + I_t - R_t\theta,\quad S_t = g\,H(U_t - \theta)
+
+Backward with ``reset_delay=True`` (the reset is detached, as in snnTorch): the surrogate terms
+do not depend on the adjoint, so they are computed for all steps at once and the loop is the
+linear recurrence :math:`\lambda_t = \partial L/\partial U_t + g\,\sigma'(U_t-\theta)\,\partial L/\partial S_t
++ a_{t+1}\lambda_{t+1}` with :math:`a_t = \beta` (``subtract``/``none``) or :math:`\beta(1-R_t)` (``zero``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from snngraph.runtimes.torch.surrogates import spike_gradient
+from torch import Tensor
+
+from snngraph.ir.surrogate import Surrogate
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """Static choices of a scan: reset rule, its timing, the surrogate, spiking or LI."""
+
+    reset: str = "subtract"
+    reset_delay: bool = True
+    surrogate: Surrogate | None = None
+    spiking: bool = True
+
+
+def _step(u: Tensor) -> Tensor:
+    return (u > 0).to(u.dtype)
+
+
+def _reduce(grad: Tensor, like: Tensor) -> Tensor:
+    """Sum a broadcast gradient back to the parameter's shape."""
+    if like.dim() == 0:
+        return grad.sum().reshape(())
+    return grad.sum_to_size(like.shape)
+
+
+class _LeakyScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor,
+                cfg: ScanConfig) -> tuple[Tensor, Tensor]:
+        b = beta.clamp(0, 1)
+        steps = x.shape[0]
+        mems = torch.empty_like(x)
+        pres = torch.empty_like(x) if cfg.spiking and not cfg.reset_delay and cfg.reset != "none" else None
+        spks = torch.empty_like(x) if cfg.spiking else None
+        mem = mem0
+        for t in range(steps):
+            if not cfg.spiking:
+                mem = b * mem + x[t]
+                mems[t] = mem
+                continue
+            reset = _step(mem - threshold) if cfg.reset != "none" else None
+            if cfg.reset == "subtract":
+                mem = b * mem + x[t] - reset * threshold
+            elif cfg.reset == "zero":
+                mem = b * ((1 - reset) * mem) + x[t]
+            else:
+                mem = b * mem + x[t]
+            spk = _step(mem - threshold) * graded
+            if pres is not None:
+                pres[t] = mem
+                do_reset = spk / graded - reset
+                mem = mem - do_reset * threshold if cfg.reset == "subtract" else mem - do_reset * mem
+            spks[t] = spk
+            mems[t] = mem
+        ctx.cfg = cfg
+        ctx.save_for_backward(x, mem0, beta, threshold, graded, mems, *(() if pres is None else (pres,)))
+        return (spks if spks is not None else x.new_empty(0)), mems
+
+    @staticmethod
+    def backward(ctx, grad_spk: Tensor | None, grad_mem: Tensor | None):
+        cfg = ctx.cfg
+        x, mem0, beta, threshold, graded, mems, *rest = ctx.saved_tensors
+        g_out = grad_mem if grad_mem is not None else torch.zeros_like(mems)
+        if not cfg.spiking:
+            grad_spk = None
+        if rest:
+            return _backward_reset_now(ctx, grad_spk, g_out, x, mem0, beta, threshold, graded, mems, rest[0])
+        return _backward_delayed(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems)
+
+
+def _backward_delayed(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems):
+    cfg = ctx.cfg
+    b = beta.clamp(0, 1)
+    prev = torch.cat([mem0.unsqueeze(0).expand_as(mems[:1]), mems[:-1]])
+    c = g_out
+    z = mems - threshold if cfg.spiking else None
+    gz = None
+    if cfg.spiking and grad_spk is not None:
+        gz = spike_gradient(cfg.surrogate, z, grad_spk * graded)
+        c = c + gz
+    resets = _step(prev - threshold) if cfg.spiking and cfg.reset != "none" else None
+    a = b * (1 - resets) if cfg.spiking and cfg.reset == "zero" else b.expand_as(mems)
+    lam = torch.empty_like(mems)
+    acc = c[-1]
+    lam[-1] = acc
+    for t in range(mems.shape[0] - 2, -1, -1):
+        acc = c[t] + a[t + 1] * acc
+        lam[t] = acc
+    grad_x = lam if ctx.needs_input_grad[0] else None
+    a0 = b * (1 - _step(mem0 - threshold)) if cfg.spiking and cfg.reset == "zero" else b
+    grad_mem0 = a0 * lam[0] if ctx.needs_input_grad[1] else None
+    grad_beta = grad_thr = grad_g = None
+    if ctx.needs_input_grad[2]:
+        leak = prev * (1 - resets) if resets is not None and cfg.reset == "zero" else prev
+        inside = ((beta >= 0) & (beta <= 1)).to(beta.dtype)
+        grad_beta = _reduce(lam * leak, beta) * inside
+    if ctx.needs_input_grad[3] and cfg.spiking:
+        total = -gz if gz is not None else torch.zeros_like(mems)
+        if cfg.reset == "subtract":
+            total = total - lam * resets
+        grad_thr = _reduce(total, threshold)
+    if ctx.needs_input_grad[4] and cfg.spiking and grad_spk is not None:
+        grad_g = _reduce(grad_spk * _step(z), graded)
+    return grad_x, grad_mem0, grad_beta, grad_thr, grad_g, None
+
+
+def _backward_reset_now(ctx, grad_spk, g_out, x, mem0, beta, threshold, graded, mems, pres):
+    """Adjoint loop for ``reset_delay=False``: the reset uses the (surrogate-carrying) spike."""
+    cfg = ctx.cfg
+    b = beta.clamp(0, 1)
+    prev = torch.cat([mem0.unsqueeze(0).expand_as(mems[:1]), mems[:-1]])
+    resets = _step(prev - threshold)
+    z = pres - threshold
+    s = _step(z)
+    spk = s * graded
+    do_reset = spk / graded - resets
+    g_spk_in = grad_spk if grad_spk is not None else torch.zeros_like(mems)
+    steps = mems.shape[0]
+    a = b * (1 - resets) if cfg.reset == "zero" else b.expand_as(mems)
+    nu = torch.empty_like(mems)
+    grad_thr = torch.zeros_like(mems) if ctx.needs_input_grad[3] else None
+    grad_g = torch.zeros_like(mems) if ctx.needs_input_grad[4] else None
+    carry = torch.zeros_like(mems[0])
+    for t in range(steps - 1, -1, -1):
+        mu = g_out[t] + carry
+        if cfg.reset == "subtract":
+            d_spk = g_spk_in[t] - mu * threshold / graded
+            d_pre = mu
+        else:
+            d_spk = g_spk_in[t] - mu * pres[t] / graded
+            d_pre = mu * (1 - do_reset[t])
+        gz = spike_gradient(cfg.surrogate, z[t], d_spk * graded)
+        nu[t] = d_pre + gz
+        carry = a[t] * nu[t]
+        if grad_thr is not None:
+            grad_thr[t] = -gz - (mu * do_reset[t] if cfg.reset == "subtract" else 0) - (
+                nu[t] * resets[t] if cfg.reset == "subtract" else 0)
+        if grad_g is not None:
+            explicit = mu * spk[t] * (threshold if cfg.reset == "subtract" else pres[t]) / graded ** 2
+            grad_g[t] = d_spk * s[t] + explicit
+    grad_x = nu if ctx.needs_input_grad[0] else None
+    a0 = b * (1 - _step(mem0 - threshold)) if cfg.reset == "zero" else b
+    grad_mem0 = a0 * nu[0] if ctx.needs_input_grad[1] else None
+    grad_beta = None
+    if ctx.needs_input_grad[2]:
+        leak = prev * (1 - resets) if cfg.reset == "zero" else prev
+        inside = ((beta >= 0) & (beta <= 1)).to(beta.dtype)
+        grad_beta = _reduce(nu * leak, beta) * inside
+    return (grad_x, grad_mem0, grad_beta, None if grad_thr is None else _reduce(grad_thr, threshold),
+            None if grad_g is None else _reduce(grad_g, graded), None)
+
+
+def leaky_scan(x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor,
+               cfg: ScanConfig) -> tuple[Tensor, Tensor]:
+    """Run Leaky (IF with ``beta=1``; LI with ``cfg.spiking=False``) over ``x`` of shape (T, B, ...).
+
+    Returns ``(spk, mem)`` sequences (``spk`` is empty for LI).
+    """
+    return _LeakyScan.apply(x, mem0, beta, threshold, graded, cfg)
