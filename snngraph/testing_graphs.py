@@ -1,0 +1,354 @@
+"""Graphs for tests: :func:`random_graphs`, a hypothesis strategy of valid graphs over every node
+kind, and :func:`node_kind_graphs`, one small hand-built graph per node kind and variant.
+
+Random graphs are built through the public builder, one choice at a time from hypothesis data, so
+a failing example shrinks to a short chain of simple nodes. Parameter values come from a numpy
+generator seeded by a hypothesis-drawn integer (never from torch's or numpy's global RNG), so every
+example reproduces from its hypothesis seed alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from snngraph.ir.graph import Graph, Handle
+from snngraph.ir.neurons import NEURON_OPS, RESETS
+
+# Every op random_graphs can emit (besides "input"), simplest first so that shrinking prefers them.
+# "feedback" is a loop closed through a delay with g.feedback / g.connect.
+OPS: tuple[str, ...] = (
+    "leaky", "linear", "relu", "scale", "add", "delay", "flatten", "concat", "dropout", "batch_norm",
+    "conv1d", "conv2d", "max_pool1d", "avg_pool1d", "max_pool2d", "avg_pool2d", "feedback",
+    "synaptic", "alpha", "lapicque", "rleaky", "rsynaptic", "integrate_fire", "leaky_integrator", "adaptive_leaky",
+)
+_RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d": 3, "avg_pool2d": 3,
+         "feedback": 1}
+
+
+def random_graphs(max_nodes: int = 8, ops: tuple[str, ...] | None = None) -> Any:
+    """A hypothesis strategy of valid graphs of about ``max_nodes`` nodes over ``ops`` (default :data:`OPS`).
+
+    The graphs have one or two inputs (vectors, or (C, L) / (C, H, W) maps when conv or pooling ops
+    are allowed), fan-in adds and concats, delays, feedback loops, every neuron kind with scalar or
+    per-neuron parameters, learnable flags, every reset mechanism and graded spikes; outputs are
+    the last value plus up to two earlier ones (state ports included).
+    """
+    from hypothesis import strategies as st
+
+    chosen = tuple(OPS if ops is None else ops)
+    unknown = sorted(set(chosen) - set(OPS))
+    if unknown or not chosen:
+        raise ValueError(f"random_graphs: unknown ops {unknown}; choose from {list(OPS)}")
+
+    @st.composite
+    def graphs(draw: Any) -> Graph:
+        return _Drawer(draw, chosen).build(max_nodes)
+
+    return graphs()
+
+
+class _Drawer:
+    """Builds one random graph from hypothesis draws."""
+
+    def __init__(self, draw: Any, ops: tuple[str, ...]):
+        from hypothesis import strategies as st
+
+        self.st = st
+        self.draw = draw
+        self.ops = ops
+        self.rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        self.g = Graph("random")
+        self.pool: list[Handle] = []
+
+    # --- small draws --------------------------------------------------------------------------
+    def flag(self) -> bool:
+        return self.draw(self.st.booleans())
+
+    def integer(self, low: int, high: int) -> int:
+        return self.draw(self.st.integers(low, high))
+
+    def pick(self, options: Any) -> Any:
+        return self.draw(self.st.sampled_from(list(options)))
+
+    def array(self, shape: tuple[int, ...], low: float, high: float) -> np.ndarray:
+        return self.rng.uniform(low, high, size=shape).astype(np.float32)
+
+    def weight(self, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+        return (self.rng.standard_normal(shape) * 1.5 / np.sqrt(fan_in)).astype(np.float32)
+
+    def value(self, shape: tuple[int, ...], low: float, high: float, scalars: tuple[float, ...]) -> Any:
+        """A scalar from ``scalars`` or a per-neuron tensor (full shape or last dim) in [low, high]."""
+        if not self.flag():
+            return self.pick(scalars)
+        return self.array(shape if self.flag() else shape[-1:], low, high)
+
+    # --- the graph ------------------------------------------------------------------------------
+    def build(self, max_nodes: int) -> Graph:
+        rank = 1
+        if any(op in _RANK and _RANK[op] > 1 for op in self.ops):
+            rank = self.integer(1, 3)
+        shapes = {1: lambda: (self.integer(1, 6),), 2: lambda: (self.integer(1, 3), self.integer(3, 8)),
+                  3: lambda: (self.integer(1, 3), self.integer(3, 6), self.integer(3, 6))}
+        self.pool.append(self.g.input("x", shapes[rank]()))
+        if self.flag():
+            self.pool.append(self.g.input("x2", (self.integer(1, 6),)))
+        limit = max_nodes + len(self.pool)
+        for _ in range(self.integer(1, max(1, max_nodes))):
+            if len(self.g.nodes) >= limit:
+                break
+            x = self.pool[len(self.pool) - 1 - self.integer(0, len(self.pool) - 1)]
+            choices = [op for op in self.ops if _RANK.get(op, len(x.shape)) == len(x.shape)]
+            if choices:
+                self.pool.append(getattr(self, "_" + self.pick(choices))(x))
+        self._outputs()
+        return self.g
+
+    def _outputs(self) -> None:
+        last = next((h for h in reversed(self.pool) if h.node.op != "input"), self.pool[-1])
+        self.g.output("out", last)
+        extra = self.draw(self.st.lists(self.st.integers(0, len(self.pool) - 1), max_size=2, unique=True))
+        for i, k in enumerate(extra):
+            if self.pool[k].ref != last.ref:
+                self.g.output(f"out{i + 1}", self.pool[k])
+
+    # --- synapses -------------------------------------------------------------------------------
+    def _linear(self, x: Handle) -> Handle:
+        n_in, n_out = x.shape[-1], self.integer(1, 6)
+        bias = self.flag()
+        return self.g.linear(x, n_out, bias=bias, weight=self.weight((n_out, n_in), n_in),
+                             bias_value=self.array((n_out,), -0.5, 0.5) if bias else None)
+
+    def _conv(self, x: Handle, method: str) -> Handle:
+        c_in, spatial = x.shape[0], x.shape[1:]
+        out = self.integer(1, 3) * (c_in if self.flag() else 1)
+        groups = self.pick([d for d in range(1, c_in + 1) if c_in % d == 0 and out % d == 0])
+        k = tuple(self.integer(1, min(3, n)) for n in spatial)
+        fan_in = c_in // groups * int(np.prod(k))
+        bias = self.flag()
+        return getattr(self.g, method)(
+            x, out, k, stride=self.integer(1, 2), padding=self.integer(0, 1), groups=groups, bias=bias,
+            weight=self.weight((out, c_in // groups, *k), fan_in),
+            bias_value=self.array((out,), -0.5, 0.5) if bias else None)
+
+    def _conv1d(self, x: Handle) -> Handle:
+        return self._conv(x, "conv1d")
+
+    def _conv2d(self, x: Handle) -> Handle:
+        return self._conv(x, "conv2d")
+
+    def _pool(self, x: Handle, method: str) -> Handle:
+        k = self.integer(1, min(2, *x.shape[1:]))
+        return getattr(self.g, method)(x, k, stride=None if self.flag() else 1, padding=self.integer(0, k // 2))
+
+    def _max_pool1d(self, x: Handle) -> Handle:
+        return self._pool(x, "max_pool1d")
+
+    def _avg_pool1d(self, x: Handle) -> Handle:
+        return self._pool(x, "avg_pool1d")
+
+    def _max_pool2d(self, x: Handle) -> Handle:
+        return self._pool(x, "max_pool2d")
+
+    def _avg_pool2d(self, x: Handle) -> Handle:
+        return self._pool(x, "avg_pool2d")
+
+    def _flatten(self, x: Handle) -> Handle:
+        r = len(x.shape)
+        start = self.integer(0, r - 1)
+        end = self.integer(start, r - 1)
+        return self.g.flatten(x, start_dim=start - r if self.flag() else start, end_dim=end if self.flag() else end - r)
+
+    def _add(self, x: Handle) -> Handle:
+        same = [h for h in self.pool if h.shape == x.shape]
+        others = [same[self.integer(0, len(same) - 1)] for _ in range(self.integer(1, 2))]
+        return self.g.add(x, *others)
+
+    def _concat(self, x: Handle) -> Handle:
+        r = len(x.shape)
+        dim = self.integer(0, r - 1)
+
+        def fits(h: Handle) -> bool:
+            return len(h.shape) == r and h.shape[:dim] + h.shape[dim + 1:] == x.shape[:dim] + x.shape[dim + 1:]
+
+        fitting = [h for h in self.pool if fits(h)]
+        others = [fitting[self.integer(0, len(fitting) - 1)] for _ in range(self.integer(0, 2))]
+        return self.g.concat(x, *others, dim=dim - r if self.flag() else dim)
+
+    def _scale(self, x: Handle) -> Handle:
+        return self.g.scale(x, self.value(x.shape, -2.0, 2.0, (2.0, 0.5, -1.0)), learnable=self.flag())
+
+    def _relu(self, x: Handle) -> Handle:
+        return self.g.relu(x)
+
+    def _dropout(self, x: Handle) -> Handle:
+        return self.g.dropout(x, p=self.pick((0.5, 0.0, 0.25, 1.0)))
+
+    def _batch_norm(self, x: Handle) -> Handle:
+        c = x.shape[0]
+        return self.g.batch_norm(x, affine=self.flag(), weight=self.array((c,), 0.5, 1.5),
+                                 bias_value=self.array((c,), -0.5, 0.5), running_mean=self.array((c,), -0.5, 0.5),
+                                 running_var=self.array((c,), 0.5, 2.0))
+
+    def _delay(self, x: Handle) -> Handle:
+        return self.g.delay(x, steps=self.integer(1, 3))
+
+    def _feedback(self, x: Handle) -> Handle:
+        """``fb = feedback; s = neuron(linear(x) + fb); fb <- s | s.mem | linear(s)``."""
+        m = self.integer(1, 6)
+        fb = self.g.feedback((m,), steps=self.integer(1, 2))
+        h = self.g.add(self._linear_to(x, m), fb)
+        neurons = [op for op in self.ops if op in NEURON_OPS] or ["leaky"]
+        s = getattr(self, "_" + self.pick(neurons))(h)
+        back = self.pick(("linear", "spk", "mem"))
+        if back == "mem" and "mem" in s.node.ports and s.ref.port != "mem":
+            s = s.mem
+        self.g.connect(fb, self._linear_to(s, m) if back == "linear" else s)
+        return s
+
+    def _linear_to(self, x: Handle, n_out: int) -> Handle:
+        n_in = x.shape[-1]
+        return self.g.linear(x, n_out, weight=self.weight((n_out, n_in), n_in),
+                             bias_value=self.array((n_out,), -0.5, 0.5))
+
+    # --- neurons --------------------------------------------------------------------------------
+    def _common(self, x: Handle, reset_delay: bool = True) -> dict[str, Any]:
+        kw = dict(threshold=self.value(x.shape, 0.25, 1.5, (1.0, 0.5)), learn_threshold=self.flag(),
+                  reset_mechanism=self.pick(("subtract", *(r for r in RESETS if r != "subtract"))),
+                  graded_spikes_factor=self.value(x.shape, 0.5, 2.0, (1.0, 0.5)),
+                  learn_graded_spikes_factor=self.flag())
+        if reset_delay:
+            kw["reset_delay"] = not self.flag()
+        return kw
+
+    def _decay(self, x: Handle) -> Any:
+        return self.value(x.shape, 0.0, 1.0, (0.9, 0.5, 0.0, 1.0))
+
+    def _with_state(self, h: Handle) -> Handle:
+        """The spikes, or (sometimes) one of the neuron's state ports."""
+        if self.flag():
+            return h
+        return getattr(h, self.pick(h.node.ports[1:]))
+
+    def _leaky(self, x: Handle) -> Handle:
+        return self._with_state(self.g.leaky(x, self._decay(x), learn_beta=self.flag(), **self._common(x)))
+
+    def _synaptic(self, x: Handle) -> Handle:
+        return self._with_state(self.g.synaptic(x, self._decay(x), self._decay(x), learn_alpha=self.flag(),
+                                                learn_beta=self.flag(), **self._common(x)))
+
+    def _alpha(self, x: Handle) -> Handle:
+        alpha = self.value(x.shape, 0.6, 0.95, (0.9, 0.8))
+        beta = np.float32(self.pick((0.5, 0.8, 0.0))) * np.asarray(alpha, np.float32)
+        return self._with_state(self.g.alpha(x, alpha, beta, learn_alpha=self.flag(), learn_beta=self.flag(),
+                                             **self._common(x, reset_delay=False)))
+
+    def _lapicque(self, x: Handle) -> Handle:
+        if self.flag():
+            kw = dict(beta=self.value(x.shape, 0.3, 0.95, (0.9, 0.5)))
+        else:
+            kw = dict(R=self.pick((1.0, 2.0)), C=self.value(x.shape, 0.5, 4.0, (2.0, 5.0)))
+        return self._with_state(self.g.lapicque(x, time_step=self.pick((1.0, 0.5)), **kw, **self._common(x)))
+
+    def _recurrent(self, x: Handle) -> dict[str, Any]:
+        n = x.shape[-1]
+        if len(x.shape) == 1 and self.flag():
+            return dict(all_to_all=True, recurrent_weight=self.weight((n, n), n),
+                        recurrent_bias=self.array((n,), -0.5, 0.5), learn_recurrent=self.flag())
+        return dict(all_to_all=False, V=self.value(x.shape, -1.0, 1.0, (1.0, 0.5)), learn_recurrent=self.flag())
+
+    def _rleaky(self, x: Handle) -> Handle:
+        return self._with_state(self.g.rleaky(x, self._decay(x), learn_beta=self.flag(), **self._recurrent(x),
+                                              **self._common(x)))
+
+    def _rsynaptic(self, x: Handle) -> Handle:
+        return self._with_state(self.g.rsynaptic(x, self._decay(x), self._decay(x), learn_alpha=self.flag(),
+                                                 learn_beta=self.flag(), **self._recurrent(x), **self._common(x)))
+
+    def _integrate_fire(self, x: Handle) -> Handle:
+        return self._with_state(self.g.integrate_fire(x, **self._common(x)))
+
+    def _leaky_integrator(self, x: Handle) -> Handle:
+        return self.g.leaky_integrator(x, self._decay(x), learn_beta=self.flag())
+
+    def _adaptive_leaky(self, x: Handle) -> Handle:
+        return self._with_state(self.g.adaptive_leaky(
+            x, self._decay(x), rho=self._decay(x), adaptation=self.value(x.shape, 0.0, 2.0, (1.0, 0.2)),
+            learn_beta=self.flag(), learn_rho=self.flag(), learn_adaptation=self.flag(), **self._common(x)))
+
+
+def node_kind_graphs(seed: int = 0) -> dict[str, Graph]:
+    """One small, valid graph per node kind and variant (``"rleaky_one_to_one"``, ``"leaky_tensor"``,
+    ...), each ending in a spiking neuron, with seeded explicit parameters. Together they hold
+    every op of ``NODE_KINDS``."""
+    rng = np.random.default_rng(seed)
+
+    def w(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 1.5 / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+
+    def u(low: float, high: float, *shape: int) -> np.ndarray:
+        return rng.uniform(low, high, size=shape).astype(np.float32)
+
+    out = {}
+    for key, body in _KIND_BODIES.items():
+        g = Graph(key)
+        rank = _KIND_RANK.get(key, 1)
+        x = g.input("x", {1: (4,), 2: (2, 8), 3: (2, 6, 6)}[rank])
+        h = body(g, x, w, u)
+        if h.node.family != "neuron":
+            h = g.leaky(h, 0.9, name="lif")
+        g.output("spk", h)
+        if "mem" in h.node.ports:
+            g.output("mem", h.mem)
+        out[key] = g
+    return out
+
+
+def _feedback(g: Graph, x: Handle, w: Any, u: Any) -> Handle:
+    fb = g.feedback((3,), name="fb")
+    s = g.leaky(g.add(g.linear(x, 3, weight=w(3, 4), name="fc"), fb, name="sum"), 0.8, name="lif")
+    g.connect(fb, g.linear(s, 3, weight=w(3, 3), name="back"))
+    return s
+
+
+_KIND_RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d": 3, "avg_pool2d": 3,
+              "flatten": 3, "batch_norm_2d": 3}
+_KIND_BODIES: dict[str, Any] = {
+    "input": lambda g, x, w, u: x,
+    "linear": lambda g, x, w, u: g.linear(x, 3, weight=w(3, 4), bias_value=u(-0.5, 0.5, 3), name="fc"),
+    "linear_no_bias": lambda g, x, w, u: g.linear(x, 3, bias=False, weight=w(3, 4), name="fc"),
+    "conv1d": lambda g, x, w, u: g.conv1d(x, 4, 3, padding=1, weight=w(4, 2, 3), name="conv"),
+    "conv2d": lambda g, x, w, u: g.conv2d(x, 2, 3, stride=2, groups=2, bias=False, weight=w(2, 1, 3, 3), name="conv"),
+    "max_pool1d": lambda g, x, w, u: g.max_pool1d(x, 2, name="pool"),
+    "avg_pool1d": lambda g, x, w, u: g.avg_pool1d(x, 3, stride=1, padding=1, name="pool"),
+    "max_pool2d": lambda g, x, w, u: g.max_pool2d(x, 2, name="pool"),
+    "avg_pool2d": lambda g, x, w, u: g.avg_pool2d(x, (2, 3), stride=1, name="pool"),
+    "flatten": lambda g, x, w, u: g.flatten(x, name="flat"),
+    "add": lambda g, x, w, u: g.add(x, g.scale(x, 0.5, name="halved"), x, name="sum"),
+    "concat": lambda g, x, w, u: g.concat(x, g.relu(x, name="r"), dim=-1, name="cat"),
+    "scale": lambda g, x, w, u: g.scale(x, u(-2, 2, 4), learnable=True, name="gain"),
+    "relu": lambda g, x, w, u: g.relu(g.scale(x, u(-2, 2, 4), name="mixed"), name="r"),
+    "dropout": lambda g, x, w, u: g.dropout(x, 0.25, name="drop"),
+    "batch_norm": lambda g, x, w, u: g.batch_norm(x, running_mean=u(-1, 1, 4), running_var=u(0.5, 2, 4), name="bn"),
+    "batch_norm_2d": lambda g, x, w, u: g.batch_norm(x, affine=False, name="bn"),
+    "delay": lambda g, x, w, u: g.delay(x, steps=2, name="d"),
+    "feedback": _feedback,
+    "leaky": lambda g, x, w, u: g.leaky(x, 0.9, name="lif"),
+    "leaky_tensor": lambda g, x, w, u: g.leaky(x, u(0.5, 1, 4), threshold=u(0.5, 1.5, 4), learn_beta=True,
+                                               learn_threshold=True, reset_mechanism="zero", name="lif"),
+    "leaky_graded": lambda g, x, w, u: g.leaky(x, 0.8, graded_spikes_factor=2.5, learn_graded_spikes_factor=True,
+                                               reset_mechanism="none", reset_delay=False, name="lif"),
+    "synaptic": lambda g, x, w, u: g.synaptic(x, 0.8, 0.9, learn_alpha=True, name="lif"),
+    "alpha": lambda g, x, w, u: g.alpha(x, 0.9, 0.8, name="lif"),
+    "lapicque": lambda g, x, w, u: g.lapicque(x, R=2.0, C=u(1, 4, 4), time_step=0.5, name="lif"),
+    "rleaky": lambda g, x, w, u: g.rleaky(x, 0.9, recurrent_weight=w(4, 4), recurrent_bias=u(-0.5, 0.5, 4),
+                                          name="lif"),
+    "rleaky_one_to_one": lambda g, x, w, u: g.rleaky(x, 0.9, V=u(-1, 1, 4), all_to_all=False, name="lif"),
+    "rsynaptic": lambda g, x, w, u: g.rsynaptic(x, 0.8, 0.9, recurrent_weight=w(4, 4), learn_recurrent=False,
+                                                name="lif"),
+    "rsynaptic_one_to_one": lambda g, x, w, u: g.rsynaptic(x, 0.8, 0.9, V=0.5, all_to_all=False, name="lif"),
+    "integrate_fire": lambda g, x, w, u: g.integrate_fire(x, threshold=2.0, name="lif"),
+    "leaky_integrator": lambda g, x, w, u: g.leaky_integrator(g.leaky(x, 0.9, name="pre"), 0.7, name="li"),
+    "adaptive_leaky": lambda g, x, w, u: g.adaptive_leaky(x, 0.9, rho=0.8, adaptation=0.5, learn_rho=True, name="lif"),
+}
