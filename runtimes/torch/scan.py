@@ -53,57 +53,69 @@ class _LeakyScan(torch.autograd.Function):
     def forward(ctx, x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor,
                 cfg: ScanConfig) -> tuple[Tensor, Tensor]:
         b = beta.clamp(0, 1)
-        steps = x.shape[0]
         mems = torch.empty_like(x)
-        pres = torch.empty_like(x) if cfg.spiking and not cfg.reset_delay and cfg.reset != "none" else None
-        spks = torch.empty_like(x) if cfg.spiking else None
-        mem = mem0
-        for t in range(steps):
-            if not cfg.spiking:
+        if not cfg.spiking:
+            mem = mem0
+            for t in range(x.shape[0]):
                 mem = b * mem + x[t]
                 mems[t] = mem
-                continue
-            reset = _step(mem - threshold) if cfg.reset != "none" else None
+            ctx.cfg = cfg
+            ctx.save_for_backward(mem0, beta, threshold, graded, mems)
+            return x.new_empty(0), mems
+        reset_now = not cfg.reset_delay and cfg.reset != "none"
+        pres = torch.empty_like(x) if reset_now else None
+        fired = torch.empty(x.shape, dtype=torch.bool, device=x.device)
+        unit = bool((graded == 1).all())
+        mem = mem0
+        above = torch.gt(mem0, threshold)  # H(U - theta) == (U > theta) exactly for finite floats
+        for t in range(x.shape[0]):
             if cfg.reset == "subtract":
-                mem = b * mem + x[t] - reset * threshold
+                mem = b * mem + x[t] - above.to(x.dtype) * threshold
             elif cfg.reset == "zero":
-                mem = b * ((1 - reset) * mem) + x[t]
+                mem = b * ((1 - above.to(x.dtype)) * mem) + x[t]
             else:
                 mem = b * mem + x[t]
-            spk = _step(mem - threshold) * graded
-            if pres is not None:
+            torch.gt(mem, threshold, out=fired[t])
+            if reset_now:
                 pres[t] = mem
-                do_reset = spk / graded - reset
+                spk = fired[t].to(x.dtype) if unit else fired[t].to(x.dtype) * graded
+                do_reset = spk / graded - above.to(x.dtype)
                 mem = mem - do_reset * threshold if cfg.reset == "subtract" else mem - do_reset * mem
-            spks[t] = spk
+                above = torch.gt(mem, threshold)
+            else:
+                above = fired[t]
             mems[t] = mem
         ctx.cfg = cfg
-        ctx.save_for_backward(x, mem0, beta, threshold, graded, mems, *(() if pres is None else (pres,)))
-        return (spks if spks is not None else x.new_empty(0)), mems
+        ctx.save_for_backward(mem0, beta, threshold, graded, mems, fired, *(() if pres is None else (pres,)))
+        spks = fired.to(x.dtype)
+        return (spks if unit else spks * graded), mems
 
     @staticmethod
     def backward(ctx, grad_spk: Tensor | None, grad_mem: Tensor | None):
         cfg = ctx.cfg
-        x, mem0, beta, threshold, graded, mems, *rest = ctx.saved_tensors
+        mem0, beta, threshold, graded, mems, *rest = ctx.saved_tensors
         g_out = grad_mem if grad_mem is not None else torch.zeros_like(mems)
         if not cfg.spiking:
-            grad_spk = None
-        if rest:
-            return _backward_reset_now(ctx, grad_spk, g_out, x, mem0, beta, threshold, graded, mems, rest[0])
-        return _backward_delayed(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems)
+            return _backward_delayed(ctx, None, g_out, mem0, beta, threshold, graded, mems, None)
+        fired = rest[0]
+        if len(rest) > 1:
+            return _backward_reset_now(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems, rest[1])
+        return _backward_delayed(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems, fired)
 
 
-def _backward_delayed(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems):
+def _backward_delayed(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems, fired):
     cfg = ctx.cfg
     b = beta.clamp(0, 1)
-    prev = torch.cat([mem0.unsqueeze(0).expand_as(mems[:1]), mems[:-1]])
+    prev = torch.cat([mem0.unsqueeze(0), mems[:-1]])
     c = g_out
     z = mems - threshold if cfg.spiking else None
     gz = None
     if cfg.spiking and grad_spk is not None:
         gz = spike_gradient(cfg.surrogate, z, grad_spk * graded)
         c = c + gz
-    resets = _step(prev - threshold) if cfg.spiking and cfg.reset != "none" else None
+    resets = None
+    if cfg.spiking and cfg.reset != "none":  # the reset at t is the spike indicator of t-1
+        resets = torch.cat([torch.gt(mem0, threshold).unsqueeze(0), fired[:-1]]).to(mems.dtype)
     a = b * (1 - resets) if cfg.spiking and cfg.reset == "zero" else b.expand_as(mems)
     lam = torch.empty_like(mems)
     acc = c[-1]
@@ -125,15 +137,15 @@ def _backward_delayed(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems)
             total = total - lam * resets
         grad_thr = _reduce(total, threshold)
     if ctx.needs_input_grad[4] and cfg.spiking and grad_spk is not None:
-        grad_g = _reduce(grad_spk * _step(z), graded)
+        grad_g = _reduce(grad_spk * fired.to(mems.dtype), graded)
     return grad_x, grad_mem0, grad_beta, grad_thr, grad_g, None
 
 
-def _backward_reset_now(ctx, grad_spk, g_out, x, mem0, beta, threshold, graded, mems, pres):
+def _backward_reset_now(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems, pres):
     """Adjoint loop for ``reset_delay=False``: the reset uses the (surrogate-carrying) spike."""
     cfg = ctx.cfg
     b = beta.clamp(0, 1)
-    prev = torch.cat([mem0.unsqueeze(0).expand_as(mems[:1]), mems[:-1]])
+    prev = torch.cat([mem0.unsqueeze(0), mems[:-1]])
     resets = _step(prev - threshold)
     z = pres - threshold
     s = _step(z)

@@ -1,0 +1,198 @@
+"""Training-step time (forward + backward + Adam) of snngraph vs snnTorch vs the ANN floor.
+
+Same network, weights and data for every library, measured in one process, interleaved,
+median of several repeats; peak memory of each library in a separate process. Prints ratios.
+
+    python benchmarks/train_step.py [--quick] [--regimes mlp,shd,conv,rec] [--repeats 7] [--no-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from torch import nn
+
+REGIMES = {  # name: (kind, layer sizes, T, B)
+    "mlp": ("mlp", (784, 1000, 10), 25, 128),
+    "shd": ("mlp", (700, 256, 20), 100, 128),
+    "conv": ("conv", (1, 12, 32, 10), 25, 64),
+    "rec": ("rec", (700, 256, 20), 100, 128),
+}
+
+
+def build_snngraph(kind: str, sizes: tuple, beta: float = 0.9):
+    import snngraph as sg
+
+    g = sg.Graph(kind)
+    if kind == "conv":
+        c_in, c1, c2, out = sizes
+        x = g.input("x", (c_in, 28, 28))
+        h = g.leaky(g.max_pool2d(g.conv2d(x, c1, 5, name="conv1"), 2), beta, name="lif1")
+        h = g.leaky(g.max_pool2d(g.conv2d(h, c2, 5, name="conv2"), 2), beta, name="lif2")
+        o = g.leaky(g.linear(g.flatten(h), out, name="fc1"), beta, name="lif3")
+    else:
+        n_in, hid, out = sizes
+        x = g.input("x", (n_in,))
+        cur = g.linear(x, hid, name="fc1")
+        h = g.rleaky(cur, beta, name="lif1") if kind == "rec" else g.leaky(cur, beta, name="lif1")
+        o = g.leaky(g.linear(h, out, name="fc2"), beta, name="lif2")
+    g.output("spk", o)
+    g.output("mem", o.mem)
+    return sg.compile(g)
+
+
+class SnnTorchNet(nn.Module):
+    """snnTorch's tutorial-style network: a Python loop over time, one step at a time."""
+
+    def __init__(self, kind: str, sizes: tuple, beta: float = 0.9):
+        super().__init__()
+        import snntorch as snn
+
+        self.kind = kind
+        if kind == "conv":
+            c_in, c1, c2, out = sizes
+            self.conv1, self.conv2 = nn.Conv2d(c_in, c1, 5), nn.Conv2d(c1, c2, 5)
+            self.fc1 = nn.Linear(c2 * 4 * 4, out)
+            self.lifs = nn.ModuleList([snn.Leaky(beta=beta) for _ in range(3)])
+        else:
+            n_in, hid, out = sizes
+            self.fc1, self.fc2 = nn.Linear(n_in, hid), nn.Linear(hid, out)
+            first = snn.RLeaky(beta=beta, linear_features=hid) if kind == "rec" else snn.Leaky(beta=beta)
+            self.lifs = nn.ModuleList([first, snn.Leaky(beta=beta)])
+
+    def forward(self, x):
+        import torch.nn.functional as F
+
+        spk_rec, mem_rec = [], []
+        if self.kind == "rec":
+            spk1, mem1 = self.lifs[0].init_rleaky()
+        else:
+            mem1 = self.lifs[0].init_leaky()
+        mems = [mem1] + [lif.init_leaky() for lif in self.lifs[1:]]
+        for t in range(x.shape[0]):
+            if self.kind == "conv":
+                s, mems[0] = self.lifs[0](F.max_pool2d(self.conv1(x[t]), 2), mems[0])
+                s, mems[1] = self.lifs[1](F.max_pool2d(self.conv2(s), 2), mems[1])
+                s, mems[2] = self.lifs[2](self.fc1(s.flatten(1)), mems[2])
+            elif self.kind == "rec":
+                spk1, mems[0] = self.lifs[0](self.fc1(x[t]), spk1, mems[0])
+                s, mems[1] = self.lifs[1](self.fc2(spk1), mems[1])
+            else:
+                s, mems[0] = self.lifs[0](self.fc1(x[t]), mems[0])
+                s, mems[1] = self.lifs[1](self.fc2(s), mems[1])
+            spk_rec.append(s)
+            mem_rec.append(mems[-1])
+        return {"spk": torch.stack(spk_rec), "mem": torch.stack(mem_rec)}
+
+
+class AnnFloor(nn.Module):
+    """The same synapses over all T*B rows with ReLU and no neurons: the floor any SNN pays."""
+
+    def __init__(self, kind: str, sizes: tuple):
+        super().__init__()
+        self.kind = kind
+        if kind == "conv":
+            c_in, c1, c2, out = sizes
+            self.conv1, self.conv2, self.fc1 = nn.Conv2d(c_in, c1, 5), nn.Conv2d(c1, c2, 5), nn.Linear(c2 * 16, out)
+        else:
+            n_in, hid, out = sizes
+            self.fc1, self.fc2 = nn.Linear(n_in, hid), nn.Linear(hid, out)
+
+    def forward(self, x):
+        import torch.nn.functional as F
+
+        rows = x.reshape(-1, *x.shape[2:])
+        if self.kind == "conv":
+            h = F.relu(F.max_pool2d(self.conv1(rows), 2))
+            h = F.relu(F.max_pool2d(self.conv2(h), 2))
+            out = self.fc1(h.flatten(1))
+        else:
+            out = self.fc2(F.relu(self.fc1(rows)))
+        out = out.reshape(x.shape[0], x.shape[1], -1)
+        return {"spk": out, "mem": out}
+
+
+def make(library: str, regime: str):
+    kind, sizes, steps, batch = REGIMES[regime]
+    torch.manual_seed(0)
+    net = {"snngraph": lambda: build_snngraph(kind, sizes), "snntorch": lambda: SnnTorchNet(kind, sizes),
+           "ann_floor": lambda: AnnFloor(kind, sizes)}[library]()
+    shape = (1, 28, 28) if kind == "conv" else (sizes[0],)
+    x = (torch.rand(steps, batch, *shape) < 0.3).float()
+    target = torch.randint(0, sizes[-1], (batch,))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def train_step():
+        out = net(x)
+        loss = nn.functional.cross_entropy(out["mem"].sum(0), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return train_step
+
+
+def time_regime(regime: str, repeats: int, libraries: list[str]) -> dict[str, float]:
+    steps = {lib: make(lib, regime) for lib in libraries}
+    for fn in steps.values():
+        fn()  # warm-up
+    samples: dict[str, list[float]] = {lib: [] for lib in libraries}
+    for _ in range(repeats):
+        for lib, fn in steps.items():
+            start = time.perf_counter()
+            fn()
+            samples[lib].append(time.perf_counter() - start)
+    return {lib: statistics.median(s) for lib, s in samples.items()}
+
+
+def peak_memory(library: str, regime: str) -> float:
+    """Peak RSS increase (MiB) of two training steps, in a fresh process."""
+    code = ("import resource,sys,torch; sys.path.insert(0, {!r}); import train_step as b;"
+            "fn=b.make({!r},{!r}); base=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; fn(); fn();"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-base)/1024)").format(
+        __file__.rsplit("/", 1)[0], library, regime)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--regimes", default="mlp,shd,conv,rec")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="2 repeats, no memory, mlp+shd only")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    regimes = ["mlp", "shd"] if args.quick else args.regimes.split(",")
+    repeats = 2 if args.quick else args.repeats
+    libraries = ["snngraph", "snntorch", "ann_floor"]
+    results = {}
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, median of {repeats}")
+    print(f"{'regime':<6} {'snngraph ms':>12} {'snntorch ms':>12} {'floor ms':>10} {'sg/floor':>9} "
+          f"{'snntorch/sg':>12}")
+    for regime in regimes:
+        t = time_regime(regime, repeats, libraries)
+        results[regime] = {"time_s": t}
+        print(f"{regime:<6} {t['snngraph'] * 1e3:12.1f} {t['snntorch'] * 1e3:12.1f} {t['ann_floor'] * 1e3:10.1f} "
+              f"{t['snngraph'] / t['ann_floor']:9.2f} {t['snntorch'] / t['snngraph']:12.2f}")
+    if not (args.quick or args.no_memory):
+        print(f"{'regime':<6} {'snngraph MiB':>13} {'snntorch MiB':>13} {'floor MiB':>10} {'sg/snntorch':>12}")
+        for regime in regimes:
+            m = {lib: peak_memory(lib, regime) for lib in libraries}
+            results[regime]["peak_mib"] = m
+            print(f"{regime:<6} {m['snngraph']:13.0f} {m['snntorch']:13.0f} {m['ann_floor']:10.0f} "
+                  f"{m['snngraph'] / max(m['snntorch'], 1e-9):12.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()
