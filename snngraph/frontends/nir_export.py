@@ -1,0 +1,258 @@
+"""snngraph -> NIR: one converter per node kind (the table in ``docs/nir.md``).
+
+``add`` and ``dropout`` have no NIR node: NIR sums every edge into a node, so an ``add`` becomes
+the edges of its inputs into its consumers, and dropout (identity at inference) passes its input on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import nir
+import numpy as np
+
+from snngraph.frontends.nir import (
+    META_DT,
+    META_METHOD,
+    META_NAME,
+    META_PORT,
+    META_RESET,
+    META_RESET_DELAY,
+    META_SHAPES,
+    tau_from_decay,
+)
+from snngraph.ir.errors import GraphError
+from snngraph.ir.graph import Graph
+from snngraph.ir.node import Node
+from snngraph.ir.types import Param, Ref
+
+PASS_THROUGH = ("add", "dropout")
+
+
+class _Ctx:
+    """What every converter needs: the step, the method and the value types."""
+
+    def __init__(self, graph: Graph, dt: float, method: str):
+        self.graph, self.dt, self.method = graph, dt, method
+        self.types = graph.types()
+        self.mem_outputs = {ref.node for ref in graph.outputs.values()
+                            if ref.port != graph.nodes[ref.node].default_port}
+
+    def shape(self, node: Node) -> tuple[int, ...]:
+        return self.types[Ref(node.name, node.default_port)].shape
+
+    def in_shape(self, node: Node) -> tuple[int, ...]:
+        return self.types[node.inputs[0]].shape
+
+
+def export_graph(graph: Graph, dt: float, method: str) -> nir.NIRGraph:
+    """The NIR graph of ``graph`` (see :func:`snngraph.frontends.nir.to_nir`)."""
+    ctx = _Ctx(graph, dt, method)
+    nodes: dict[str, nir.NIRNode] = {}
+    edges: list[tuple[str, str]] = []
+    for name in graph.topo_order():
+        node = graph.nodes[name]
+        if node.op in PASS_THROUGH:
+            continue
+        convert = CONVERTERS.get(node.op)
+        if convert is None:
+            raise node.error("has no NIR counterpart (supported: " + ", ".join(sorted(CONVERTERS)) + ")")
+        nodes[name] = convert(node, ctx)
+        for ref in node.inputs:
+            for src in _sources(graph, ref, name):
+                _add_edge(edges, src, name)
+    _export_outputs(graph, nodes, edges)
+    try:
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META_DT: dt, META_METHOD: method})
+    except (ValueError, AssertionError) as err:
+        raise GraphError(f"graph '{graph.name}': NIR rejected the exported graph: {err}") from err
+
+
+def _add_edge(edges: list[tuple[str, str]], src: str, dst: str) -> None:
+    if (src, dst) in edges:
+        raise GraphError(f"'{dst}' reads '{src}' twice (through add): NIR cannot state a repeated edge")
+    edges.append((src, dst))
+
+
+def _sources(graph: Graph, ref: Ref, reader: str) -> list[str]:
+    """The NIR nodes whose sum is the value ``ref`` (``add``/``dropout`` dissolved)."""
+    node = graph.nodes[ref.node]
+    if node.op in PASS_THROUGH:
+        return [s for r in node.inputs for s in _sources(graph, r, node.name)]
+    if ref.port != node.default_port:
+        raise GraphError(f"'{reader}' reads '{ref.node}.{ref.port}': NIR edges carry only a node's main output "
+                         f"('{node.default_port}')")
+    return [ref.node]
+
+
+def _export_outputs(graph: Graph, nodes: dict, edges: list) -> None:
+    types = graph.types()
+    for out_name, ref in graph.outputs.items():
+        key = out_name if out_name not in nodes else f"{out_name}_output"
+        meta: dict[str, Any] = {} if key == out_name else {META_NAME: out_name}
+        node = graph.nodes[ref.node]
+        if node.op not in PASS_THROUGH and ref.port != node.default_port:
+            meta[META_PORT] = ref.port
+            srcs = [ref.node]
+        else:
+            srcs = _sources(graph, ref, f"output {out_name}")
+        nodes[key] = nir.Output(output_type=np.array(types[ref].shape), metadata=meta)
+        for src in srcs:
+            _add_edge(edges, src, key)
+
+
+# --- synapses ----------------------------------------------------------------------------------------
+def _f32(value: Any) -> np.ndarray:
+    return np.array(value.value if isinstance(value, Param) else value, dtype=np.float32)
+
+
+def _input(node: Node, ctx: _Ctx) -> nir.NIRNode:
+    return nir.Input(input_type=np.array(node.shape))
+
+
+def _linear(node: Node, ctx: _Ctx) -> nir.NIRNode:
+    if len(ctx.in_shape(node)) != 1:
+        raise node.error(f"NIR Affine/Linear needs a 1-D input, got per-step shape {list(ctx.in_shape(node))}")
+    if node.bias is None:
+        return nir.Linear(weight=_f32(node.weight))
+    return nir.Affine(weight=_f32(node.weight), bias=_f32(node.bias))
+
+
+def _conv_bias(node: Node) -> np.ndarray:
+    return _f32(node.bias) if node.bias is not None else np.zeros(node.out_channels, np.float32)
+
+
+def _conv1d(node: Node, ctx: _Ctx) -> nir.NIRNode:
+    return nir.Conv1d(input_shape=int(ctx.in_shape(node)[1]), weight=_f32(node.weight), stride=node.stride[0],
+                      padding=node.padding[0], dilation=node.dilation[0], groups=node.groups, bias=_conv_bias(node))
+
+
+def _conv2d(node: Node, ctx: _Ctx) -> nir.NIRNode:
+    return nir.Conv2d(input_shape=tuple(ctx.in_shape(node)[1:]), weight=_f32(node.weight), stride=node.stride,
+                      padding=node.padding, dilation=node.dilation, groups=node.groups, bias=_conv_bias(node))
+
+
+def _avg_pool2d(node: Node, ctx: _Ctx) -> nir.NIRNode:
+    return nir.AvgPool2d(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
+                         padding=np.array(node.padding))
+
+
+def _flatten(node: Node, ctx: _Ctx) -> nir.NIRNode:
+    shape = ctx.in_shape(node)
+    n = len(shape)
+    return nir.Flatten(input_type={"input": np.array(shape)}, start_dim=node.start_dim % n, end_dim=node.end_dim % n)
+
+
+def _scale(node: Node, ctx: _Ctx) -> nir.NIRNode:
+    factor = np.broadcast_to(_f32(node.factor), ctx.shape(node)).copy()
+    return nir.Scale(scale=factor, metadata={META_SHAPES: {"factor": _shape_text(node.factor)}})
+
+
+def _delay(node: Node, ctx: _Ctx) -> nir.NIRNode:
+    return nir.Delay(delay=np.full(node.shape, node.steps * ctx.dt, dtype=np.float64))
+
+
+# --- neurons -----------------------------------------------------------------------------------------
+def _shape_text(param: Param | None) -> str:
+    return "" if param is None else ",".join(str(d) for d in param.shape)
+
+
+def _meta(node: Node, ctx: _Ctx, keys: tuple[str, ...]) -> dict[str, Any]:
+    meta: dict[str, Any] = {META_METHOD: ctx.method, META_DT: ctx.dt,
+                            META_SHAPES: {k: _shape_text(getattr(node, k, None)) for k in keys
+                                         if getattr(node, k, None) is not None}}
+    if hasattr(node, "reset_mechanism"):
+        meta[META_RESET] = node.reset_mechanism
+        meta[META_RESET_DELAY] = bool(node.reset_delay)
+    return meta
+
+
+def _full(node: Node, key: str, shape: tuple[int, ...]) -> np.ndarray:
+    return np.broadcast_to(np.asarray(getattr(node, key).value, np.float64), shape).copy()
+
+
+def _check_spiking(node: Node) -> None:
+    if not np.all(node.graded_spikes_factor.value == 1):
+        raise node.error("graded_spikes_factor != 1 has no NIR counterpart")
+
+
+def _time_constant(node: Node, key: str, shape: tuple[int, ...], ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
+    """``(tau, r)`` for decay ``key``, with ``r = 1/(1-decay)`` so the input gain ``r (1-decay)`` is 1."""
+    decay = _full(node, key, shape)
+    if np.any(decay >= 1):
+        raise node.error(f"{key} = 1 (no leak) for some neurons but not all: NIR cannot state it")
+    with np.errstate(divide="ignore"):
+        return tau_from_decay(decay, ctx.dt, ctx.method), 1.0 / (1.0 - decay)
+
+
+def _leaky(node: Node, ctx: _Ctx) -> nir.NIRNode:
+    _check_spiking(node)
+    shape = ctx.shape(node)
+    thr = _full(node, "threshold", shape)
+    beta = _full(node, "beta", shape)
+    meta = _meta(node, ctx, ("beta", "threshold"))
+    if np.all(beta == 0) and node.reset_mechanism == "none" and node.name not in ctx.mem_outputs:
+        return nir.Threshold(threshold=thr, metadata=meta)
+    if np.all(beta == 1):
+        return nir.IF(r=np.full(shape, 1.0 / ctx.dt), v_threshold=thr, v_reset=np.zeros(shape), metadata=meta)
+    tau, r = _time_constant(node, "beta", shape, ctx)
+    return nir.LIF(tau=tau, r=r, v_leak=np.zeros(shape), v_threshold=thr, v_reset=np.zeros(shape), metadata=meta)
+
+
+def _integrate_fire(node: Node, ctx: _Ctx) -> nir.NIRNode:
+    _check_spiking(node)
+    shape = ctx.shape(node)
+    return nir.IF(r=np.full(shape, 1.0 / ctx.dt), v_threshold=_full(node, "threshold", shape),
+                  v_reset=np.zeros(shape), metadata=_meta(node, ctx, ("threshold",)))
+
+
+def _cuba(node: Node, ctx: _Ctx, shape: tuple[int, ...]) -> nir.CubaLIF:
+    _check_spiking(node)
+    tau_syn, w_in = _time_constant(node, "alpha", shape, ctx)
+    tau_mem, r = _time_constant(node, "beta", shape, ctx)
+    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=np.zeros(shape), w_in=w_in,
+                       v_threshold=_full(node, "threshold", shape), v_reset=np.zeros(shape),
+                       metadata=_meta(node, ctx, ("alpha", "beta", "threshold", "V")))
+
+
+def _synaptic(node: Node, ctx: _Ctx) -> nir.NIRNode:
+    return _cuba(node, ctx, ctx.shape(node))
+
+
+def _leaky_integrator(node: Node, ctx: _Ctx) -> nir.NIRNode:
+    shape = ctx.shape(node)
+    meta = _meta(node, ctx, ("beta",))
+    if np.all(node.beta.value == 1):
+        return nir.I(r=np.full(shape, 1.0 / ctx.dt), metadata=meta)
+    tau, r = _time_constant(node, "beta", shape, ctx)
+    return nir.LI(tau=tau, r=r, v_leak=np.zeros(shape), metadata=meta)
+
+
+def _recurrent(node: Node, ctx: _Ctx) -> nir.NIRNode:
+    """RLeaky / RSynaptic as snnTorch exports them: a sub-graph ``input -> lif <-> w_rec``, ``lif -> output``."""
+    shape = ctx.shape(node)
+    if len(shape) != 1:
+        raise node.error(f"NIR recurrence needs a 1-D population, got per-step shape {list(shape)}")
+    if node.op == "rsynaptic":
+        cell = _cuba(node, ctx, shape)
+    else:
+        _check_spiking(node)
+        tau, r = _time_constant(node, "beta", shape, ctx)
+        cell = nir.LIF(tau=tau, r=r, v_leak=np.zeros(shape), v_threshold=_full(node, "threshold", shape),
+                       v_reset=np.zeros(shape), metadata=_meta(node, ctx, ("beta", "threshold", "V")))
+    if node.all_to_all:
+        w_rec = nir.Affine(weight=_f32(node.recurrent_weight), bias=_f32(node.recurrent_bias))
+    else:
+        w_rec = nir.Linear(weight=np.diag(np.broadcast_to(_f32(node.V), shape)).astype(np.float32))
+    nodes = {"input": nir.Input(input_type=np.array(shape)), "lif": cell, "w_rec": w_rec,
+             "output": nir.Output(output_type=np.array(shape))}
+    edges = [("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={})
+
+
+CONVERTERS: dict[str, Callable[[Node, _Ctx], nir.NIRNode]] = {
+    "input": _input, "linear": _linear, "conv1d": _conv1d, "conv2d": _conv2d, "avg_pool2d": _avg_pool2d,
+    "flatten": _flatten, "scale": _scale, "delay": _delay, "leaky": _leaky, "integrate_fire": _integrate_fire,
+    "synaptic": _synaptic, "leaky_integrator": _leaky_integrator, "rleaky": _recurrent, "rsynaptic": _recurrent,
+}
