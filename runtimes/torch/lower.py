@@ -121,7 +121,8 @@ def neuron_kwargs(node: Node, mod: NodeParams) -> dict[str, Any]:
             from snngraph.passes.insert_surrogates import ATAN
 
             surrogate = ATAN
-        kw["spike_grad"] = surrogate
+        # a plain callable given as spike_grad (snnTorch surrogate functions, user code) runs as is
+        kw["spike_grad"] = surrogate.fn if surrogate.name == "callable" else surrogate
     if "recurrent" in accepted:
         if node.all_to_all:
             w, b = tensors["recurrent_weight"], tensors.get("recurrent_bias")
