@@ -38,9 +38,7 @@ def _tonic() -> Any:
     try:
         return importlib.import_module("tonic")
     except ImportError as exc:
-        raise ImportError(
-            "snngraph.datasets needs tonic (and h5py for SHD): pip install snngraph[datasets]"
-        ) from exc
+        raise ImportError("snngraph.datasets needs tonic (and h5py for SHD): pip install snngraph[datasets]") from exc
 
 
 @functools.cache
@@ -167,9 +165,7 @@ class _Framer:
         start = int(events["t"][0])
         width = (int(events["t"][-1]) - start) // self.time_bins + 1
         end = start + self.time_bins * width
-        framer = to_frame(
-            self.sensor_size, time_window=width, include_incomplete=True, start_time=start, end_time=end
-        )
+        framer = to_frame(self.sensor_size, time_window=width, include_incomplete=True, start_time=start, end_time=end)
         return framer(events)
 
 
@@ -378,8 +374,7 @@ def collate(batch: Sequence[tuple[Any, Any]]) -> tuple[torch.Tensor, torch.Tenso
     for i, (data, _) in enumerate(batch):
         if isinstance(data, np.ndarray) and data.dtype.names is not None:
             raise TypeError(
-                f"sample {i} is a raw event array: give the dataset time_bins= or time_window= "
-                "so samples are frames"
+                f"sample {i} is a raw event array: give the dataset time_bins= or time_window= so samples are frames"
             )
         frames.append(torch.as_tensor(data, dtype=torch.float32))
     tails = {tuple(f.shape[1:]) for f in frames}
@@ -410,6 +405,4 @@ def loader(dataset: torch.utils.data.Dataset, batch_size: int = 1, shuffle: bool
     if "collate_fn" in kwargs:
         raise TypeError("loader sets collate_fn itself; use torch.utils.data.DataLoader directly instead")
     batch_size = _positive_int(batch_size, "batch_size")
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, **kwargs
-    )
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, **kwargs)

@@ -214,9 +214,7 @@ def test_dvsgesture_events_labels_frames(tmp_path):
     ds = datasets.DVSGesture(tmp_path)
     assert ds.tonic.targets == [0, 4, 10]  # sorted by path, whatever the file system's order
     assert ds.tonic.users == [1, 1, 2]
-    for i, (user, label) in enumerate(
-        [("user01_fluorescent", 0), ("user01_fluorescent", 4), ("user02_led", 10)]
-    ):
+    for i, (user, label) in enumerate([("user01_fluorescent", 0), ("user01_fluorescent", 4), ("user02_led", 10)]):
         events, target = ds[i]
         cols = gesture_events(written[(user, label)])
         assert target == label
@@ -227,9 +225,7 @@ def test_dvsgesture_events_labels_frames(tmp_path):
     framed = datasets.DVSGesture(tmp_path, time_bins=4, downsample=4)
     frames, _ = framed[2]
     cols = gesture_events(0)
-    expected = reference_frames(
-        cols[:, 0] // 4, cols[:, 1] // 4, cols[:, 3] * 1000, cols[:, 2], 4, (2, 32, 32)
-    )
+    expected = reference_frames(cols[:, 0] // 4, cols[:, 1] // 4, cols[:, 3] * 1000, cols[:, 2], 4, (2, 32, 32))
     assert frames.shape == (4, 2, 32, 32)
     np.testing.assert_array_equal(frames.numpy(), expected)
     xb, yb = next(iter(datasets.loader(framed, batch_size=2)))
@@ -247,7 +243,5 @@ def test_collate_rejects_raw_events_and_mixed_shapes(nmnist_root):
         datasets.collate([(torch.zeros(2, 3), 0), (torch.zeros(2, 4), 1)])
     with pytest.raises(ValueError, match="empty"):
         datasets.collate([])
-    x, y = datasets.collate(
-        [(np.ones((2, 3)), np.array([1.0, 0.0])), (np.ones((1, 3)), np.array([0.0, 1.0]))]
-    )
+    x, y = datasets.collate([(np.ones((2, 3)), np.array([1.0, 0.0])), (np.ones((1, 3)), np.array([0.0, 1.0]))])
     assert x.shape == (2, 2, 3) and x[1, 1].sum() == 0 and y.shape == (2, 2)
