@@ -1,0 +1,381 @@
+"""``sg.trace``: a per-step PyTorch / snnTorch model as an snngraph IR graph, through ``torch.fx``.
+
+The model is traced symbolically with spiking neurons (``snngraph.nn`` and snnTorch 1.0.0) as leaf
+modules; every fx node is then translated to builder calls (``g.linear``, ``g.leaky``, ...) with
+the model's current parameter values, so ``sg.compile(sg.trace(m, x))`` starts from the model's
+weights and computes what running ``m`` step by step computes.
+
+Conventions:
+
+- **Names.** A module's node is named after its path with dots replaced by ``_`` (``fc1``,
+  ``net_0``; a path starting with a digit gets a leading ``_``: ``_0`` in a bare ``nn.Sequential``),
+  so ``state_dict`` keys read ``fc1.weight``. Functions keep fx's node name (``add``, ``cat``).
+  Graph inputs are named after ``forward``'s arguments.
+- **State.** Neurons with ``init_hidden=True`` (and snnTorch neurons called without state, which
+  keep it on the instance) carry their state in the graph. In the explicit style
+  ``forward(x, mem1, mem2) -> (spk, mem1, mem2)``, an argument that feeds a neuron's state is
+  recognised as that state and removed from the graph's inputs, and a returned value that is such
+  a carried state is removed from the outputs (a neuron's spikes and the first occurrence of a
+  non-spiking readout's membrane are always kept); ``keep_state_outputs=True`` keeps them.
+  Arguments that ``forward`` never uses are dropped.
+- **Outputs** keep the order ``forward`` returns them in. Names: ``output_names`` when given; the
+  keys when ``forward`` returns a dict; the port names (``spk``, ``mem``) when every output is a
+  different port of one neuron; ``out`` for a single output; else ``out0``, ``out1``, ...
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import traceback
+from typing import Any
+
+import torch
+from torch import Tensor, fx, nn
+
+from snngraph.frontends.fx_neurons import add_neuron, is_neuron_module, neuron_kind
+from snngraph.frontends.fx_ops import FUNCTIONS, MODULES, NeuronOut, describe, tensor
+from snngraph.ir.errors import GraphError
+from snngraph.ir.graph import Graph, Handle
+from snngraph.ir.types import Param, Ref
+
+__all__ = ["trace"]
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)\n\s*(.*)')
+_INTERNAL = (os.path.dirname(torch.__file__), os.path.dirname(os.path.dirname(__file__)))
+
+
+def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: str | None = None,
+          output_names: list[str] | tuple[str, ...] | None = None, keep_state_outputs: bool = False) -> Graph:
+    """Trace a per-step model into an IR graph (SPEC §6).
+
+    Args:
+        module: a per-step ``nn.Module`` of torch layers and spiking neurons (``sg.nn`` or snnTorch).
+        example_input: one time step, batch first: a tensor, or a tuple with one entry per
+            ``forward`` argument (state arguments may be zeros or ``None``).
+        name: the graph's name (default: the module's class name).
+        output_names: names of the graph outputs, in the order ``forward`` returns them.
+        keep_state_outputs: keep returned carried state (``mem1`` ...) as graph outputs.
+
+    Returns:
+        The graph; ``sg.compile`` runs it over sequences ``(T, B, ...)``.
+
+    Raises:
+        GraphError: an operation, module or option cannot be expressed in the IR; the message names
+            it and the line of the model's source.
+    """
+    if not isinstance(module, nn.Module):
+        raise GraphError(f"sg.trace expects a torch.nn.Module, got {type(module).__name__}")
+    examples = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
+    fx_graph, constants = _fx_trace(module)
+    translator = Translator(module, fx_graph, constants, name or type(module).__name__)
+    return translator.run(examples, output_names, keep_state_outputs)
+
+
+class _Tracer(fx.Tracer):
+    """``torch.fx`` tracer that keeps spiking neurons as leaves and records source lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.record_stack_traces = True
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return is_neuron_module(m) or super().is_leaf_module(m, module_qualified_name)
+
+
+def _fx_trace(module: nn.Module) -> tuple[fx.Graph, dict[str, Tensor]]:
+    """Trace ``module``; return the fx graph and the tensor constants fx attached to the module
+    (removed again, so tracing leaves the model as it was)."""
+    before = set(vars(module))
+    try:
+        graph = _Tracer().trace(module)
+    except GraphError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of symbolic tracing is reported with its line
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_INTERNAL)]
+        where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno} `{frames[-1].line}`" if frames \
+            else ""
+        raise GraphError(f"sg.trace: cannot trace {type(module).__name__}{where}: {type(exc).__name__}: {exc}") \
+            from None
+    finally:
+        added = {k: vars(module)[k] for k in set(vars(module)) - before}
+        for key in added:
+            delattr(module, key)
+    return graph, {k: v for k, v in added.items() if isinstance(v, Tensor)}
+
+
+class _StateArg:
+    """A ``forward`` argument that carries a neuron's state."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"state argument '{self.name}'"
+
+
+class Translator:
+    """Walks an fx graph in order and builds the IR graph ``g``."""
+
+    def __init__(self, root: nn.Module, fx_graph: fx.Graph, constants: dict[str, Tensor], graph_name: str):
+        self.root = root
+        self.fx_graph = fx_graph
+        self.constants = constants
+        self.g = Graph(graph_name)
+        self.batch_size: int | None = None
+        self.env: dict[fx.Node, Any] = {}
+        self.frozen: dict[str, list[str]] = {}
+        self.carried: set[Ref] = set()
+        self.called: set[str] = set()
+        self._fx_names = {n.name for n in fx_graph.nodes}
+        self.state_args = self._find_state_args()
+
+    # --- helpers used by the op handlers -------------------------------------------------------------
+    def unique(self, base: str, helper: bool = True) -> str:
+        """``base``, or ``base_1``, ``base_2``... whichever is free. A ``helper`` node (one of several
+        an fx node expands to) also avoids the names of the fx nodes still to come."""
+        taken = set(self.g.nodes) | (self._fx_names if helper else set())
+        if base not in taken:
+            return base
+        i = 1
+        while f"{base}_{i}" in taken or f"{base}_{i}" in self._fx_names:
+            i += 1
+        return f"{base}_{i}"
+
+    def learnable(self, node: str, **params: Tensor | None) -> None:
+        """Record which of a node's parameters the model does not train (``requires_grad=False``)."""
+        self.frozen[node] = [k for k, v in params.items() if v is not None and not v.requires_grad]
+
+    # --- the walk --------------------------------------------------------------------------------------
+    def run(self, examples: tuple[Any, ...], output_names: Any, keep_state_outputs: bool) -> Graph:
+        placeholders = [n for n in self.fx_graph.nodes if n.op == "placeholder"]
+        for node in self.fx_graph.nodes:
+            try:
+                if node.op == "placeholder":
+                    self.env[node] = self._placeholder(node, placeholders.index(node), examples)
+                elif node.op == "output":
+                    self._outputs(node, output_names, keep_state_outputs)
+                else:
+                    self.env[node] = self._visit(node)
+            except GraphError as exc:
+                raise GraphError(f"sg.trace: {self._what(node)}{self._where(node)}: {exc}") from None
+        if not self.g.inputs:
+            raise GraphError(f"sg.trace: {type(self.root).__name__}.forward uses none of its arguments as data")
+        return self._apply_frozen()
+
+    def _visit(self, node: fx.Node) -> Any:
+        args = fx.node.map_aggregate(node.args, self._load)
+        kwargs = fx.node.map_aggregate(node.kwargs, self._load)
+        if node.op == "get_attr":
+            return self._get_attr(node.target)
+        if node.op == "call_module":
+            return self._call_module(node, self.root.get_submodule(node.target), args, kwargs)
+        handler = FUNCTIONS.get(node.target)
+        if handler is None:
+            raise GraphError("unsupported operation (no IR equivalent)")
+        try:
+            inspect.signature(handler).bind(self, *args, name="", **kwargs)
+        except TypeError:
+            raise GraphError(f"unsupported arguments {_fmt(args, kwargs)}") from None
+        return handler(self, *args, name=self.unique(node.name, helper=False), **kwargs)
+
+    def _load(self, arg: Any) -> Any:
+        return self.env[arg] if isinstance(arg, fx.Node) else arg
+
+    def _get_attr(self, target: str) -> Any:
+        if target in self.constants:
+            return self.constants[target]
+        owner = self.root
+        for part in target.split("."):
+            owner = getattr(owner, part)
+        return owner
+
+    # --- inputs and state ------------------------------------------------------------------------------
+    def _find_state_args(self) -> dict[fx.Node, str]:
+        """Placeholders that feed a neuron's state argument -> the neuron's fx node name."""
+        found: dict[fx.Node, str] = {}
+        for node in self.fx_graph.nodes:
+            if node.op != "call_module" or not is_neuron_module(self.root.get_submodule(node.target)):
+                continue
+            for arg in self._state_slots(node).values():
+                if isinstance(arg, fx.Node) and arg.op == "placeholder":
+                    if arg in found:
+                        raise GraphError(f"sg.trace: argument '{arg.name}' feeds the state of both "
+                                         f"'{found[arg]}' and '{node.target}'")
+                    found[arg] = node.target
+        for arg, owner in found.items():
+            if len(arg.users) > 1:
+                raise GraphError(f"sg.trace: argument '{arg.name}' is the state of '{owner}' and is also used "
+                                 "as data; pass a separate argument")
+        return found
+
+    def _state_slots(self, node: fx.Node) -> dict[str, Any]:
+        module = self.root.get_submodule(node.target)
+        try:
+            kind = neuron_kind(module, f"module '{node.target}'")
+        except GraphError:
+            return {}  # reported with its source line by the walk
+        try:
+            bound = inspect.signature(module.forward).bind(*node.args, **node.kwargs)
+        except TypeError as exc:
+            raise GraphError(f"sg.trace: call of neuron '{node.target}'{self._where(node)}: {exc}") from None
+        return {k: bound.arguments.get(k) for k in kind.state_args}
+
+    def _placeholder(self, node: fx.Node, index: int, examples: tuple[Any, ...]) -> Any:
+        if node in self.state_args:
+            return _StateArg(node.name)
+        if not node.users:
+            return None
+        if index >= len(examples) or not isinstance(examples[index], Tensor):
+            raise GraphError(f"example_input has no tensor for this argument (got {len(examples)} entries)")
+        x = examples[index]
+        dtype = str(x.dtype).removeprefix("torch.")
+        if x.dim() < 2 or dtype not in ("float32", "float64"):
+            raise GraphError(f"example tensor must be (batch, *features) float32/float64, got {tuple(x.shape)} "
+                             f"{dtype}")
+        if self.batch_size not in (None, x.shape[0]):
+            raise GraphError(f"example tensors disagree on the batch size ({self.batch_size} vs {x.shape[0]})")
+        self.batch_size = int(x.shape[0])
+        return self.g.input(self.unique(node.name, helper=False), tuple(x.shape[1:]), dtype=dtype)
+
+    # --- modules -----------------------------------------------------------------------------------------
+    def _call_module(self, node: fx.Node, module: nn.Module, args: tuple, kwargs: dict) -> Any:
+        name = _module_node_name(node.target)
+        if is_neuron_module(module):
+            return self._neuron(node, module, args, kwargs, name)
+        handler = MODULES.get(type(module))
+        if handler is None:
+            raise GraphError(f"unsupported module {type(module).__module__}.{type(module).__name__}")
+        if len(args) != 1 or kwargs:
+            raise GraphError(f"expected one tensor argument, got {_fmt(args, kwargs)}")
+        if node.target in self.called and any(True for _ in module.parameters()):
+            raise GraphError("a module with parameters is called more than once; the IR does not share weights")
+        self.called.add(node.target)
+        return handler(self, module, tensor(args[0], "input"), self.unique(name, helper=False))
+
+    def _neuron(self, node: fx.Node, module: nn.Module, args: tuple, kwargs: dict, name: str) -> Any:
+        label = f"{type(module).__name__} '{node.target}'"
+        kind = neuron_kind(module, label)
+        if node.target in self.called:
+            raise GraphError("a neuron is called more than once per step; give each population its own module")
+        self.called.add(node.target)
+        bound = inspect.signature(module.forward).bind(*args, **kwargs)
+        x = tensor(bound.arguments[next(iter(inspect.signature(module.forward).parameters))], "neuron input")
+        carried = [port for port in kind.state_args if self._check_state(module, kind, bound.arguments.get(port))]
+        handle = add_neuron(self.g, x, module, kind, self.unique(name, helper=False), label)
+        self.carried.update(Ref(handle.name, port) for port in carried)
+        if module.init_hidden and not getattr(module, "output", False):
+            return handle
+        return NeuronOut(handle, kind.returns)
+
+    def _check_state(self, module: nn.Module, kind: Any, value: Any) -> bool:
+        """Whether a state argument is carried through ``forward``'s arguments (else held inside)."""
+        if isinstance(value, _StateArg):
+            if module.init_hidden:
+                raise GraphError("state passed to a neuron with init_hidden=True")
+            return True
+        if value is None:
+            if not module.init_hidden and kind.library == "snngraph":
+                raise GraphError("an sg.nn neuron called without its state and init_hidden=False restarts from "
+                                 "zero at every step; pass the state as a forward argument or use init_hidden=True")
+            return False
+        if isinstance(value, Tensor):
+            raise GraphError("the neuron's state is a constant, so it would restart at every step; pass the state "
+                             "as a forward argument (explicit state) or use init_hidden=True")
+        raise GraphError("a neuron's state must come from forward's arguments (explicit state) or be kept by the "
+                         "neuron (init_hidden=True)")
+
+    # --- outputs ---------------------------------------------------------------------------------------
+    def _outputs(self, node: fx.Node, output_names: Any, keep_state_outputs: bool) -> None:
+        value = fx.node.map_aggregate(node.args[0], self._load)
+        keys, items = _flatten_outputs(value)
+        kept, seen = [], set()
+        for key, item in zip(keys, items, strict=True):
+            handle = tensor(item, "forward's return value")
+            ref = handle.ref
+            state = ref in self.carried and (ref.port != handle.node.default_port or ref in seen)
+            seen.add(ref)
+            if not state or keep_state_outputs:
+                kept.append((key, handle))
+        if not kept:
+            raise GraphError("forward returns no value that is not carried state")
+        for out_name, (_, handle) in zip(_output_names(kept, output_names), kept, strict=True):
+            self.g.output(out_name, handle)
+
+    def _apply_frozen(self) -> Graph:
+        changes = {}
+        for name, keys in self.frozen.items():
+            if keys:
+                node = self.g.nodes[name]
+                changes[name] = node.replace(**{k: Param(getattr(node, k).value, False) for k in keys})
+        return self.g.with_nodes(changes) if changes else self.g
+
+    # --- messages --------------------------------------------------------------------------------------
+    def _what(self, node: fx.Node) -> str:
+        if node.op == "call_module":
+            return f"module '{node.target}' ({type(self.root.get_submodule(node.target)).__name__})"
+        if node.op in ("call_function", "call_method"):
+            return describe(node.target)
+        if node.op == "placeholder":
+            return f"argument '{node.name}'"
+        if node.op == "output":
+            return "the return value of forward"
+        return f"attribute '{node.target}'"
+
+    def _where(self, node: fx.Node) -> str:
+        frames = [f for f in _FRAME.findall(node.stack_trace or "") if not f[0].startswith(_INTERNAL)]
+        if frames:
+            file, line, func, code = frames[-1]
+            return f" at {os.path.basename(file)}:{line} in {func} `{code.strip()}`"
+        try:
+            forward = type(self.root).forward
+            return f" in {os.path.basename(inspect.getsourcefile(forward))}:{inspect.getsourcelines(forward)[1]} " \
+                   f"({type(self.root).__name__}.forward)"
+        except (OSError, TypeError):
+            return ""
+
+
+def _module_node_name(target: str) -> str:
+    name = target.replace(".", "_")
+    return f"_{name}" if name[:1].isdigit() else name
+
+
+def _fmt(args: tuple, kwargs: dict) -> str:
+    return ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+
+
+def _flatten_outputs(value: Any) -> tuple[list[str | None], list[Any]]:
+    """Returned values in order, with their dict keys (``None`` outside dicts)."""
+    if isinstance(value, dict):
+        keys, items = [], []
+        for k, v in value.items():
+            sub_keys, sub = _flatten_outputs(v)
+            keys += [str(k)] * len(sub) if len(sub) == 1 else [f"{k}_{i}" for i in range(len(sub))]
+            items += sub
+        return keys, items
+    if isinstance(value, (tuple, list)):
+        keys, items = [], []
+        for v in value:
+            sub_keys, sub = _flatten_outputs(v)
+            keys += sub_keys
+            items += sub
+        return keys, items
+    if isinstance(value, NeuronOut):
+        return [None] * len(value.ports), value.values()
+    return [None], [value]
+
+
+def _output_names(kept: list[tuple[str | None, Handle]], given: Any) -> list[str]:
+    if given is not None:
+        names = list(given)
+        if len(names) != len(kept):
+            raise GraphError(f"output_names has {len(names)} names for {len(kept)} outputs")
+        return names
+    if all(key is not None for key, _ in kept):
+        return [key for key, _ in kept]
+    refs = [h.ref for _, h in kept]
+    ports = [r.port for r in refs]
+    if len(refs) > 1 and len({r.node for r in refs}) == 1 and len(set(ports)) == len(ports):
+        return ports
+    return ["out"] if len(kept) == 1 else [f"out{i}" for i in range(len(kept))]

@@ -1,0 +1,193 @@
+"""Spiking neuron modules (``snngraph.nn`` and snnTorch 1.0.0) as IR neuron nodes.
+
+A neuron module is recognised by the first class of its MRO that is one of the known classes
+of ``snngraph.nn`` or ``snntorch`` (so subclasses that keep the forward work too). Its
+hyper-parameters and current parameter values are read from the attributes both libraries
+share (snnTorch's names): ``beta``, ``alpha``, ``threshold``, ``graded_spikes_factor``,
+``reset_mechanism``, ``reset_delay``, ``R``/``C``/``time_step``, ``V`` and ``recurrent``. A value
+that is an ``nn.Parameter`` with ``requires_grad`` becomes a learnable IR parameter.
+
+snnTorch is never imported here: modules are matched by the module name of their class.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from torch import Tensor, nn
+
+from snngraph import surrogate as sgs
+from snngraph.ir.errors import GraphError
+from snngraph.ir.surrogate import Surrogate
+
+if TYPE_CHECKING:
+    from snngraph.ir.graph import Graph, Handle
+
+# (class module prefix, class name) -> IR op
+_SNNTORCH = {"Leaky": "leaky", "Synaptic": "synaptic", "Alpha": "alpha", "Lapicque": "lapicque",
+             "RLeaky": "rleaky", "RSynaptic": "rsynaptic"}
+_SNNGRAPH = {**_SNNTORCH, "IntegrateFire": "integrate_fire", "LeakyIntegrator": "leaky_integrator",
+             "AdaptiveLeaky": "adaptive_leaky"}
+
+
+@dataclass(frozen=True)
+class NeuronKind:
+    """What the tracer needs to know about one neuron module.
+
+    Attributes:
+        op: the IR op (``leaky``, ...).
+        library: ``"snntorch"`` or ``"snngraph"``.
+        state_args: names of ``forward``'s state arguments, in order (``mem``; ``syn, mem`` ...).
+        returns: the port of each element of the tuple the module returns when it returns one.
+    """
+
+    op: str
+    library: str
+    state_args: tuple[str, ...]
+    returns: tuple[str, ...]
+
+
+def is_neuron_module(module: nn.Module) -> bool:
+    """Whether ``module`` is a spiking neuron of snngraph or snnTorch (a leaf of the trace)."""
+    return any(cls.__name__ in ("SpikingNeuron", *_SNNGRAPH) and _library(cls) is not None
+               for cls in type(module).__mro__)
+
+
+def _library(cls: type) -> str | None:
+    mod = cls.__module__ or ""
+    if mod == "snntorch" or mod.startswith("snntorch."):
+        return "snntorch"
+    if mod.startswith("snngraph.nn"):
+        return "snngraph"
+    return None
+
+
+def neuron_kind(module: nn.Module, where: str) -> NeuronKind:
+    """The :class:`NeuronKind` of a neuron module, or GraphError naming it when unsupported."""
+    for cls in type(module).__mro__:
+        library = _library(cls)
+        table = _SNNTORCH if library == "snntorch" else _SNNGRAPH if library == "snngraph" else {}
+        if cls.__name__ in table:
+            op = table[cls.__name__]
+            params = list(inspect.signature(module.forward).parameters)
+            state = tuple(params[1:])
+            returns = ("mem", "mem") if op == "leaky_integrator" else _ports(op)
+            return NeuronKind(op, library, state, returns)
+    raise GraphError(f"{where}: neuron {type(module).__module__}.{type(module).__name__} is not supported by "
+                     f"sg.trace (supported: {', '.join(sorted(_SNNGRAPH))})")
+
+
+def _ports(op: str) -> tuple[str, ...]:
+    from snngraph.ir.node import NODE_KINDS
+
+    return NODE_KINDS[op].ports
+
+
+# --- reading values ----------------------------------------------------------------------------------
+def _value(module: nn.Module, key: str) -> Any:
+    value = getattr(module, key)
+    if isinstance(value, Tensor):
+        return value.detach().cpu().clone()
+    return value
+
+
+def _learn(module: nn.Module, key: str) -> bool:
+    value = getattr(module, key, None)
+    return isinstance(value, nn.Parameter) and value.requires_grad
+
+
+def _decay(module: nn.Module, key: str) -> Any:
+    """``beta``/``alpha``: both libraries clamp to [0, 1] in the forward pass; clipping the
+    traced value gives the same forward result and keeps the IR's range check happy."""
+    value = _value(module, key)
+    return value.clamp(0, 1) if isinstance(value, Tensor) else min(max(float(value), 0.0), 1.0)
+
+
+def _check_options(module: nn.Module, where: str) -> None:
+    if getattr(module, "inhibition", False):
+        raise GraphError(f"{where}: inhibition=True is not supported by sg.trace")
+    if getattr(module, "state_quant", False):
+        raise GraphError(f"{where}: state_quant is not supported by sg.trace")
+
+
+def _common(module: nn.Module, where: str) -> dict[str, Any]:
+    _check_options(module, where)
+    return dict(threshold=_value(module, "threshold"), learn_threshold=_learn(module, "threshold"),
+                reset_mechanism=module.reset_mechanism, spike_grad=as_surrogate(module.spike_grad, where),
+                graded_spikes_factor=_value(module, "graded_spikes_factor"),
+                learn_graded_spikes_factor=_learn(module, "graded_spikes_factor"))
+
+
+def _recurrence(module: nn.Module, where: str) -> dict[str, Any]:
+    if not module.all_to_all:
+        return dict(all_to_all=False, V=_value(module, "V"), learn_recurrent=_learn(module, "V"))
+    rec = getattr(module, "recurrent", None)
+    if not isinstance(rec, nn.Linear):
+        raise GraphError(f"{where}: only linear (all_to_all with linear_features) or one-to-one (V) recurrence "
+                         f"is supported by sg.trace, got {type(rec).__name__} recurrence")
+    if rec.bias is None:
+        raise GraphError(f"{where}: a recurrent Linear without bias is not supported by sg.trace")
+    return dict(all_to_all=True, recurrent_weight=rec.weight.detach().cpu().clone(),
+                recurrent_bias=None if rec.bias is None else rec.bias.detach().cpu().clone(),
+                learn_recurrent=rec.weight.requires_grad)
+
+
+def add_neuron(g: Graph, x: Handle, module: nn.Module, kind: NeuronKind, name: str, where: str) -> Handle:
+    """Add the IR node of neuron ``module`` (named ``name``) fed by ``x``; return its handle."""
+    op = kind.op
+    if op == "leaky_integrator":
+        return g.leaky_integrator(x, beta=_decay(module, "beta"), learn_beta=_learn(module, "beta"), name=name)
+    kw = _common(module, where)
+    if op not in ("alpha",):
+        kw["reset_delay"] = bool(getattr(module, "reset_delay", True))
+    if op in ("leaky", "synaptic", "alpha", "rleaky", "rsynaptic", "adaptive_leaky"):
+        kw.update(beta=_decay(module, "beta"), learn_beta=_learn(module, "beta"))
+    if op in ("synaptic", "alpha", "rsynaptic"):
+        kw.update(alpha=_decay(module, "alpha"), learn_alpha=_learn(module, "alpha"))
+    if op in ("rleaky", "rsynaptic"):
+        kw.update(_recurrence(module, where))
+    if op == "lapicque":
+        kw.update(R=_value(module, "R"), C=_value(module, "C"), time_step=_value(module, "time_step"))
+    if op == "adaptive_leaky":
+        kw.update(rho=_decay(module, "rho"), learn_rho=_learn(module, "rho"),
+                  adaptation=_value(module, "adaptation"), learn_adaptation=_learn(module, "adaptation"))
+    return getattr(g, op)(x, name=name, **kw)
+
+
+# --- surrogates ---------------------------------------------------------------------------------------
+_SNNTORCH_SURROGATES: dict[str, Callable[..., Surrogate]] = {
+    "atan": sgs.atan, "fast_sigmoid": sgs.fast_sigmoid, "sigmoid": sgs.sigmoid, "triangular": sgs.triangular,
+    "heaviside": sgs.heaviside, "straight_through_estimator": sgs.straight_through_estimator,
+    "spike_rate_escape": sgs.spike_rate_escape, "SSO": sgs.SSO, "LSO": sgs.LSO, "SFS": sgs.SFS,
+}
+
+
+def as_surrogate(fn: Any, where: str) -> Surrogate:
+    """The IR surrogate of a neuron's ``spike_grad``.
+
+    ``sg.surrogate`` specs pass through; snnTorch's factories (``snntorch.surrogate.atan(alpha=2)``
+    returns a closure) are recognised by name and read back from the closure's variables, and
+    ``custom_surrogate(f)`` becomes ``sg.surrogate.custom_surrogate(f)``. Any other callable is
+    kept as ``Surrogate("callable", fn=...)``: it runs eagerly but cannot be saved or exported.
+    """
+    if isinstance(fn, Surrogate):
+        return fn
+    if not callable(fn):
+        raise GraphError(f"{where}: spike_grad {fn!r} is not callable")
+    qualname = getattr(fn, "__qualname__", "")
+    factory = qualname.removesuffix(".<locals>.inner")
+    if getattr(fn, "__module__", "") == "snntorch.surrogate" and factory != qualname:
+        closure = inspect.getclosurevars(fn).nonlocals
+        if factory == "custom_surrogate" and callable(closure.get("func")):
+            return sgs.custom_surrogate(closure["func"])
+        if factory in _SNNTORCH_SURROGATES:
+            names = list(inspect.signature(_SNNTORCH_SURROGATES[factory]).parameters)
+            try:
+                return _SNNTORCH_SURROGATES[factory](**{k: float(np.asarray(closure[k])) for k in names})
+            except (KeyError, TypeError, ValueError):
+                pass
+    return Surrogate("callable", fn=fn)
