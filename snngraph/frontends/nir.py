@@ -40,6 +40,7 @@ META_DT = "dt"
 META_SHAPES = "param_shapes"
 META_PORT = "port"
 META_NAME = "name"
+META_INDEX = "index"  # position of an Output among the graph outputs (HDF5 sorts names)
 # NIR's own reset: v <- v_reset in the step the neuron fires
 DEFAULT_RESET = ("zero", False)
 DEFAULT_DT = 1.0

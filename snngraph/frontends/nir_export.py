@@ -14,6 +14,7 @@ import numpy as np
 
 from snngraph.frontends.nir import (
     META_DT,
+    META_INDEX,
     META_METHOD,
     META_NAME,
     META_PORT,
@@ -88,9 +89,9 @@ def _sources(graph: Graph, ref: Ref, reader: str) -> list[str]:
 
 def _export_outputs(graph: Graph, nodes: dict, edges: list) -> None:
     types = graph.types()
-    for out_name, ref in graph.outputs.items():
+    for index, (out_name, ref) in enumerate(graph.outputs.items()):
         key = out_name if out_name not in nodes else f"{out_name}_output"
-        meta: dict[str, Any] = {} if key == out_name else {META_NAME: out_name}
+        meta: dict[str, Any] = {META_INDEX: index} if key == out_name else {META_INDEX: index, META_NAME: out_name}
         node = graph.nodes[ref.node]
         if node.op not in PASS_THROUGH and ref.port != node.default_port:
             meta[META_PORT] = ref.port

@@ -23,7 +23,7 @@ from typing import Any
 import nir
 import numpy as np
 
-from snngraph.frontends.nir import DEFAULT_DT, DEFAULT_METHOD, DEFAULT_RESET, META_DT, META_NAME, META_PORT
+from snngraph.frontends.nir import DEFAULT_DT, DEFAULT_METHOD, DEFAULT_RESET, META_DT, META_INDEX, META_NAME, META_PORT
 from snngraph.frontends.nir_import_nodes import CONVERTERS, Ctx, Recurrent, fold_leaks
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph, Handle
@@ -245,9 +245,10 @@ def _delay_steps(node: nir.Delay, name: str, ctx: Ctx) -> int:
 
 
 def _outputs(g: Graph, nodes: dict, edges: list, names: dict, handles: dict, ctx: Ctx) -> None:
-    for key, node in nodes.items():
-        if not isinstance(node, nir.Output):
-            continue
+    outs = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
+    outs.sort(key=lambda k: int(nodes[k].metadata.get(META_INDEX, len(outs))))
+    for key in outs:
+        node = nodes[key]
         srcs = [handles[a] for a, b in edges if b == key]
         port = node.metadata.get(META_PORT)
         if port is not None and len(srcs) == 1:
