@@ -116,9 +116,9 @@ def test_full_bptt_learns_and_records_metrics():
     net = FakeCompiled()
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
     history = quiet_fit(
-        net, time_first_loader(x, y), opt, epochs=15, output="mem", val_loader=time_first_loader(*toy_data(seed=1))
+        net, time_first_loader(x, y), opt, epochs=5, output="mem", val_loader=time_first_loader(*toy_data(seed=1))
     )
-    assert [row["epoch"] for row in history] == list(range(1, 16))
+    assert [row["epoch"] for row in history] == list(range(1, 6))
     assert set(history[0]) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy"}
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
     assert history[-1]["accuracy"] >= 0.9 and history[-1]["val_accuracy"] >= 0.9
@@ -131,7 +131,7 @@ def test_stepnet_hidden_state_module_learns_batch_first():
     net = train.StepNet(hidden_net())
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
     loader = torch.utils.data.DataLoader(dataset, batch_size=12)
-    history = quiet_fit(net, loader, opt, epochs=15, output=1, time_first=False)
+    history = quiet_fit(net, loader, opt, epochs=5, output=1, time_first=False)
     assert history[-1]["loss"] < history[0]["loss"] and history[-1]["accuracy"] >= 0.9
 
 
@@ -351,7 +351,7 @@ def test_bptt_returns_average_loss_and_learns():
     assert avg.shape == () and avg.grad_fn is None
     assert float(avg) == pytest.approx(sum(expected) / len(expected))
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    losses = [float(backprop.BPTT(net, loader, opt, mem_ce)) for _ in range(10)]
+    losses = [float(backprop.BPTT(net, loader, opt, mem_ce)) for _ in range(5)]
     assert losses[-1] < losses[0]
 
 
@@ -367,7 +367,7 @@ def test_tbptt_time_varying_with_mixed_snntorch_neurons():
         snn.Synaptic(alpha=0.7, beta=0.8, init_hidden=True, output=True),
     )
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
-    losses = [float(backprop.TBPTT(net, time_first_loader(x, y), opt, sf.ce_rate_loss(), K=3)) for _ in range(8)]
+    losses = [float(backprop.TBPTT(net, time_first_loader(x, y), opt, sf.ce_rate_loss(), K=3)) for _ in range(4)]
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
 
 
