@@ -237,7 +237,7 @@ class Translator:
         if self.batch_size not in (None, x.shape[0]):
             raise GraphError(f"example tensors disagree on the batch size ({self.batch_size} vs {x.shape[0]})")
         self.batch_size = int(x.shape[0])
-        return self.g.input(self.unique(node.name, helper=False), tuple(x.shape[1:]), dtype=dtype)
+        return self.g.input(self.unique(str(node.target).lstrip("*"), helper=False), tuple(x.shape[1:]), dtype=dtype)
 
     # --- modules -----------------------------------------------------------------------------------------
     def _call_module(self, node: fx.Node, module: nn.Module, args: tuple, kwargs: dict) -> Any:
