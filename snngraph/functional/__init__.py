@@ -1,0 +1,34 @@
+"""Losses, accuracy, regularisers and state quantisation for spiking outputs.
+
+Names and arguments follow ``snntorch.functional`` 1.0.0; outputs are recorded time-first,
+``(T, B, C)``, and targets are class indices ``(B,)``.
+"""
+
+from snngraph.functional.acc import accuracy_rate, accuracy_temporal
+from snngraph.functional.loss import (
+    ce_count_loss,
+    ce_max_membrane_loss,
+    ce_rate_loss,
+    ce_temporal_loss,
+    mse_count_loss,
+    mse_membrane_loss,
+    mse_temporal_loss,
+)
+from snngraph.functional.quant import state_quant
+from snngraph.functional.reg import l1_rate_sparsity
+from snngraph.functional.temporal import first_spike_time
+
+__all__ = [
+    "accuracy_rate",
+    "accuracy_temporal",
+    "ce_count_loss",
+    "ce_max_membrane_loss",
+    "ce_rate_loss",
+    "ce_temporal_loss",
+    "first_spike_time",
+    "l1_rate_sparsity",
+    "mse_count_loss",
+    "mse_membrane_loss",
+    "mse_temporal_loss",
+    "state_quant",
+]
