@@ -293,3 +293,40 @@ def test_bad_file_raises_graph_error(tmp_path):
     path.write_bytes(b"not hdf5")
     with pytest.raises(sg.GraphError, match="broken.nir"):
         sg.from_nir(path)
+
+
+def test_nested_graph_is_flattened_with_prefixed_names():
+    w1, w2 = rng_weights(4, 3) + 0.5, rng_weights(2, 4, seed=1)
+    block = nir.NIRGraph(nodes={"inp": nir.Input(np.array([3])), "fc": nir.Linear(weight=w1),
+                                "lif": snntorch_lif(0.9, 4), "out": nir.Output(np.array([4]))},
+                         edges=[("inp", "fc"), ("fc", "lif"), ("lif", "out")])
+    graph = nir.NIRGraph(nodes={"input": nir.Input(np.array([3])), "block": block, "fc2": nir.Linear(weight=w2),
+                                "lif2": snntorch_lif(0.8, 2), "output": nir.Output(np.array([2]))},
+                         edges=[("input", "block"), ("block", "fc2"), ("fc2", "lif2"), ("lif2", "output")])
+    with pytest.warns(UserWarning, match="block_lif"):
+        g = sg.from_nir(graph, dt=SNNTORCH_DT)
+    assert list(g.nodes) == ["input", "block_fc", "block_lif", "fc2", "lif2"]
+    assert g.nodes["fc2"].inputs[0].node == "block_lif"
+    np.testing.assert_array_equal(g.nodes["block_fc"].weight.value, w1)
+
+
+def test_flat_snntorch_recurrent_pattern_becomes_rleaky():
+    w_rec = rng_weights(4, 4, seed=7)
+    graph = nir.NIRGraph(nodes={"input": nir.Input(np.array([4])), "lif": snntorch_lif(0.9, 4),
+                                "w_rec": nir.Linear(weight=w_rec), "output": nir.Output(np.array([4]))},
+                         edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")])
+    with pytest.warns(UserWarning):
+        g = sg.from_nir(graph, dt=SNNTORCH_DT)
+    node = g.nodes["lif"]
+    assert [n.op for n in g.nodes.values()] == ["input", "rleaky"] and node.all_to_all
+    np.testing.assert_array_equal(node.recurrent_weight.value, w_rec)
+    np.testing.assert_array_equal(node.recurrent_bias.value, np.zeros(4, np.float32))
+
+
+def test_edge_to_a_subgraph_with_two_inputs_must_name_one():
+    sub = nir.NIRGraph(nodes={"a": nir.Input(np.array([2])), "b": nir.Input(np.array([2])),
+                              "out": nir.Output(np.array([2]))}, edges=[("a", "out"), ("b", "out")])
+    graph = nir.NIRGraph(nodes={"input": nir.Input(np.array([2])), "sub": sub, "output": nir.Output(np.array([2]))},
+                         edges=[("input", "sub"), ("sub", "output")], type_check=False)
+    with pytest.raises(sg.GraphError, match="'sub' is ambiguous"):
+        sg.from_nir(graph, dt=1.0)
