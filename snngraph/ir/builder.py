@@ -62,14 +62,14 @@ class GraphBuilder(NeuronBuilder):
 
     def _add(self, node: Node) -> Handle:
         """Check ``node`` against the graph, then add it; on error the graph is unchanged."""
-        from snngraph.ir.graph import Handle
+        from snngraph.ir.graph import Handle, checked_infer
 
         node.check()
         types = self.types()
         for ref in node.inputs:
             if ref not in types:
                 raise node.error(f"input {ref.text('')!r} does not exist")
-        new = node.infer(tuple(types[r] for r in node.inputs))
+        new = checked_infer(node, tuple(types[r] for r in node.inputs))
         self._nodes[node.name] = node
         for port, t in new.items():
             types[Ref(node.name, port)] = t

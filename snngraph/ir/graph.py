@@ -6,6 +6,7 @@ which return new graphs (``with_nodes``) and never mutate the one they were give
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -213,7 +214,7 @@ def infer_types(graph: Graph) -> dict[Ref, TensorType]:
             if ref not in types:
                 raise node.error(f"input {ref.text('')!r} does not exist")
             ins.append(types[ref])
-        for port, t in node.infer(tuple(ins)).items():
+        for port, t in checked_infer(node, tuple(ins)).items():
             types[Ref(name, port)] = t
     for name in order:
         node = nodes[name]
@@ -223,3 +224,15 @@ def infer_types(graph: Graph) -> dict[Ref, TensorType]:
                 raise node.error(f"input {ref.text('')!r} does not exist")
             node.infer((types[ref],))
     return types
+
+
+MAX_NUMEL = 2**31
+
+
+def checked_infer(node: Node, ins: tuple[TensorType, ...]) -> dict[str, TensorType]:
+    """``node.infer(ins)``, rejecting absurd output sizes (more than 2**31 elements per step)."""
+    outs = node.infer(ins)
+    for port, t in outs.items():
+        if math.prod(t.shape) > MAX_NUMEL:
+            raise node.error(f"output {port} of per-step shape {list(t.shape)} is too large")
+    return outs

@@ -86,10 +86,11 @@ def build_node(op: str, name: str, inputs: tuple[Ref, ...], fields: dict[str, An
 
 def placeholder(node_op: str, field: str, shape: tuple[int, ...], dtype: str, learnable: bool) -> Param:
     """A parameter whose values the text left out: torch-like init for weights, ones for
-    batch-norm scales and variances, zeros otherwise (biases included)."""
+    batch-norm scales and variances and Lapicque's R, C and time step, zeros otherwise (biases included)."""
     if field in ("weight", "recurrent_weight") and node_op in ("linear", "conv1d", "conv2d", "rleaky", "rsynaptic"):
         value = kaiming_weight(shape)
-    elif node_op == "batch_norm" and field in ("weight", "running_var"):
+    elif (node_op, field) in (("batch_norm", "weight"), ("batch_norm", "running_var"), ("lapicque", "R"),
+                              ("lapicque", "C"), ("lapicque", "time_step")):
         value = np.ones(shape)
     else:
         value = np.zeros(shape)

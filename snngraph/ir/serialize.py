@@ -4,6 +4,7 @@ from the file, checks every field and raises ``GraphError`` on anything malforme
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
@@ -18,6 +19,7 @@ from snngraph.ir.types import Param, Ref
 FORMAT = "snngraph.graph/1"
 MAX_FILE = 4 * 2**30
 MAX_HEADER = 64 * 2**20
+CHECKSUM_KEY = "snngraph.sha256"
 
 
 def _encode(value: Any, where: str) -> Any:
@@ -66,7 +68,19 @@ def save(graph: Any, path: str | os.PathLike) -> None:
                       "attrs": attrs, "params": params})
     outputs = [[k, r.node, r.port] for k, r in graph.outputs.items()]
     structure = {"format": FORMAT, "name": graph.name, "nodes": nodes, "outputs": outputs}
-    save_file(tensors, os.fspath(path), metadata={"snngraph": json.dumps(structure)})
+    text = json.dumps(structure)
+    save_file(tensors, os.fspath(path), metadata={"snngraph": text, CHECKSUM_KEY: checksum(text, tensors)})
+
+
+def checksum(structure: str, tensors: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the structure and every tensor's name, dtype, shape and bytes: a bit flip
+    anywhere in a saved file is detected."""
+    h = hashlib.sha256(structure.encode())
+    for key in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[key])
+        h.update(f"\0{key}\0{arr.dtype.str}\0{arr.shape}\0".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
 
 
 def load(path: str | os.PathLike) -> Any:
@@ -99,6 +113,8 @@ def _read(path: str, size: int) -> tuple[dict, dict[str, np.ndarray]]:
         structure = json.loads(meta["snngraph"])
     except (KeyError, ValueError, TypeError):
         raise GraphError(f"{path}: no snngraph structure in the file's metadata") from None
+    if meta.get(CHECKSUM_KEY) != checksum(meta["snngraph"], tensors):
+        raise GraphError(f"{path}: corrupt snngraph file (checksum mismatch)")
     if not isinstance(structure, dict) or structure.get("format") != FORMAT:
         raise GraphError(f"{path}: unknown format {structure.get('format') if isinstance(structure, dict) else None!r}")
     return structure, tensors

@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from snngraph.ir.node import Node, broadcastable, conv_out, require_range, same_type
-from snngraph.ir.types import Param, TensorType
+from snngraph.ir.types import Param, TensorType, check_shape
 
 frozen = dataclasses.dataclass(frozen=True, kw_only=True)
 
@@ -27,6 +27,9 @@ class Input(Node):
     op: ClassVar[str] = "input"
     family: ClassVar[str] = "input"
     arity: ClassVar[tuple[int, int | None]] = (0, 0)
+
+    def check(self):
+        check_shape(self.shape, f"input '{self.name}'")
 
     def infer(self, ins):
         return {"out": TensorType(self.shape, self.dtype)}
@@ -298,6 +301,7 @@ class Delay(Synapse):
     def check(self):
         if self.steps < 1:
             raise self.error(f"steps must be >= 1, got {self.steps}")
+        check_shape(self.shape, f"delay '{self.name}'")
 
     def infer(self, ins):
         """Delays are typed by their declared shape, so a loop can be typed before it is closed."""

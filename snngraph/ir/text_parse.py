@@ -239,7 +239,12 @@ def _build(parsed: list) -> tuple[list, dict]:
             if node not in headers:
                 raise GraphError(f"line {lineno}: input %{r} does not exist")
             inputs.append(Ref(node, port or headers[node].ports[0]))
-        nodes.append(build_node(op, name, tuple(inputs), fields, f"line {lineno}"))
+        node = build_node(op, name, tuple(inputs), fields, f"line {lineno}")
+        try:
+            node.check()
+        except GraphError as e:
+            raise GraphError(f"line {lineno}: {e}") from None
+        nodes.append(node)
         declared[name] = (types, lineno)
     return nodes, declared
 
