@@ -190,20 +190,28 @@ def _check_features(builder: Any, x: Any, linear_features: int | None, where: st
 
 
 def lapicque_rc(beta: Any, R: Any, C: Any, time_step: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Resolve (R, C) the way snnTorch's ``Lapicque`` does from beta / R / C and the time step."""
-    dt = float(as_array(time_step, f"{where} time_step"))
-    b = None if beta is None or beta is False else as_array(beta, f"{where} beta")
-    r = None if R is None or R is False else as_array(R, f"{where} R")
-    c = None if C is None or C is False else as_array(C, f"{where} C")
-    if b is None:
-        if r is None or c is None:
-            raise GraphError(f"{where}: give beta, or both R and C")
-        return r, c
-    if np.any(b <= 0) or np.any(b >= 1):
-        raise GraphError(f"{where}: beta must lie in (0, 1) to derive R and C")
-    if r is None and c is None:
-        r = np.asarray(1.0, np.float32)
-    if c is None:
-        return r, (dt / (r * np.log(1 / b))).astype(np.float32)
-    return (dt / (c * np.log(1 / b))).astype(np.float32), c
+    """Resolve (R, C) the way snnTorch's ``Lapicque`` does from beta / R / C and the time step,
+    with torch's float32 arithmetic (as snnTorch computes them), so the values match bit for bit."""
+    import torch
 
+    def given(v: Any) -> bool:
+        return v is not None and v is not False
+
+    dt = time_step if isinstance(time_step, (int, float)) else as_array(time_step, f"{where} time_step")
+    dt_t = torch.as_tensor(dt)
+    if not given(beta):
+        if not (given(R) and given(C)):
+            raise GraphError(f"{where}: give beta, or both R and C")
+        return as_array(R, f"{where} R"), as_array(C, f"{where} C")
+    if given(R) and given(C):
+        raise GraphError(f"{where}: give beta with at most one of R and C")
+    b = torch.as_tensor(as_array(beta, f"{where} beta"))
+    if torch.any(b <= 0) or torch.any(b >= 1):
+        raise GraphError(f"{where}: beta must lie in (0, 1) to derive R and C")
+    if given(C):
+        c = torch.as_tensor(as_array(C, f"{where} C"))
+        r = dt_t / (c * torch.log(1 / b))
+    else:
+        r = torch.as_tensor(as_array(R, f"{where} R")) if given(R) else torch.as_tensor(1)
+        c = dt_t / (r * torch.log(1 / b))
+    return as_array(r, f"{where} R"), as_array(c, f"{where} C")
