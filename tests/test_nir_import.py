@@ -330,3 +330,29 @@ def test_edge_to_a_subgraph_with_two_inputs_must_name_one():
                          edges=[("input", "sub"), ("sub", "output")], type_check=False)
     with pytest.raises(sg.GraphError, match="'sub' is ambiguous"):
         sg.from_nir(graph, dt=1.0)
+
+
+def test_norse_iaf_integrates_the_input_per_step():
+    """Norse's IAFCell: v += I (no dt), reset to v_reset = 0 in the spiking step."""
+    graph = nir.NIRGraph(nodes={"input": nir.Input(np.array([3])), "iaf": nir.IF(r=np.ones(3),
+                                                                                 v_threshold=np.full(3, 2.0)),
+                                "output": nir.Output(np.array([3]))},
+                         edges=[("input", "iaf"), ("iaf", "output")])
+    with pytest.warns(UserWarning, match="'iaf'"):
+        g = sg.from_nir(graph, dt=1e-3)
+    assert [n.op for n in g.nodes.values()] == ["input", "integrate_fire"]
+    torch.manual_seed(0)
+    xs = torch.rand(25, 2, 3)
+    v, ref = torch.zeros(2, 3), []
+    for x in xs:
+        v = v + x
+        z = (v > 2.0).float()
+        v = (1 - z) * v
+        ref.append(z)
+    out = run(g, xs)["output"]
+    assert out.sum() > 0 and torch.equal(out, torch.stack(ref))
+
+
+def test_non_graph_argument_raises_graph_error():
+    with pytest.raises(sg.GraphError, match="expected a nir.NIRGraph, got LIF"):
+        sg.from_nir(snntorch_lif(0.9, 2), dt=1.0)

@@ -18,6 +18,7 @@ step). The per-node mapping table is in ``docs/nir.md``.
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -136,7 +137,7 @@ def from_nir(nir_graph: Any, dt: float | None = None, method: str | None = None,
         check_method(method)
     if dt is not None:
         dt = check_dt(dt)
-    if not hasattr(nir_graph, "nodes"):
+    if isinstance(nir_graph, (str, os.PathLike)):
         import nir
 
         try:

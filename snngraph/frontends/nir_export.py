@@ -196,7 +196,7 @@ def _leaky(node: Node, ctx: _Ctx) -> nir.NIRNode:
     if np.all(beta == 0) and node.reset_mechanism == "none" and node.name not in ctx.mem_outputs:
         return nir.Threshold(threshold=thr, metadata=meta)
     if np.all(beta == 1):
-        return nir.IF(r=np.full(shape, 1.0 / ctx.dt), v_threshold=thr, v_reset=np.zeros(shape), metadata=meta)
+        return nir.IF(r=np.ones(shape), v_threshold=thr, v_reset=np.zeros(shape), metadata=meta)
     tau, r = _time_constant(node, "beta", shape, ctx)
     return nir.LIF(tau=tau, r=r, v_leak=np.zeros(shape), v_threshold=thr, v_reset=np.zeros(shape), metadata=meta)
 
@@ -204,7 +204,7 @@ def _leaky(node: Node, ctx: _Ctx) -> nir.NIRNode:
 def _integrate_fire(node: Node, ctx: _Ctx) -> nir.NIRNode:
     _check_spiking(node)
     shape = ctx.shape(node)
-    return nir.IF(r=np.full(shape, 1.0 / ctx.dt), v_threshold=_full(node, "threshold", shape),
+    return nir.IF(r=np.ones(shape), v_threshold=_full(node, "threshold", shape),
                   v_reset=np.zeros(shape), metadata=_meta(node, ctx, ("threshold",)))
 
 
@@ -225,7 +225,7 @@ def _leaky_integrator(node: Node, ctx: _Ctx) -> nir.NIRNode:
     shape = ctx.shape(node)
     meta = _meta(node, ctx, ("beta",))
     if np.all(node.beta.value == 1):
-        return nir.I(r=np.full(shape, 1.0 / ctx.dt), metadata=meta)
+        return nir.I(r=np.ones(shape), metadata=meta)
     tau, r = _time_constant(node, "beta", shape, ctx)
     return nir.LI(tau=tau, r=r, v_leak=np.zeros(shape), metadata=meta)
 

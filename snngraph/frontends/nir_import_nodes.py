@@ -168,7 +168,7 @@ def _lif(g: Graph, name: str, x: Handle, node: Any, ctx: Ctx) -> Handle:
 
 def _if(g: Graph, name: str, x: Handle, node: Any, ctx: Ctx) -> Handle:
     reset = _reset(node, name, ctx)
-    x = scaled_input(g, x, np.asarray(node.r, np.float64) * ctx.dt, name, ctx)
+    x = scaled_input(g, x, np.asarray(node.r, np.float64), name, ctx)
     return g.integrate_fire(x, name=name, **reset)
 
 
@@ -181,7 +181,7 @@ def _li(g: Graph, name: str, x: Handle, node: Any, ctx: Ctx) -> Handle:
 
 
 def _integrator(g: Graph, name: str, x: Handle, node: Any, ctx: Ctx) -> Handle:
-    x = scaled_input(g, x, np.asarray(node.r, np.float64) * ctx.dt, name, ctx)
+    x = scaled_input(g, x, np.asarray(node.r, np.float64), name, ctx)
     return g.leaky_integrator(x, beta=restore_shape(np.ones_like(f32(node.r)), node, "beta"), name=name)
 
 
