@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import torch
-from snngraph.runtimes.onnx import Session
 
 import snngraph as sg
 from snngraph.ir.types import Param
+from snngraph.runtimes.onnx import Session
 
 # Weight-like parameters rounded to multiples of 1/32 and inputs to multiples of 1/8 make every
 # matmul / convolution sum exact in float32, whatever the summation order of the engine, so the

@@ -165,6 +165,7 @@ def test_leaky_integrator_readout_and_graded_scalar(tmp_path):
 def test_fixed_num_steps_model(tmp_path):
     import onnx
     from onnx_helpers import eager, inputs_for
+
     from snngraph.runtimes.onnx import Session
 
     g = quantise(mlp())

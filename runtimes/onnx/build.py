@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from onnx import NodeProto, ValueInfoProto, helper
-from snngraph.passes.time_structure import stages
-from snngraph.runtimes.onnx.lower import FLOAT, Emitter, lower_synapse
-from snngraph.runtimes.onnx.lower_neurons import lower_neuron
 
 from snngraph.ir import synapses as S
 from snngraph.ir.graph import Graph
 from snngraph.ir.types import Ref
+from snngraph.passes.time_structure import stages
+from snngraph.runtimes.onnx.lower import FLOAT, Emitter, lower_synapse
+from snngraph.runtimes.onnx.lower_neurons import lower_neuron
 
 BATCH, TIME = "B", "T"
 

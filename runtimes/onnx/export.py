@@ -27,13 +27,13 @@ from typing import Any
 
 import onnx
 from onnx import helper, numpy_helper
-from snngraph.passes.insert_surrogates import insert_surrogates
-from snngraph.passes.manager import PassManager
-from snngraph.runtimes.onnx.build import BATCH, TIME, build_sequence, build_step, state_entries
 
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph
 from snngraph.ir.neurons import Neuron
+from snngraph.passes.insert_surrogates import insert_surrogates
+from snngraph.passes.manager import PassManager
+from snngraph.runtimes.onnx.build import BATCH, TIME, build_sequence, build_step, state_entries
 
 MODES = ("sequence", "step")
 METADATA_KEY = "snngraph"

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from snngraph.runtimes.onnx.lower import Emitter, is_one, param_value
 
 from snngraph.ir import neurons as N
 from snngraph.ir.errors import LoweringError
 from snngraph.ir.node import Node
+from snngraph.runtimes.onnx.lower import Emitter, is_one, param_value
 
 Ports = dict[str, str]
 

@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from snngraph.runtimes.onnx.export import METADATA_KEY
 
 from snngraph.ir.errors import GraphError
+from snngraph.runtimes.onnx.export import METADATA_KEY
 
 Arrays = dict[str, np.ndarray]
 
@@ -48,7 +48,8 @@ class Session:
         self.input_names: list[str] = list(self.meta["inputs"])
         self.output_names: list[str] = list(self.meta["outputs"])
         self.state_names: list[str] = [s["name"] for s in self.meta["states"]]
-        self._next_names = [s["next"] for s in self.meta["states"]]
+        self._checks = {name: (len(dims), tuple((i, d) for i, d in enumerate(dims) if isinstance(d, int)))
+                        for name, dims in self.meta["inputs"].items()}
 
     def init_state(self, batch_size: int = 1) -> Arrays:
         """A fresh (zero) state for ``batch_size`` streams, keyed like ``CompiledNet.init_state``."""
@@ -58,18 +59,27 @@ class Session:
                 for s in self.meta["states"]}
 
     def _feed(self, x: Any) -> Arrays:
-        given = dict(x) if isinstance(x, Mapping) else {self.input_names[0]: x}
-        if set(given) != set(self.input_names):
-            raise GraphError(f"model '{self.meta['graph']}' takes inputs {self.input_names}, got {sorted(given)}")
+        if isinstance(x, Mapping):
+            if set(x) != set(self.input_names):
+                raise GraphError(f"model '{self.meta['graph']}' takes inputs {self.input_names}, got {sorted(x)}")
+            items = x.items()
+        else:
+            items = ((self.input_names[0], x),)
         feed = {}
-        for name, value in given.items():
-            arr = np.ascontiguousarray(_numpy(value), dtype=np.float32)
-            expected = self.meta["inputs"][name]
-            if arr.ndim != len(expected) or any(
-                    isinstance(d, int) and d != n for d, n in zip(expected, arr.shape, strict=True)):
-                raise GraphError(f"input '{name}': expected shape {_fmt(expected)}, got {tuple(arr.shape)}")
+        for name, value in items:
+            arr = _array(value)
+            ndim, fixed = self._checks[name]
+            if arr.ndim != ndim or any(arr.shape[i] != d for i, d in fixed):
+                raise GraphError(f"input '{name}': expected shape {_fmt(self.meta['inputs'][name])}, "
+                                 f"got {tuple(arr.shape)}")
             feed[name] = arr
         return feed
+
+    def _run(self, feed: Arrays) -> list[np.ndarray]:
+        try:
+            return self._sess.run(None, feed)
+        except Exception as err:  # onnxruntime's own errors for wrong state shapes and the like
+            raise GraphError(f"model '{self.meta['graph']}': onnxruntime rejected the inputs: {err}") from err
 
     def step(self, x_t: Any, state: Mapping[str, Any] | None = None) -> tuple[Arrays, Arrays]:
         """One time step: ``x_t`` of shape ``(B, *shape)`` (or a dict by input name) and the state.
@@ -83,11 +93,13 @@ class Session:
         feed = self._feed(x_t)
         if state is None:
             state = self.init_state(next(iter(feed.values())).shape[0])
-        missing = [s for s in self.state_names if s not in state]
-        if missing:
-            raise GraphError(f"state is missing {missing}; start from Session.init_state(batch_size)")
-        feed.update({s: np.ascontiguousarray(_numpy(state[s]), dtype=np.float32) for s in self.state_names})
-        results = self._sess.run(None, feed)
+        try:
+            for name in self.state_names:
+                feed[name] = _array(state[name])
+        except KeyError:
+            missing = [s for s in self.state_names if s not in state]
+            raise GraphError(f"state is missing {missing}; start from Session.init_state(batch_size)") from None
+        results = self._run(feed)
         n = len(self.output_names)
         return dict(zip(self.output_names, results[:n], strict=True)), dict(
             zip(self.state_names, results[n:], strict=True))
@@ -99,7 +111,7 @@ class Session:
         """
         if self.mode == "sequence":
             feed = self._feed(x_seq)
-            return dict(zip(self.output_names, self._sess.run(None, feed), strict=True))
+            return dict(zip(self.output_names, self._run(feed), strict=True))
         seqs = dict(x_seq) if isinstance(x_seq, Mapping) else {self.input_names[0]: x_seq}
         seqs = {k: _numpy(v) for k, v in seqs.items()}
         steps = next(iter(seqs.values())).shape[0]
@@ -113,6 +125,13 @@ class Session:
     def __repr__(self) -> str:
         return (f"<snngraph Session '{self.meta['graph']}' mode={self.mode} inputs={self.input_names} "
                 f"outputs={self.output_names} states={len(self.state_names)}>")
+
+
+def _array(value: Any) -> np.ndarray:
+    """``value`` as a C-contiguous float32 numpy array (no copy when it already is one)."""
+    if type(value) is np.ndarray and value.dtype == np.float32 and value.flags.c_contiguous:
+        return value
+    return np.ascontiguousarray(_numpy(value), dtype=np.float32)
 
 
 def _numpy(value: Any) -> np.ndarray:
