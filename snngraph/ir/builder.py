@@ -38,11 +38,11 @@ class GraphBuilder(NeuronBuilder):
             if name in self._nodes:
                 raise GraphError(f"duplicate node name '{name}' in graph '{self.name}'")
             return name
-        while True:
-            self._counts[op] = self._counts.get(op, 0) + 1
-            candidate = f"{op}{self._counts[op]}"
-            if candidate not in self._nodes:
-                return candidate
+        i = self._counts.get(op, 0) + 1  # every "<op><j>" with j < i is taken
+        while f"{op}{i}" in self._nodes:
+            self._counts[op] = i
+            i += 1
+        return f"{op}{i}"  # not reserved: a call that fails leaves the name free
 
     def _ref(self, value: Any, where: str) -> Ref:
         from snngraph.ir.graph import Handle
