@@ -376,6 +376,6 @@ def _output_names(kept: list[tuple[str | None, Handle]], given: Any) -> list[str
         return [key for key, _ in kept]
     refs = [h.ref for _, h in kept]
     ports = [r.port for r in refs]
-    if len(refs) > 1 and len({r.node for r in refs}) == 1 and len(set(ports)) == len(ports):
+    if len({r.node for r in refs}) == 1 and len(set(ports)) == len(ports) and kept[0][1].node.family == "neuron":
         return ports
     return ["out"] if len(kept) == 1 else [f"out{i}" for i in range(len(kept))]
