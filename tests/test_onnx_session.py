@@ -49,6 +49,23 @@ def test_step_model_io_names_and_metadata(tmp_path):
         assert fresh[key].shape == tuple(value.shape) and not fresh[key].any()
 
 
+def test_step_state_order_follows_compiled_net(tmp_path):
+    """Insertion order differs from stage order, and a dead neuron has no state in either."""
+    g = sg.Graph("order")
+    x = g.input("x", shape=(3,))
+    fb = g.feedback((3,), name="fb")
+    g.leaky(x, beta=0.5, name="dead")
+    first = g.leaky(g.linear(x, 3, name="fc"), beta=0.9, name="first")
+    loop = g.synaptic(g.add(first, fb, name="sum"), alpha=0.5, beta=0.5, name="loop")
+    g.connect(fb, loop)
+    g.output("spk", loop)
+    model = export_and_check(g, tmp_path / "order.onnx", mode="step")
+    state = sg.compile(g).init_state(1)
+    assert "dead.mem" not in state
+    assert [i.name for i in model.graph.input][1:] == list(state)
+    compare(g, tmp_path, ((6, 2),), mode="step")
+
+
 def test_step_model_carried_over_time_equals_sequence_and_eager(tmp_path):
     g = stateful_graph()
     export_and_check(g, tmp_path / "step.onnx", mode="step")

@@ -31,7 +31,7 @@ from onnx import helper, numpy_helper
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph
 from snngraph.ir.neurons import Neuron
-from snngraph.passes.insert_surrogates import insert_surrogates
+from snngraph.passes import default_pipeline
 from snngraph.passes.manager import PassManager
 from snngraph.runtimes.onnx.build import BATCH, TIME, build_sequence, build_step, state_entries
 
@@ -82,11 +82,15 @@ def export_onnx(g_or_net: Any, path: str | os.PathLike | None, mode: str = "sequ
 
 
 def _prepare(g_or_net: Any) -> Graph:
-    """The graph to export: a net's ``to_graph()``, verified, with surrogates filled in."""
+    """The graph to export: a net's ``to_graph()`` through ``sg.compile``'s pass pipeline.
+
+    Running the same passes as ``sg.compile`` (dead nodes removed, stage order, surrogates) makes
+    the step model's state entries the very ones, in the same order, as ``CompiledNet.init_state``.
+    """
     graph = g_or_net.to_graph() if hasattr(g_or_net, "to_graph") and not isinstance(g_or_net, Graph) else g_or_net
     if not isinstance(graph, Graph):
         raise GraphError(f"export_onnx expects an sg.Graph or a compiled net, got {type(g_or_net).__name__}")
-    graph = PassManager([insert_surrogates], verify=True)(graph)
+    graph = PassManager(default_pipeline(), verify=True)(graph)
     for node in graph.nodes.values():
         if isinstance(node, Neuron):
             check_heaviside_forward(node)
