@@ -208,10 +208,21 @@ def parse(text: str) -> Any:
         g = Graph(gname, nodes, outs)
     except GraphError as e:
         raise GraphError(f"line {lines[1][0]}: {e}") from None
-    for check in (check_arity, check_refs):
-        check(g)
+    for check in (check_arity, check_refs, lambda graph: graph.types()):
+        try:
+            check(g)
+        except GraphError as e:
+            raise GraphError(f"line {_line_of(e, g, declared)}: {e}") from None
     _check_types(g, declared)
     return g
+
+
+def _line_of(error: GraphError, g: Any, declared: dict) -> Any:
+    """The line of the node an error names: the one it starts with (``op 'name': ...``), else any."""
+    text = str(error)
+    node = next((n for n, nd in g.nodes.items() if text.startswith(f"{nd.op} '{n}'")), None)
+    node = node or next((n for n in g.nodes if f"'{n}'" in text), None)
+    return declared[node][1] if node in declared else "?"
 
 
 def _resolve(text: str, nodes: dict, lineno: int) -> Ref:
@@ -252,12 +263,6 @@ def _build(parsed: list) -> tuple[list, dict]:
 def _check_types(g: Any, declared: dict) -> None:
     from snngraph.ir.text import to_text
 
-    try:
-        g.types()
-    except GraphError as e:
-        node = next((n for n in g.nodes if f"'{n}'" in str(e)), None)
-        lineno = declared[node][1] if node in declared else "?"
-        raise GraphError(f"line {lineno}: {e}") from None
     listing = to_text(g).splitlines()[1:]
     for (name, (types, lineno)), printed in zip(declared.items(), listing, strict=False):
         inferred = printed.rsplit(" : ", 1)[1]
