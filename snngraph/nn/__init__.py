@@ -1,0 +1,33 @@
+"""Per-step spiking neuron modules: the "torch.nn of spiking neurons", snnTorch 1.0.0 compatible.
+
+``Leaky``, ``Synaptic``, ``Alpha``, ``Lapicque``, ``RLeaky`` and ``RSynaptic`` take snnTorch's
+constructor arguments and calling convention (``spk, mem = lif(cur, mem)``); ``IntegrateFire``
+(``IF``), ``LeakyIntegrator`` (``LI``) and ``AdaptiveLeaky`` (``ALIF``) complete the set. Every
+module computes through the pure kernels of ``snngraph.runtimes.torch.kernels`` and keeps its
+hidden state on the instance only.
+"""
+
+from snngraph.nn.base import LIF, FiringNeuron, SpikingNeuron
+from snngraph.nn.lapicque import Lapicque
+from snngraph.nn.leaky import ALIF, IF, LI, AdaptiveLeaky, IntegrateFire, Leaky, LeakyIntegrator
+from snngraph.nn.recurrent import RecurrentOneToOne, RLeaky, RSynaptic
+from snngraph.nn.synaptic import Alpha, Synaptic
+
+__all__ = [
+    "ALIF",
+    "IF",
+    "LI",
+    "LIF",
+    "AdaptiveLeaky",
+    "Alpha",
+    "FiringNeuron",
+    "IntegrateFire",
+    "Lapicque",
+    "Leaky",
+    "LeakyIntegrator",
+    "RLeaky",
+    "RSynaptic",
+    "RecurrentOneToOne",
+    "SpikingNeuron",
+    "Synaptic",
+]

@@ -1,0 +1,146 @@
+"""Torch implementation of the surrogate spikes described by :class:`snngraph.ir.surrogate.Surrogate`.
+
+One autograd function serves every surrogate: the forward pass is the Heaviside step
+``(x > 0)`` in the input's dtype, the backward pass looks the gradient formula up by the
+surrogate's name. Each formula repeats snnTorch 1.0.0's expression operation for operation, so
+gradients agree bit for bit in float64 (snnTorch itself returns float32 spikes, which rounds the
+incoming gradient to float32; snngraph keeps the input dtype).
+
+When no gradient is needed (inference, export tracing) the step is computed directly, without
+the autograd function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from snngraph.ir.errors import GraphError
+from snngraph.ir.surrogate import Surrogate
+
+__all__ = ["GRADIENTS", "apply_surrogate", "spike_gradient"]
+
+
+def _heaviside(x: Tensor) -> Tensor:
+    return (x > 0).to(x.dtype)
+
+
+def _atan(x: Tensor, grad: Tensor, alpha: float) -> Tensor:
+    return alpha / 2 / (1 + (torch.pi / 2 * alpha * x).pow_(2)) * grad
+
+
+def _fast_sigmoid(x: Tensor, grad: Tensor, slope: float) -> Tensor:
+    return grad / (slope * torch.abs(x) + 1.0) ** 2
+
+
+def _sigmoid(x: Tensor, grad: Tensor, slope: float) -> Tensor:
+    return grad * slope * torch.exp(-slope * x) / ((torch.exp(-slope * x) + 1) ** 2)
+
+
+def _triangular(x: Tensor, grad: Tensor, threshold: float) -> Tensor:
+    grad = grad * threshold
+    return torch.where(x >= 0, -grad, grad)
+
+
+def _heaviside_grad(x: Tensor, grad: Tensor) -> Tensor:
+    return grad * _heaviside(x)
+
+
+def _straight_through(x: Tensor, grad: Tensor) -> Tensor:
+    return grad
+
+
+def _spike_rate_escape(x: Tensor, grad: Tensor, beta: float, slope: float) -> Tensor:
+    return grad * slope * torch.exp(-beta * torch.abs(x - 1))
+
+
+def _sso(x: Tensor, grad: Tensor, mean: float, variance: float) -> Tensor:
+    out = _heaviside(x)
+    below = (~(x > 0)).to(grad.dtype)
+    return grad * out + (grad * below) * ((torch.rand_like(x) - 0.5 + mean) * variance)
+
+
+def _lso(x: Tensor, grad: Tensor, slope: float) -> Tensor:
+    out = _heaviside(x)
+    below = (~(x > 0)).to(grad.dtype)
+    return grad * out + below * slope * grad
+
+
+def _sfs(x: Tensor, grad: Tensor, slope: float, B: float) -> Tensor:
+    return grad / (slope * torch.abs(x) + 1.0) ** 2 * (x > B).to(grad.dtype)
+
+
+GRADIENTS: dict[str, tuple[Callable[..., Tensor], tuple[str, ...]]] = {
+    "atan": (_atan, ("alpha",)),
+    "fast_sigmoid": (_fast_sigmoid, ("slope",)),
+    "sigmoid": (_sigmoid, ("slope",)),
+    "triangular": (_triangular, ("threshold",)),
+    "heaviside": (_heaviside_grad, ()),
+    "straight_through_estimator": (_straight_through, ()),
+    "spike_rate_escape": (_spike_rate_escape, ("beta", "slope")),
+    "SSO": (_sso, ("mean", "variance")),
+    "LSO": (_lso, ("slope",)),
+    "SFS": (_sfs, ("slope", "B")),
+}
+"""Surrogate name -> (``grad(x, grad_output, **params)``, parameter names in order)."""
+
+
+def spike_gradient(spec: Surrogate, x: Tensor, grad_output: Tensor) -> Tensor:
+    """The surrogate's gradient with respect to ``x`` given the gradient of the spikes.
+
+    A ``custom`` surrogate's function receives ``(x, grad_output.clone(), spikes)`` like
+    snnTorch's ``CustomSurrogate``.
+    """
+    if spec.name == "custom":
+        return spec.fn(x, grad_output.clone(), _heaviside(x))
+    formula, _ = GRADIENTS[spec.name]
+    return formula(x, grad_output, *(value for _, value in spec.params))
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside forward, surrogate backward; ``spec`` selects the backward formula."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, spec: Surrogate) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.spec = spec
+        return _heaviside(x)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None]:
+        (x,) = ctx.saved_tensors
+        return spike_gradient(ctx.spec, x, grad_output), None
+
+
+def _check(spec: Surrogate) -> None:
+    if spec.name == "custom":
+        if not callable(spec.fn):
+            raise GraphError("surrogate 'custom' has no function; build it with sg.surrogate.custom_surrogate(f)")
+        return
+    entry = GRADIENTS.get(spec.name)
+    if entry is None:
+        raise GraphError(f"unknown surrogate {spec.name!r}; known: {', '.join(sorted(GRADIENTS))}, custom")
+    names = tuple(key for key, _ in spec.params)
+    if names != entry[1]:
+        raise GraphError(f"surrogate {spec.name!r} takes parameters {entry[1]}, got {names}")
+
+
+def apply_surrogate(spec: Surrogate, x: Tensor) -> Tensor:
+    """Spike ``x`` (already shifted by the threshold): ``(x > 0)`` forward, ``spec``'s gradient back.
+
+    Args:
+        spec: the surrogate; its ``params`` must be the factory's arguments in order.
+        x: membrane minus threshold, any floating dtype.
+
+    Returns:
+        Spikes as 0/1 in ``x``'s dtype.
+
+    Raises:
+        GraphError: ``spec`` names an unknown surrogate or has the wrong parameters.
+    """
+    _check(spec)
+    if isinstance(x, Tensor) and not (x.requires_grad and torch.is_grad_enabled()):
+        return _heaviside(x)
+    return _Spike.apply(x, spec)
