@@ -330,8 +330,11 @@ class Translator:
             return f" at {os.path.basename(file)}:{line} in {func} `{code.strip()}`"
         try:
             forward = type(self.root).forward
-            return f" in {os.path.basename(inspect.getsourcefile(forward))}:{inspect.getsourcelines(forward)[1]} " \
-                   f"({type(self.root).__name__}.forward)"
+            file = inspect.getsourcefile(forward)
+            if file is None or file.startswith(_INTERNAL):
+                return ""
+            return f" in {os.path.basename(file)}:{inspect.getsourcelines(forward)[1]} ({type(self.root).__name__}" \
+                   ".forward)"
         except (OSError, TypeError):
             return ""
 

@@ -8,7 +8,6 @@ operation on the batch dim itself cannot be expressed. ``x.size(0)`` / ``x.shape
 
 from __future__ import annotations
 
-import inspect
 import math
 import operator
 from collections.abc import Callable
@@ -226,6 +225,19 @@ def identity(tr: Translator, x: Any, *args: Any, name: str = "", **kwargs: Any) 
     return tensor(x, "identity")
 
 
+class NeuronOut:
+    """The tuple a neuron module returns (``spk, mem = lif(x, mem)``): one graph value per port."""
+
+    __slots__ = ("handle", "ports")
+
+    def __init__(self, handle: Handle, ports: tuple[str, ...]):
+        self.handle = handle
+        self.ports = ports
+
+    def values(self) -> list[Handle]:
+        return [getattr(self.handle, port) for port in self.ports]
+
+
 def getitem(tr: Translator, value: Any, index: Any, name: str = "") -> Any:
     if isinstance(value, NeuronOut):
         return value.values()[index]
@@ -270,26 +282,12 @@ def _getattr_error(x: Any, attr: str) -> Any:
 
 
 def describe(target: Any) -> str:
-    """A readable name of an fx call target (``torch.sigmoid``, ``Tensor.detach``)."""
+    """A readable name of an fx call target (``torch.sigmoid``, ``Tensor.detach``, ``F.gelu``)."""
     if isinstance(target, str):
         return f"Tensor.{target}"
-    module = getattr(target, "__module__", None) or ""
-    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
-    if module in ("_operator", "operator"):
-        return f"operator.{qualname}"
-    if module.startswith("torch") or inspect.isbuiltin(target):
-        return f"torch.{qualname}" if not module.startswith("torch.nn.functional") else f"F.{qualname}"
-    return f"{module}.{qualname}" if module else qualname
-
-
-class NeuronOut:
-    """The tuple a neuron module returns (``spk, mem = lif(x, mem)``): one graph value per port."""
-
-    __slots__ = ("handle", "ports")
-
-    def __init__(self, handle: Handle, ports: tuple[str, ...]):
-        self.handle = handle
-        self.ports = ports
-
-    def values(self) -> list[Handle]:
-        return [getattr(self.handle, port) for port in self.ports]
+    name = getattr(target, "__name__", None) or repr(target)
+    for prefix, namespace in (("torch", torch), ("F", F), ("operator", operator)):
+        if getattr(namespace, name, None) is target:
+            return f"{prefix}.{name}"
+    module = getattr(target, "__module__", None)
+    return f"{module}.{name}" if module else name

@@ -1,0 +1,148 @@
+"""sg.trace rejects what the IR cannot express with a GraphError naming the op and the model's line."""
+
+from __future__ import annotations
+
+import pytest
+import snntorch as snn
+import torch
+from torch import nn
+
+import snngraph as sg
+
+
+class Wrap(nn.Module):
+    """A per-step model whose forward is the given function of (self, x)."""
+
+    def __init__(self, body, neuron=None):
+        super().__init__()
+        self.fc = nn.Linear(6, 6)
+        self.lif = neuron if neuron is not None else snn.Leaky(beta=0.9, init_hidden=True)
+        self.body = body
+
+    def forward(self, x):
+        return self.body(self, x)
+
+
+def _trace_error(body, neuron=None, example=None) -> str:
+    with pytest.raises(sg.GraphError) as info:
+        sg.trace(Wrap(body, neuron), torch.zeros(2, 6) if example is None else example)
+    return str(info.value)
+
+
+def test_unsupported_function_names_op_and_line():
+    message = _trace_error(lambda self, x: self.lif(torch.sigmoid(self.fc(x))))
+    assert "torch.sigmoid" in message and "unsupported operation" in message
+    assert "test_fx_errors.py:" in message and "torch.sigmoid(self.fc(x))" in message
+
+
+def test_unsupported_method_names_op_and_line():
+    message = _trace_error(lambda self, x: self.lif(self.fc(x).detach()))
+    assert "Tensor.detach" in message and "test_fx_errors.py:" in message
+
+
+def test_unsupported_module_is_named():
+    model = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), snn.Leaky(beta=0.9, init_hidden=True))
+    with pytest.raises(sg.GraphError, match=r"module '1' \(Tanh\).*unsupported module torch\.nn.*Tanh"):
+        sg.trace(model, torch.zeros(2, 6))
+
+
+@pytest.mark.parametrize("body, pattern", [
+    (lambda self, x: self.lif(self.fc(x) + 1.0), "adding a constant"),
+    (lambda self, x: self.lif(self.fc(x) * self.fc(x)), "called more than once"),
+    (lambda self, x: self.lif(self.fc(x)[:, :3]), "indexing or slicing"),
+    (lambda self, x: self.lif(torch.cat([self.fc(x), x], dim=0)), "batch dim"),
+    (lambda self, x: self.lif(self.fc(x).view(x.size(0), 2, 3)), "not a flatten"),
+    (lambda self, x: self.lif(self.fc(x).view(-1)), "first dim must stay the batch"),
+])
+def test_inexpressible_operations(body, pattern):
+    assert pattern in _trace_error(body)
+
+
+def test_control_flow_on_values_names_line():
+    def body(self, x):
+        h = self.fc(x)
+        if h.sum() > 0:
+            h = h * 2
+        return self.lif(h)
+
+    message = _trace_error(body)
+    assert "cannot trace" in message and "test_fx_errors.py:" in message and "h.sum() > 0" in message
+
+
+def test_unsupported_neuron_options():
+    with pytest.warns(UserWarning, match="Inhibition"):
+        inhibited = snn.Leaky(beta=0.9, init_hidden=True, inhibition=True)
+    assert "inhibition" in _trace_error(lambda self, x: self.lif(self.fc(x)), inhibited)
+    quant = snn.Leaky(beta=0.9, init_hidden=True, state_quant=lambda m: m.round())
+    assert "state_quant" in _trace_error(lambda self, x: self.lif(self.fc(x)), quant)
+    conv = snn.RLeaky(beta=0.9, conv2d_channels=2, kernel_size=3, init_hidden=True)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), conv)
+    with pytest.raises(sg.GraphError, match=r"module '1'.*Conv2d recurrence"):
+        sg.trace(model, torch.zeros(2, 1, 5, 5))
+
+
+def test_unsupported_snntorch_neuron_is_named():
+    model = nn.Sequential(nn.Linear(6, 6), snn.SLSTM(6, 6, init_hidden=True))
+    with pytest.raises(sg.GraphError, match="SLSTM is not supported"):
+        sg.trace(model, torch.zeros(2, 6))
+
+
+def test_constant_state_would_restart_every_step():
+    def body(self, x):
+        mem = self.lif.init_leaky()
+        spk, mem = self.lif(self.fc(x), mem)
+        return spk
+
+    assert "restart at every step" in _trace_error(body, snn.Leaky(beta=0.9))
+
+
+def test_sg_nn_neuron_without_state_or_init_hidden():
+    message = _trace_error(lambda self, x: self.lif(self.fc(x))[0], sg.nn.Leaky(beta=0.9))
+    assert "restarts from zero at every step" in message
+
+
+def test_state_argument_also_used_as_data():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lif = snn.Leaky(beta=0.9)
+
+        def forward(self, x, mem):
+            spk, mem = self.lif(x + mem, mem)
+            return spk, mem
+
+    with pytest.raises(sg.GraphError, match="argument 'mem' is the state of 'lif' and is also used as data"):
+        sg.trace(Net(), (torch.zeros(2, 3), torch.zeros(2, 3)))
+
+
+def test_bad_example_inputs_and_names():
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lif = snn.Leaky(beta=0.9, init_hidden=True)
+
+        def forward(self, x, y):
+            return self.lif(x + y)
+
+    with pytest.raises(sg.GraphError, match="argument 'y'.*no tensor"):
+        sg.trace(TwoInputs(), torch.zeros(2, 3))
+    with pytest.raises(sg.GraphError, match="batch size"):
+        sg.trace(TwoInputs(), (torch.zeros(2, 3), torch.zeros(4, 3)))
+    with pytest.raises(sg.GraphError, match="output_names"):
+        sg.trace(TwoInputs(), (torch.zeros(2, 3), torch.zeros(2, 3)), output_names=["a", "b"])
+    with pytest.raises(sg.GraphError, match="torch.nn.Module"):
+        sg.trace(lambda x: x, torch.zeros(2, 3))
+    g = sg.trace(TwoInputs(), (torch.zeros(2, 3), torch.zeros(2, 3)), output_names=["spikes"])
+    assert list(g.inputs) == ["x", "y"] and list(g.outputs) == ["spikes"]
+
+
+def test_tracing_leaves_the_model_unchanged():
+    def body(self, x):
+        mem = self.lif.init_leaky()
+        return self.lif(self.fc(x), mem)[0]
+
+    model = Wrap(body, snn.Leaky(beta=0.9))
+    before = set(vars(model))
+    with pytest.raises(sg.GraphError):
+        sg.trace(model, torch.zeros(2, 6))
+    assert set(vars(model)) == before
