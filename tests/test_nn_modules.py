@@ -245,3 +245,18 @@ def test_surrogate_disable_spikes_without_gradient():
     assert not spk.requires_grad and mem.requires_grad
     expected, _ = leaky_step(x.detach(), torch.zeros(2, 3), beta=0.9)
     assert torch.equal(spk, expected)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_modules_and_surrogates_run_on_cuda():
+    rlif = sg.nn.RLeaky(beta=0.9, all_to_all=False, V=torch.tensor([0.5, 1.0, 2.0]), learn_recurrent=False)
+    rlif.reset_mechanism = "zero"
+    seq = nn.Sequential(nn.Linear(3, 3), sg.nn.Leaky(beta=0.9, init_hidden=True), rlif).to("cuda")
+    assert rlif.recurrent.V is rlif.V and rlif.V.device.type == "cuda"
+    rlif.init_hidden = True
+    x = _x(2, 3).cuda().requires_grad_(True)
+    out = sum(seq(x + t).sum() for t in range(3))
+    out.backward()
+    assert x.grad.device.type == "cuda" and seq[1].mem.device.type == "cuda"
+    cpu = sg.surrogate.sigmoid()(_x(50).requires_grad_(True))
+    assert torch.equal(sg.surrogate.sigmoid()(_x(50).cuda()).cpu(), cpu.detach())
