@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import snngraph as sg
 
@@ -86,6 +91,18 @@ def test_conv2d_avgpool_flatten_integrate_fire(tmp_path):
     g2, exported = roundtrip(g, tmp_path, dt=0.5)
     assert isinstance(exported.nodes["if1"], nir.IF)
     assert isinstance(exported.nodes["pool"], nir.AvgPool2d)
+    assert_same_outputs(g, g2)
+
+
+def test_grouped_non_square_conv_survives_the_file(tmp_path):
+    """nir 1.0 mis-types grouped and non-square convolutions; export and import type them themselves."""
+    g = sg.Graph("grouped")
+    x = g.input("x", (4, 6, 5))
+    c = g.conv2d(x, 4, (3, 2), groups=2, padding=(1, 0), name="conv")
+    s = g.leaky(g.flatten(c, name="flat"), beta=0.7, name="lif")
+    g.output("spk", s)
+    g2, exported = roundtrip(g, tmp_path)
+    assert list(exported.nodes["conv"].output_type["output"]) == [4, 6, 4]
     assert_same_outputs(g, g2)
 
 
@@ -181,6 +198,23 @@ def test_fan_in_and_dropout_become_summed_edges(tmp_path):
     assert_same_outputs(g, g2)
 
 
+def test_graded_spikes_export_as_a_scale_after_the_neuron(tmp_path):
+    g = sg.Graph("graded")
+    x = g.input("x", (5,))
+    s = g.leaky(g.linear(x, 4, name="fc"), beta=0.9, graded_spikes_factor=np.float32(0.5), reset_delay=False,
+                name="lif")
+    o = g.synaptic(g.linear(s, 3, name="fc2"), alpha=0.5, beta=0.9, graded_spikes_factor=3.0, name="syn")
+    g.output("spk", o)
+    g.output("hidden", s)
+    g.output("mem", s.mem)
+    g2, exported = roundtrip(g, tmp_path)
+    assert isinstance(exported.nodes["lif_graded"], nir.Scale)
+    assert {("lif", "lif_graded"), ("lif_graded", "fc2"), ("lif", "mem"), ("syn_graded", "spk")} <= set(exported.edges)
+    assert g2.name == "graded"
+    out = assert_same_outputs(g, g2, gain=3.0)
+    assert set(out["hidden"].unique().tolist()) == {0.0, 0.5}
+
+
 def test_dt_and_method_are_stored_and_can_be_overridden(tmp_path):
     g = sg.Graph("dt")
     x = g.input("x", (3,))
@@ -198,7 +232,7 @@ def test_dt_and_method_are_stored_and_can_be_overridden(tmp_path):
 @pytest.mark.parametrize("build, match", [
     (lambda g, x: g.max_pool2d(g.conv2d(x, 2, 3, name="c"), 2, name="mp"), "max_pool2d 'mp'"),
     (lambda g, x: g.relu(g.conv2d(x, 2, 3, name="c"), name="act"), "relu 'act'"),
-    (lambda g, x: g.leaky(g.conv2d(x, 2, 3, name="c"), beta=0.9, graded_spikes_factor=2.0, name="g1"), "g1"),
+    (lambda g, x: g.rleaky(g.flatten(x), beta=0.9, graded_spikes_factor=2.0, name="g1"), "rleaky 'g1'"),
     (lambda g, x: g.leaky(g.leaky(x, beta=0.9, name="l1").mem, beta=0.9, name="l2"), "l1.mem"),
     (lambda g, x: g.leaky(x, beta=np.array([[[0.5]], [[1.0]]], np.float32), name="half"), "half"),
 ])
@@ -218,3 +252,21 @@ def test_bad_dt_and_method():
         sg.to_nir(g, dt=0.0)
     with pytest.raises(sg.GraphError, match="method"):
         sg.to_nir(g, dt=1.0, method="rk4")
+
+
+NIR_OPS = ("leaky", "linear", "scale", "add", "delay", "flatten", "dropout", "conv1d", "conv2d", "avg_pool2d",
+           "feedback", "synaptic", "rleaky", "rsynaptic", "integrate_fire", "leaky_integrator")
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(sg.testing.random_graphs(max_nodes=6, ops=NIR_OPS), st.sampled_from(["euler", "exp"]))
+def test_random_graphs_round_trip_exactly_or_name_the_node(g, method):
+    try:
+        exported = sg.to_nir(g, dt=0.5, method=method)
+    except sg.GraphError as err:
+        assert any(f"'{name}" in str(err) for name in g.nodes), str(err)
+        assume(False)
+    with tempfile.TemporaryDirectory() as tmp:
+        nir.write(Path(tmp) / "g.nir", exported)
+        g2 = sg.from_nir(Path(tmp) / "g.nir")
+    sg.testing.assert_graphs_equivalent(g, g2, atol=1e-6, rtol=1e-6)

@@ -108,7 +108,7 @@ def to_nir(graph: Graph, dt: float = 1.0, method: str = "euler", path: Any = Non
     return out
 
 
-def from_nir(nir_graph: Any, dt: float | None = None, method: str | None = None, name: str = "nir") -> Graph:
+def from_nir(nir_graph: Any, dt: float | None = None, method: str | None = None, name: str | None = None) -> Graph:
     """Import a ``nir.NIRGraph`` (or a NIR file path) as an snngraph graph.
 
     Args:
@@ -117,7 +117,7 @@ def from_nir(nir_graph: Any, dt: float | None = None, method: str | None = None,
             ``UserWarning``).
         method: ``"euler"`` or ``"exp"``; ``None`` takes each node's stored ``discretization``,
             else ``"euler"``.
-        name: the name of the returned graph.
+        name: the name of the returned graph; ``None`` takes the name stored by :func:`to_nir`, else ``"nir"``.
 
     Returns:
         The graph; outputs are named after the NIR ``Output`` nodes.
@@ -138,10 +138,19 @@ def from_nir(nir_graph: Any, dt: float | None = None, method: str | None = None,
     if dt is not None:
         dt = check_dt(dt)
     if isinstance(nir_graph, (str, os.PathLike)):
-        import nir
-
-        try:
-            nir_graph = nir.read(nir_graph)
-        except (OSError, ValueError, KeyError, TypeError, AssertionError) as err:
-            raise GraphError(f"NIR: cannot read {nir_graph!r}: {err}") from err
+        nir_graph = _read(nir_graph)
     return import_graph(nir_graph, dt, method, name)
+
+
+def _read(path: Any) -> Any:
+    """``nir.read(path)``; without NIR's type check when that fails (nir 1.0 mis-types grouped and
+    non-square convolutions), since the import infers types itself."""
+    import nir
+
+    try:
+        try:
+            return nir.read(path)
+        except ValueError:
+            return nir.read(path, type_check=False)
+    except (OSError, ValueError, KeyError, TypeError, AssertionError) as err:
+        raise GraphError(f"NIR: cannot read {path!r}: {err}") from err

@@ -39,6 +39,7 @@ class _Ctx:
         self.types = graph.types()
         self.mem_outputs = {ref.node for ref in graph.outputs.values()
                             if ref.port != graph.nodes[ref.node].default_port}
+        self.alias: dict[str, str] = {}  # neuron -> the Scale node carrying its graded spikes
 
     def shape(self, node: Node) -> tuple[int, ...]:
         return self.types[Ref(node.name, node.default_port)].shape
@@ -52,20 +53,22 @@ def export_graph(graph: Graph, dt: float, method: str) -> nir.NIRGraph:
     ctx = _Ctx(graph, dt, method)
     nodes: dict[str, nir.NIRNode] = {}
     edges: list[tuple[str, str]] = []
-    for name in graph.topo_order():
+    order = [n for n in graph.topo_order() if graph.nodes[n].op not in PASS_THROUGH]
+    for name in order:
         node = graph.nodes[name]
-        if node.op in PASS_THROUGH:
-            continue
         convert = CONVERTERS.get(node.op)
         if convert is None:
             raise node.error("has no NIR counterpart (supported: " + ", ".join(sorted(CONVERTERS)) + ")")
         nodes[name] = convert(node, ctx)
-        for ref in node.inputs:
-            for src in _sources(graph, ref, name):
+        _graded(node, ctx, nodes, edges)
+    for name in order:  # after every node, so that reads of graded neurons (delays come first) see the Scale
+        for ref in graph.nodes[name].inputs:
+            for src in _sources(ctx, ref, name):
                 _add_edge(edges, src, name)
-    _export_outputs(graph, nodes, edges)
+    _export_outputs(ctx, nodes, edges)
+    meta = {META_DT: dt, META_METHOD: method, META_NAME: graph.name}
     try:
-        return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META_DT: dt, META_METHOD: method})
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
     except (ValueError, AssertionError) as err:
         raise GraphError(f"graph '{graph.name}': NIR rejected the exported graph: {err}") from err
 
@@ -76,28 +79,44 @@ def _add_edge(edges: list[tuple[str, str]], src: str, dst: str) -> None:
     edges.append((src, dst))
 
 
-def _sources(graph: Graph, ref: Ref, reader: str) -> list[str]:
+def _graded(node: Node, ctx: _Ctx, nodes: dict, edges: list) -> None:
+    """Spikes of amplitude ``g != 1``: the NIR neuron's unit spikes, then ``Scale(g)`` named ``<node>_graded``."""
+    factor = getattr(node, "graded_spikes_factor", None)
+    if factor is None or np.all(factor.value == 1):
+        return
+    key, i = f"{node.name}_graded", 1
+    while key in ctx.graph.nodes or key in nodes:
+        i += 1
+        key = f"{node.name}_graded_{i}"
+    nodes[key] = nir.Scale(scale=np.broadcast_to(_f32(factor), ctx.shape(node)).copy(),
+                           metadata={META_SHAPES: {"factor": _shape_text(factor)}})
+    edges.append((node.name, key))
+    ctx.alias[node.name] = key
+
+
+def _sources(ctx: _Ctx, ref: Ref, reader: str) -> list[str]:
     """The NIR nodes whose sum is the value ``ref`` (``add``/``dropout`` dissolved)."""
-    node = graph.nodes[ref.node]
+    node = ctx.graph.nodes[ref.node]
     if node.op in PASS_THROUGH:
-        return [s for r in node.inputs for s in _sources(graph, r, node.name)]
+        return [s for r in node.inputs for s in _sources(ctx, r, node.name)]
     if ref.port != node.default_port:
         raise GraphError(f"'{reader}' reads '{ref.node}.{ref.port}': NIR edges carry only a node's main output "
                          f"('{node.default_port}')")
-    return [ref.node]
+    return [ctx.alias.get(ref.node, ref.node)]
 
 
-def _export_outputs(graph: Graph, nodes: dict, edges: list) -> None:
+def _export_outputs(ctx: _Ctx, nodes: dict, edges: list) -> None:
+    graph = ctx.graph
     types = graph.types()
     for index, (out_name, ref) in enumerate(graph.outputs.items()):
         key = out_name if out_name not in nodes else f"{out_name}_output"
         meta: dict[str, Any] = {META_INDEX: index} if key == out_name else {META_INDEX: index, META_NAME: out_name}
         node = graph.nodes[ref.node]
-        if node.op not in PASS_THROUGH and ref.port != node.default_port:
+        if node.op not in PASS_THROUGH and ref.port != node.default_port:  # a state port: metadata
             meta[META_PORT] = ref.port
             srcs = [ref.node]
         else:
-            srcs = _sources(graph, ref, f"output {out_name}")
+            srcs = _sources(ctx, ref, f"output {out_name}")
         nodes[key] = nir.Output(output_type=np.array(types[ref].shape), metadata=meta)
         for src in srcs:
             _add_edge(edges, src, key)
@@ -124,14 +143,24 @@ def _conv_bias(node: Node) -> np.ndarray:
     return _f32(node.bias) if node.bias is not None else np.zeros(node.out_channels, np.float32)
 
 
+def _typed(conv: nir.NIRNode, node: Node, ctx: _Ctx) -> nir.NIRNode:
+    """Set a conv node's types from snngraph's inference: NIR's own takes the input channels from
+    ``weight.shape[1]`` (wrong for groups > 1) and one kernel size for both dims (wrong for non-square kernels)."""
+    conv.input_type = {"input": np.array(ctx.in_shape(node))}
+    conv.output_type = {"output": np.array(ctx.shape(node))}
+    return conv
+
+
 def _conv1d(node: Node, ctx: _Ctx) -> nir.NIRNode:
-    return nir.Conv1d(input_shape=int(ctx.in_shape(node)[1]), weight=_f32(node.weight), stride=node.stride[0],
+    conv = nir.Conv1d(input_shape=ctx.in_shape(node)[1], weight=_f32(node.weight), stride=node.stride[0],
                       padding=node.padding[0], dilation=node.dilation[0], groups=node.groups, bias=_conv_bias(node))
+    return _typed(conv, node, ctx)
 
 
 def _conv2d(node: Node, ctx: _Ctx) -> nir.NIRNode:
-    return nir.Conv2d(input_shape=tuple(ctx.in_shape(node)[1:]), weight=_f32(node.weight), stride=node.stride,
+    conv = nir.Conv2d(input_shape=tuple(ctx.in_shape(node)[1:]), weight=_f32(node.weight), stride=node.stride,
                       padding=node.padding, dilation=node.dilation, groups=node.groups, bias=_conv_bias(node))
+    return _typed(conv, node, ctx)
 
 
 def _avg_pool2d(node: Node, ctx: _Ctx) -> nir.NIRNode:
@@ -175,20 +204,19 @@ def _full(node: Node, key: str, shape: tuple[int, ...]) -> np.ndarray:
 
 def _check_spiking(node: Node) -> None:
     if not np.all(node.graded_spikes_factor.value == 1):
-        raise node.error("graded_spikes_factor != 1 has no NIR counterpart")
+        raise node.error("graded_spikes_factor != 1 in a recurrent neuron has no NIR counterpart")
 
 
 def _time_constant(node: Node, key: str, shape: tuple[int, ...], ctx: _Ctx) -> tuple[np.ndarray, np.ndarray]:
     """``(tau, r)`` for decay ``key``, with ``r = 1/(1-decay)`` so the input gain ``r (1-decay)`` is 1."""
     decay = _full(node, key, shape)
     if np.any(decay >= 1):
-        raise node.error(f"{key} = 1 (no leak) for some neurons but not all: NIR cannot state it")
+        raise node.error(f"{key} = 1 (no leak): NIR's {type(node).__name__} counterpart needs a finite time constant")
     with np.errstate(divide="ignore"):
         return tau_from_decay(decay, ctx.dt, ctx.method), 1.0 / (1.0 - decay)
 
 
 def _leaky(node: Node, ctx: _Ctx) -> nir.NIRNode:
-    _check_spiking(node)
     shape = ctx.shape(node)
     thr = _full(node, "threshold", shape)
     beta = _full(node, "beta", shape)
@@ -202,14 +230,12 @@ def _leaky(node: Node, ctx: _Ctx) -> nir.NIRNode:
 
 
 def _integrate_fire(node: Node, ctx: _Ctx) -> nir.NIRNode:
-    _check_spiking(node)
     shape = ctx.shape(node)
     return nir.IF(r=np.ones(shape), v_threshold=_full(node, "threshold", shape),
                   v_reset=np.zeros(shape), metadata=_meta(node, ctx, ("threshold",)))
 
 
 def _cuba(node: Node, ctx: _Ctx, shape: tuple[int, ...]) -> nir.CubaLIF:
-    _check_spiking(node)
     tau_syn, w_in = _time_constant(node, "alpha", shape, ctx)
     tau_mem, r = _time_constant(node, "beta", shape, ctx)
     return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=np.zeros(shape), w_in=w_in,
@@ -235,10 +261,10 @@ def _recurrent(node: Node, ctx: _Ctx) -> nir.NIRNode:
     shape = ctx.shape(node)
     if len(shape) != 1:
         raise node.error(f"NIR recurrence needs a 1-D population, got per-step shape {list(shape)}")
+    _check_spiking(node)
     if node.op == "rsynaptic":
         cell = _cuba(node, ctx, shape)
     else:
-        _check_spiking(node)
         tau, r = _time_constant(node, "beta", shape, ctx)
         cell = nir.LIF(tau=tau, r=r, v_leak=np.zeros(shape), v_threshold=_full(node, "threshold", shape),
                        v_reset=np.zeros(shape), metadata=_meta(node, ctx, ("beta", "threshold", "V")))

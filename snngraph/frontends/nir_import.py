@@ -33,7 +33,7 @@ _CELLS = (nir.LIF, nir.CubaLIF)
 _DENSE = (nir.Affine, nir.Linear)
 
 
-def import_graph(graph: Any, dt: float | None, method: str | None, name: str) -> Graph:
+def import_graph(graph: Any, dt: float | None, method: str | None, name: str | None) -> Graph:
     """The snngraph graph of a NIR graph (see :func:`snngraph.frontends.nir.from_nir`)."""
     if not isinstance(graph, nir.NIRGraph):
         raise GraphError(f"NIR: expected a nir.NIRGraph, got {type(graph).__name__}")
@@ -49,6 +49,10 @@ def import_graph(graph: Any, dt: float | None, method: str | None, name: str) ->
     names = _names(nodes)
     ctx.reserved = set(names.values())
     fold_leaks(nodes, edges, names, ctx)
+    stored_name = graph.metadata.get(META_NAME) if isinstance(graph.metadata, dict) else None
+    if name is None:
+        name = str(stored_name) if isinstance(stored_name, str) and re.fullmatch(r"[A-Za-z_]\w*", stored_name) \
+            else "nir"
     g = _build(Graph(name), nodes, edges, names, ctx)
     if ctx.undocumented:
         warnings.warn(f"NIR nodes {ctx.undocumented} carry no snngraph metadata: using reset_mechanism="
@@ -246,6 +250,8 @@ def _delay_steps(node: nir.Delay, name: str, ctx: Ctx) -> int:
 
 def _outputs(g: Graph, nodes: dict, edges: list, names: dict, handles: dict, ctx: Ctx) -> None:
     outs = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
+    if any(META_INDEX in nodes[k].metadata for k in outs):  # written by to_nir: the others were added by
+        outs = [k for k in outs if META_INDEX in nodes[k].metadata]  # nir's type inference for leaf nodes
     outs.sort(key=lambda k: int(nodes[k].metadata.get(META_INDEX, len(outs))))
     for key in outs:
         node = nodes[key]
