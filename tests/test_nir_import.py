@@ -356,3 +356,14 @@ def test_norse_iaf_integrates_the_input_per_step():
 def test_non_graph_argument_raises_graph_error():
     with pytest.raises(sg.GraphError, match="expected a nir.NIRGraph, got LIF"):
         sg.from_nir(snntorch_lif(0.9, 2), dt=1.0)
+
+
+def test_names_that_are_not_identifiers_are_sanitised():
+    graph = nir.NIRGraph(nodes={"input": nir.Input(np.array([3])), "0": nir.Linear(weight=rng_weights(3, 3)),
+                                "lif1.lif": snntorch_lif(0.9, 3), "lif1_lif": snntorch_lif(0.5, 3),
+                                "output": nir.Output(np.array([3]))},
+                         edges=[("input", "0"), ("0", "lif1.lif"), ("lif1.lif", "lif1_lif"), ("lif1_lif", "output")])
+    with pytest.warns(UserWarning):
+        g = sg.from_nir(graph, dt=SNNTORCH_DT)
+    assert list(g.nodes) == ["input", "n_0", "lif1_lif_2", "lif1_lif"]
+    assert g.nodes["lif1_lif"].inputs[0].node == "lif1_lif_2" and list(g.outputs) == ["output"]

@@ -98,6 +98,7 @@ def to_nir(graph: Graph, dt: float = 1.0, method: str = "euler", path: Any = Non
     Raises:
         GraphError: naming a node with no NIR counterpart (or a feature NIR cannot state).
     """
+    _require_nir()
     from snngraph.frontends.nir_export import export_graph
 
     out = export_graph(graph, check_dt(dt), check_method(method))
@@ -131,6 +132,7 @@ def from_nir(nir_graph: Any, dt: float | None = None, method: str | None = None,
             defaults used (NIR's reset to ``v_reset`` in the spiking step: ``reset_mechanism="zero"``,
             ``reset_delay=False``; ``"euler"``), or when ``dt`` is neither given nor stored.
     """
+    _require_nir()
     from snngraph.frontends.nir_import import import_graph
 
     if method is not None:
@@ -154,3 +156,10 @@ def _read(path: Any) -> Any:
             return nir.read(path, type_check=False)
     except (OSError, ValueError, KeyError, TypeError, AssertionError) as err:
         raise GraphError(f"NIR: cannot read {path!r}: {err}") from err
+
+
+def _require_nir() -> None:
+    try:
+        import nir  # noqa: F401
+    except ImportError as err:
+        raise ImportError("NIR interop needs the 'nir' package: pip install 'snngraph[nir]'") from err

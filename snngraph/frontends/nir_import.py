@@ -134,10 +134,12 @@ def _fuse_recurrent(nodes: dict, edges: list) -> None:
 
 
 def _names(nodes: dict) -> dict[str, str]:
-    """Flat NIR name -> a unique snngraph identifier."""
-    out: dict[str, str] = {}
-    taken: set[str] = set()
+    """Flat NIR name -> a unique snngraph identifier (names that already are identifiers are kept)."""
+    out = {key: key for key in nodes if re.fullmatch(r"[A-Za-z_]\w*", key) and key.isascii()}
+    taken = set(out.values())
     for key in nodes:
+        if key in out:
+            continue
         base = re.sub(r"[^A-Za-z0-9_]", "_", key) or "node"
         base = base if re.match(r"[A-Za-z_]", base) else f"n_{base}"
         name, i = base, 1
@@ -146,7 +148,7 @@ def _names(nodes: dict) -> dict[str, str]:
             name = f"{base}_{i}"
         taken.add(name)
         out[key] = name
-    return out
+    return {key: out[key] for key in nodes}
 
 
 # --- 2. recurrence ----------------------------------------------------------------------------------
