@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from snngraph.runtimes.torch.surrogates import spike_gradient
 from torch import Tensor
 
 from snngraph.ir.surrogate import Surrogate
+from snngraph.runtimes.torch.surrogates import spike_gradient
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,12 @@ class _LeakyScan(torch.autograd.Function):
         mem = mem0
         above = torch.gt(mem0, threshold)  # H(U - theta) == (U > theta) exactly for finite floats
         for t in range(x.shape[0]):
+            if cfg.reset == "subtract" and not reset_now:
+                # in place into the saved sequence; bit-identical to b*mem + x - R*theta
+                out = torch.mul(b, mem, out=mems[t]).add_(x[t]).addcmul_(above.to(x.dtype), threshold, value=-1)
+                torch.gt(out, threshold, out=fired[t])
+                above, mem = fired[t], out
+                continue
             if cfg.reset == "subtract":
                 mem = b * mem + x[t] - above.to(x.dtype) * threshold
             elif cfg.reset == "zero":
@@ -94,51 +100,54 @@ class _LeakyScan(torch.autograd.Function):
     def backward(ctx, grad_spk: Tensor | None, grad_mem: Tensor | None):
         cfg = ctx.cfg
         mem0, beta, threshold, graded, mems, *rest = ctx.saved_tensors
-        g_out = grad_mem if grad_mem is not None else torch.zeros_like(mems)
         if not cfg.spiking:
-            return _backward_delayed(ctx, None, g_out, mem0, beta, threshold, graded, mems, None)
+            return _backward_delayed(ctx, None, grad_mem, mem0, beta, threshold, graded, mems, None)
         fired = rest[0]
         if len(rest) > 1:
+            g_out = grad_mem if grad_mem is not None else torch.zeros_like(mems)
             return _backward_reset_now(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems, rest[1])
-        return _backward_delayed(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems, fired)
+        return _backward_delayed(ctx, grad_spk, grad_mem, mem0, beta, threshold, graded, mems, fired)
 
 
 def _backward_delayed(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems, fired):
+    """Adjoint of the delayed-reset scan: vectorised surrogate terms, then one linear recurrence
+    ``lam[t] += a[t+1] * lam[t+1]`` run in place."""
     cfg = ctx.cfg
+    needs = ctx.needs_input_grad
     b = beta.clamp(0, 1)
-    prev = torch.cat([mem0.unsqueeze(0), mems[:-1]])
-    c = g_out
-    z = mems - threshold if cfg.spiking else None
-    gz = None
+    grad_thr = grad_g = grad_beta = None
     if cfg.spiking and grad_spk is not None:
-        gz = spike_gradient(cfg.surrogate, z, grad_spk * graded)
-        c = c + gz
+        unit = bool((graded == 1).all())
+        gz = spike_gradient(cfg.surrogate, mems - threshold, grad_spk if unit else grad_spk * graded)
+        if needs[3]:
+            grad_thr = -_reduce(gz, threshold)
+        if needs[4]:
+            grad_g = _reduce(grad_spk * fired.to(mems.dtype), graded)
+        lam = gz + g_out if g_out is not None else (gz.clone() if gz is grad_spk else gz)
+    else:
+        lam = g_out.clone() if g_out is not None else torch.zeros_like(mems)
+    first_reset = torch.gt(mem0, threshold).to(mems.dtype) if cfg.spiking and cfg.reset != "none" else None
     resets = None
-    if cfg.spiking and cfg.reset != "none":  # the reset at t is the spike indicator of t-1
-        resets = torch.cat([torch.gt(mem0, threshold).unsqueeze(0), fired[:-1]]).to(mems.dtype)
-    a = b * (1 - resets) if cfg.spiking and cfg.reset == "zero" else b.expand_as(mems)
-    lam = torch.empty_like(mems)
-    acc = c[-1]
-    lam[-1] = acc
-    for t in range(mems.shape[0] - 2, -1, -1):
-        acc = c[t] + a[t + 1] * acc
-        lam[t] = acc
-    grad_x = lam if ctx.needs_input_grad[0] else None
-    a0 = b * (1 - _step(mem0 - threshold)) if cfg.spiking and cfg.reset == "zero" else b
-    grad_mem0 = a0 * lam[0] if ctx.needs_input_grad[1] else None
-    grad_beta = grad_thr = grad_g = None
-    if ctx.needs_input_grad[2]:
-        leak = prev * (1 - resets) if resets is not None and cfg.reset == "zero" else prev
+    if cfg.spiking and cfg.reset == "zero":  # the reset at t is the spike indicator of t-1
+        resets = torch.cat([first_reset.unsqueeze(0), fired[:-1].to(mems.dtype)])
+        a = b * (1 - resets)
+        for t in range(mems.shape[0] - 2, -1, -1):
+            lam[t].addcmul_(lam[t + 1], a[t + 1])
+    else:
+        for t in range(mems.shape[0] - 2, -1, -1):
+            lam[t].addcmul_(lam[t + 1], b)
+    if needs[3] and cfg.spiking and cfg.reset == "subtract":
+        shifted = _reduce(lam[1:] * fired[:-1].to(mems.dtype), threshold) + _reduce(lam[0] * first_reset, threshold)
+        grad_thr = -shifted if grad_thr is None else grad_thr - shifted
+    if needs[2]:
+        keep = (1 - resets) if resets is not None else None
+        head = lam[0] * mem0 if keep is None else lam[0] * keep[0] * mem0
+        body = lam[1:] * mems[:-1] if keep is None else lam[1:] * keep[1:] * mems[:-1]
         inside = ((beta >= 0) & (beta <= 1)).to(beta.dtype)
-        grad_beta = _reduce(lam * leak, beta) * inside
-    if ctx.needs_input_grad[3] and cfg.spiking:
-        total = -gz if gz is not None else torch.zeros_like(mems)
-        if cfg.reset == "subtract":
-            total = total - lam * resets
-        grad_thr = _reduce(total, threshold)
-    if ctx.needs_input_grad[4] and cfg.spiking and grad_spk is not None:
-        grad_g = _reduce(grad_spk * fired.to(mems.dtype), graded)
-    return grad_x, grad_mem0, grad_beta, grad_thr, grad_g, None
+        grad_beta = (_reduce(body, beta) + _reduce(head, beta)) * inside
+    a0 = b * (1 - first_reset) if resets is not None else b
+    grad_mem0 = a0 * lam[0] if needs[1] else None
+    return lam if needs[0] else None, grad_mem0, grad_beta, grad_thr, grad_g, None
 
 
 def _backward_reset_now(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems, pres):
