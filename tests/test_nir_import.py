@@ -3,6 +3,7 @@ unsupported NIR nodes and parameters raise GraphError naming them."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -367,3 +368,35 @@ def test_names_that_are_not_identifiers_are_sanitised():
         g = sg.from_nir(graph, dt=SNNTORCH_DT)
     assert list(g.nodes) == ["input", "n_0", "lif1_lif_2", "lif1_lif"]
     assert g.nodes["lif1_lif"].inputs[0].node == "lif1_lif_2" and list(g.outputs) == ["output"]
+
+
+def test_snntorch_export_to_nir_imports_with_weights_and_decays_intact():
+    """snnTorch 1.0.0's own exporter (needs nirtorch; per-neuron parameters and ignore_dims=[0], without
+    which it fails type inference with nir 1.0)."""
+    pytest.importorskip("nirtorch")
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(4, 6), snn.Leaky(beta=torch.full((6,), 0.9), threshold=torch.ones(6), init_hidden=True),
+        torch.nn.Linear(6, 5), snn.RLeaky(beta=torch.full((5,), 0.8), threshold=torch.ones(5), linear_features=5,
+                                          init_hidden=True),
+        torch.nn.Linear(5, 2), snn.Synaptic(alpha=torch.full((2,), 0.7), beta=torch.full((2,), 0.85),
+                                            threshold=torch.full((2,), 0.5), init_hidden=True, output=True))
+    with warnings.catch_warnings():  # nirtorch deprecates the extract_nir_graph that snnTorch 1.0.0 calls
+        warnings.simplefilter("ignore", DeprecationWarning)
+        exported = export_to_nir(net, torch.rand(1, 4), ignore_dims=[0])
+    with pytest.warns(UserWarning, match="reset_delay=False"):
+        g = sg.from_nir(exported, dt=SNNTORCH_DT)
+    assert [n.op for n in g.nodes.values()] == ["input", "linear", "leaky", "linear", "rleaky", "linear", "synaptic"]
+    linears = [n for n in g.nodes.values() if n.op == "linear"]
+    for node, layer in zip(linears, (net[0], net[2], net[4]), strict=True):
+        np.testing.assert_array_equal(node.weight.value, layer.weight.detach().numpy())
+        np.testing.assert_array_equal(node.bias.value, layer.bias.detach().numpy())
+    rec = next(n for n in g.nodes.values() if n.op == "rleaky")
+    np.testing.assert_array_equal(rec.recurrent_weight.value, net[3].recurrent.weight.detach().numpy())
+    np.testing.assert_allclose(rec.beta.value, 0.8, rtol=1e-6)
+    syn = next(n for n in g.nodes.values() if n.op == "synaptic")
+    np.testing.assert_allclose(syn.alpha.value, 0.7, rtol=1e-6)
+    np.testing.assert_allclose(syn.beta.value, 0.85, rtol=1e-6)
+    np.testing.assert_array_equal(syn.threshold.value, 0.5)
