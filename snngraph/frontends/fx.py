@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, fx, nn
 
+from snngraph.frontends.fx_loop import reroll
 from snngraph.frontends.fx_neurons import add_neuron, is_neuron_module, neuron_kind
 from snngraph.frontends.fx_ops import FUNCTIONS, MODULES, NeuronOut, describe, tensor
 from snngraph.ir.errors import GraphError
@@ -53,7 +54,8 @@ def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: s
     Args:
         module: a per-step ``nn.Module`` of torch layers and spiking neurons (``sg.nn`` or snnTorch).
         example_input: one time step, batch first: a tensor, or a tuple with one entry per
-            ``forward`` argument (state arguments may be zeros or ``None``).
+            ``forward`` argument (state arguments may be zeros or ``None``). For a ``forward``
+            that loops over time itself: the arguments it takes (e.g. ``(T, B, ...)``).
         name: the graph's name (default: the module's class name).
         output_names: names of the graph outputs, in the order ``forward`` returns them.
         keep_state_outputs: keep returned carried state (``mem1`` ...) as graph outputs.
@@ -69,6 +71,9 @@ def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: s
         raise GraphError(f"sg.trace expects a torch.nn.Module, got {type(module).__name__}")
     examples = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
     fx_graph, constants = _fx_trace(module)
+    rerolled = reroll(fx_graph, module, examples)
+    if rerolled is not None:
+        (fx_graph, examples), keep_state_outputs = rerolled, True
     translator = Translator(module, fx_graph, constants, name or type(module).__name__)
     return translator.run(examples, output_names, keep_state_outputs)
 
