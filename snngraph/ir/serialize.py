@@ -99,8 +99,11 @@ def load(path: str | os.PathLike) -> Any:
 def _read(path: str, size: int) -> tuple[dict, dict[str, np.ndarray]]:
     from safetensors import safe_open
 
-    with open(path, "rb") as f:
-        head = f.read(8)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise GraphError(f"cannot read graph file {path!r}: {e.strerror}") from None
     if len(head) < 8 or int.from_bytes(head, "little") > min(MAX_HEADER, size - 8):
         raise GraphError(f"{path}: not an snngraph file (bad or truncated header)")
     try:

@@ -79,7 +79,10 @@ def _value(line: _Line, field: str, op: str) -> Any:
         return _number(line)
     if kind == "str":
         line.take()
-        return json.loads(tok)
+        try:
+            return json.loads(tok)
+        except ValueError:
+            raise line.error(f"malformed string {tok!r:.80} in the value of {field}") from None
     if kind == "punct" and tok == "(":
         line.take()
         items: list[Any] = []
