@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from onnx_helpers import compare, quantise
 
 import snngraph as sg
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Default initial weights come from torch's global RNG: seed it so every test is reproducible."""
+    torch.manual_seed(0)
 
 
 def f32(start: float, stop: float, num: int) -> np.ndarray:

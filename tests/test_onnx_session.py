@@ -15,6 +15,12 @@ import snngraph as sg
 from snngraph.runtimes.onnx import Session
 
 
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Default initial weights come from torch's global RNG: seed it so every test is reproducible."""
+    torch.manual_seed(0)
+
+
 def stateful_graph() -> sg.Graph:
     """Every kind of state: neurons with 1-3 state tensors, recurrent spikes, a feedback buffer."""
     g = sg.Graph("stateful")
@@ -190,6 +196,19 @@ def test_session_errors(tmp_path):
     onnx.save_model(plain, tmp_path / "plain.onnx")
     with pytest.raises(sg.GraphError, match="not an snngraph"):
         Session(tmp_path / "plain.onnx")
+
+
+@pytest.mark.parametrize("opset", [15, 21])
+def test_other_opsets(tmp_path, opset):
+    g = stateful_graph()
+    for mode in ("sequence", "step"):
+        model = export_and_check(g, tmp_path / f"{mode}.onnx", mode=mode, opset=opset)
+        assert model.opset_import[0].version == opset
+    want = eager(g, inputs_for(g, 5, 2))
+    for mode in ("sequence", "step"):
+        got = Session(tmp_path / f"{mode}.onnx").run(inputs_for(g, 5, 2))
+        assert np.array_equal(got["spk"], want["spk"])
+        assert_close("mem", got["mem"], want["mem"], spike=False)
 
 
 def test_export_without_path_returns_checked_model():

@@ -94,8 +94,6 @@ def _prepare(g_or_net: Any) -> Graph:
     for node in graph.nodes.values():
         if isinstance(node, Neuron):
             check_heaviside_forward(node)
-        if node.family == "input" and node.dtype not in ("float32", "float64"):
-            raise node.error(f"ONNX export runs in float32; input dtype {node.dtype} is not supported")
     return graph
 
 
