@@ -265,7 +265,10 @@ class Translator:
         if node.target in self.called:
             raise GraphError("a neuron is called more than once per step; give each population its own module")
         self.called.add(node.target)
-        bound = inspect.signature(module.forward).bind(*args, **kwargs)
+        try:
+            bound = inspect.signature(module.forward).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise GraphError(f"bad call of the neuron: {exc}") from None
         x = tensor(bound.arguments[next(iter(inspect.signature(module.forward).parameters))], "neuron input")
         carried = [port for port in kind.state_args if self._check_state(module, kind, bound.arguments.get(port))]
         handle = add_neuron(self.g, x, module, kind, self.unique(name, helper=False), label)

@@ -177,7 +177,14 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def add(tr: Translator, a: Any, b: Any, alpha: Any = 1, name: str = "") -> Handle:
+def _plain(a: Any, b: Any) -> bool:
+    """Both operands are Python values (shape arithmetic such as ``x.size(1) * x.size(2)``)."""
+    return not any(isinstance(v, (Handle, Tensor, _Batch, NeuronOut)) for v in (a, b))
+
+
+def add(tr: Translator, a: Any, b: Any, alpha: Any = 1, name: str = "") -> Any:
+    if _plain(a, b):
+        return a + alpha * b
     if isinstance(a, Handle) and isinstance(b, Handle):
         if alpha != 1:
             b = tr.g.scale(b, float(alpha), name=tr.unique(f"{name}_alpha"))
@@ -185,14 +192,18 @@ def add(tr: Translator, a: Any, b: Any, alpha: Any = 1, name: str = "") -> Handl
     raise GraphError("adding a constant to a tensor cannot be expressed (only tensor + tensor: residual, fan-in)")
 
 
-def sub(tr: Translator, a: Any, b: Any, alpha: Any = 1, name: str = "") -> Handle:
+def sub(tr: Translator, a: Any, b: Any, alpha: Any = 1, name: str = "") -> Any:
+    if _plain(a, b):
+        return a - alpha * b
     if isinstance(a, Handle) and isinstance(b, Handle):
         neg = tr.g.scale(b, -float(alpha), name=tr.unique(f"{name}_neg"))
         return tr.g.add(a, neg, name=name)
     raise GraphError("subtracting a constant cannot be expressed (only tensor - tensor)")
 
 
-def mul(tr: Translator, a: Any, b: Any, name: str = "") -> Handle:
+def mul(tr: Translator, a: Any, b: Any, name: str = "") -> Any:
+    if _plain(a, b):
+        return a * b
     if isinstance(a, Handle) and _is_number(b):
         return tr.g.scale(a, float(b), name=name)
     if isinstance(b, Handle) and _is_number(a):
@@ -200,10 +211,18 @@ def mul(tr: Translator, a: Any, b: Any, name: str = "") -> Handle:
     raise GraphError("only multiplication of a tensor by a number can be expressed")
 
 
-def div(tr: Translator, a: Any, b: Any, name: str = "") -> Handle:
+def div(tr: Translator, a: Any, b: Any, name: str = "") -> Any:
+    if _plain(a, b):
+        return a / b
     if isinstance(a, Handle) and _is_number(b) and b != 0:
         return tr.g.scale(a, 1.0 / float(b), name=name)
     raise GraphError("only division of a tensor by a non-zero number can be expressed")
+
+
+def _floordiv(a: Any, b: Any) -> Any:
+    if _plain(a, b):
+        return a // b
+    raise GraphError("floor division cannot be expressed")
 
 
 def cat(tr: Translator, tensors: Any, dim: int = 0, name: str = "") -> Handle:
@@ -257,7 +276,7 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     operator.add: add, operator.iadd: add, torch.add: add, "add": add, "add_": add,
     operator.sub: sub, operator.isub: sub, torch.sub: sub, "sub": sub,
     operator.mul: mul, operator.imul: mul, torch.mul: mul, "mul": mul,
-    operator.truediv: div, torch.div: div, "div": div,
+    operator.truediv: div, torch.div: div, "div": div, operator.floordiv: lambda tr, a, b, name="": _floordiv(a, b),
     operator.neg: lambda tr, x, name="": mul(tr, x, -1.0, name=name), "neg": lambda tr, x, name="": mul(tr, x, -1.0,
                                                                                                     name=name),
     torch.cat: cat, torch.concat: cat,
