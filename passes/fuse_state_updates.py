@@ -10,10 +10,9 @@ Idempotent: a graph with nothing left to fuse is returned as is.
 
 from __future__ import annotations
 
-from snngraph.passes.time_structure import stages
-
 from snngraph.ir.graph import Graph
 from snngraph.ir.surrogate import SURROGATE_NAMES
+from snngraph.passes.time_structure import stages
 
 SCANNABLE = ("leaky", "integrate_fire", "leaky_integrator")
 

@@ -9,9 +9,8 @@ the ONNX exporter walk this order. Idempotent: a graph already in stage order is
 
 from __future__ import annotations
 
-from snngraph.passes.time_structure import stages
-
 from snngraph.ir.graph import Graph
+from snngraph.passes.time_structure import stages
 
 
 def unroll_time(graph: Graph) -> Graph:

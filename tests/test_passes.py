@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from snngraph.passes import eliminate_dead_nodes, fuse_state_updates, insert_surrogates, unroll_time
 
 import snngraph as sg
+from snngraph.passes import eliminate_dead_nodes, fuse_state_updates, insert_surrogates, unroll_time
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -10,10 +10,10 @@ import itertools
 
 import pytest
 import torch
-from snngraph.runtimes.torch.kernels import leaky_integrator_step, leaky_step
-from snngraph.runtimes.torch.scan import ScanConfig, leaky_scan
 
 from snngraph.ir.surrogate import Surrogate
+from snngraph.runtimes.torch.kernels import leaky_integrator_step, leaky_step
+from snngraph.runtimes.torch.scan import ScanConfig, leaky_scan
 
 ATAN = Surrogate("atan", (("alpha", 2.0),))
 FAST = Surrogate("fast_sigmoid", (("slope", 25.0),))

@@ -11,16 +11,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from snngraph.passes.manager import PassManager
-from snngraph.passes.time_structure import stages
-from snngraph.runtimes.torch.lower import NodeParams, neuron_kwargs, per_step_in_training, synapse_op
-from snngraph.runtimes.torch.sequence import run_neuron_sequence
 from torch import Tensor, nn
 
 from snngraph.ir import synapses as S
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph
 from snngraph.ir.types import Ref
+from snngraph.passes.manager import PassManager
+from snngraph.passes.time_structure import stages
+from snngraph.runtimes.torch.lower import NodeParams, neuron_kwargs, per_step_in_training, synapse_op
+from snngraph.runtimes.torch.sequence import run_neuron_sequence
 
 State = dict[str, Tensor]
 
