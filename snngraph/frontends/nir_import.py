@@ -23,7 +23,16 @@ from typing import Any
 import nir
 import numpy as np
 
-from snngraph.frontends.nir import DEFAULT_DT, DEFAULT_METHOD, DEFAULT_RESET, META_DT, META_INDEX, META_NAME, META_PORT
+from snngraph.frontends.nir import (
+    DEFAULT_DT,
+    DEFAULT_METHOD,
+    DEFAULT_RESET,
+    META_DT,
+    META_INDEX,
+    META_NAME,
+    META_PORT,
+    check_dt,
+)
 from snngraph.frontends.nir_import_nodes import CONVERTERS, Ctx, Recurrent, fold_leaks
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph, Handle
@@ -40,7 +49,7 @@ def import_graph(graph: Any, dt: float | None, method: str | None, name: str | N
     stored_dt = graph.metadata.get(META_DT) if isinstance(graph.metadata, dict) else None
     if dt is None and stored_dt is None:
         warnings.warn(f"NIR graph carries no dt and none was given: using dt={DEFAULT_DT}", UserWarning, stacklevel=3)
-    ctx = Ctx(dt=float(dt if dt is not None else stored_dt if stored_dt is not None else DEFAULT_DT), method=method)
+    ctx = Ctx(dt=check_dt(dt if dt is not None else stored_dt if stored_dt is not None else DEFAULT_DT), method=method)
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []
     _flatten(graph, "", nodes, edges, top=True)
