@@ -244,6 +244,19 @@ def test_export_errors_name_the_node(build, match):
         sg.to_nir(g, dt=1.0)
 
 
+def test_compiled_net_exports_its_trained_parameters():
+    g = sg.Graph("net")
+    x = g.input("x", (3,))
+    g.output("spk", g.leaky(g.linear(x, 2, name="fc"), beta=0.9, name="lif"))
+    net = sg.compile(g)
+    with torch.no_grad():
+        net.fc.weight.fill_(0.25)
+    exported = sg.to_nir(net, dt=1.0)
+    np.testing.assert_array_equal(exported.nodes["fc"].weight, 0.25)
+    with pytest.raises(sg.GraphError, match="got str"):
+        sg.to_nir("net", dt=1.0)
+
+
 def test_bad_dt_and_method():
     g = sg.Graph("g")
     x = g.input("x", (2,))

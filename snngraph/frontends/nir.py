@@ -85,7 +85,7 @@ def to_nir(graph: Graph, dt: float = 1.0, method: str = "euler", path: Any = Non
     """Export a graph to a ``nir.NIRGraph`` with time step ``dt``.
 
     Args:
-        graph: the snngraph graph.
+        graph: the snngraph graph (or a compiled net: its current parameters are exported).
         dt: the time step the discrete decays stand for (``tau = dt / (1 - beta)`` for ``"euler"``,
             ``-dt / log(beta)`` for ``"exp"``).
         method: ``"euler"`` or ``"exp"``; recorded in each neuron's metadata.
@@ -100,7 +100,12 @@ def to_nir(graph: Graph, dt: float = 1.0, method: str = "euler", path: Any = Non
     """
     _require_nir()
     from snngraph.frontends.nir_export import export_graph
+    from snngraph.ir.graph import Graph
 
+    if hasattr(graph, "to_graph"):  # a compiled net: its current parameters
+        graph = graph.to_graph()
+    if not isinstance(graph, Graph):
+        raise GraphError(f"to_nir expects an snngraph Graph or compiled net, got {type(graph).__name__}")
     out = export_graph(graph, check_dt(dt), check_method(method))
     if path is not None:
         import nir
