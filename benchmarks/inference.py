@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     g = build_graph()
     with tempfile.TemporaryDirectory() as tmp:
         stream = streaming(g, Path(tmp), repeats, calls)
-        seq = sequence(g, Path(tmp), repeats, max(3, calls // 20), steps, batch)
+        seq = sequence(g, Path(tmp), repeats, 2 if args.quick else 3, steps, batch)
     lines = table("streaming step, batch 1", stream, "snnTorch eager step", "us / step", 1e6)
     lines += table(f"sequence, batch {batch}, T={steps}", seq, "snnTorch eager loop", "ms / sequence", 1e3)
     samples = {k: batch * steps / v for k, v in seq.items()}

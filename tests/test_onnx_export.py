@@ -118,6 +118,19 @@ def test_feedback_loop(tmp_path, steps):
     assert out["spk"].sum() > 0
 
 
+def test_loop_without_outside_input(tmp_path):
+    """A loop driven only by a bias: the Scan takes its number of steps from the graph input."""
+    g = sg.Graph("self_driven")
+    x = g.input("x", shape=(3,))
+    fb = g.feedback((4,), name="fb")
+    s = g.leaky(g.linear(fb, 4, bias_value=f32(0.4, 0.4, 4), name="fc"), beta=0.9, name="l")
+    g.connect(fb, s)
+    g.output("spk", s)
+    g.output("echo", g.relu(x, name="r"))
+    out = compare(quantise(g), tmp_path, ((1, 1), (7, 2)))
+    assert out["spk"].sum() > 0
+
+
 NEURONS = {
     "leaky": lambda g, h, kw: g.leaky(h, beta=f32(0.6, 1.0, 8), **kw),
     "synaptic": lambda g, h, kw: g.synaptic(h, alpha=0.6, beta=f32(0.7, 0.95, 8), **kw),
