@@ -147,3 +147,12 @@ def test_traced_trained_model_exports_to_onnx(tmp_path):
         want = net(xs)
     np.testing.assert_array_equal(got["spk"], want["spk"].numpy())
     np.testing.assert_allclose(got["mem"], want["mem"].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_traced_graph_verifies_prints_and_saves(tmp_path):
+    torch.manual_seed(0)
+    g = sg.trace(tutorial7(), torch.zeros(B, 1, 28, 28))
+    sg.verify(g)
+    assert sg.parse(g.to_text(with_params=True)) == g
+    sg.save(g, tmp_path / "csnn.sg")
+    assert sg.load(tmp_path / "csnn.sg") == g

@@ -44,7 +44,7 @@ from snngraph.ir.types import Param, Ref
 __all__ = ["trace"]
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)\n\s*(.*)')
-_INTERNAL = (os.path.dirname(torch.__file__), os.path.dirname(os.path.dirname(__file__)))
+_INTERNAL = (os.path.dirname(torch.__file__) + os.sep, os.path.dirname(os.path.dirname(__file__)) + os.sep)
 
 
 def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: str | None = None,
@@ -61,7 +61,9 @@ def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: s
         keep_state_outputs: keep returned carried state (``mem1`` ...) as graph outputs.
 
     Returns:
-        The graph; ``sg.compile`` runs it over sequences ``(T, B, ...)``.
+        The graph; ``sg.compile`` runs it over sequences ``(T, B, ...)``. Like any new module, the
+        compiled one starts in training mode (dropout active, batch statistics): call ``.eval()``
+        to match a model in evaluation mode.
 
     Raises:
         GraphError: an operation, module or option cannot be expressed in the IR; the message names
