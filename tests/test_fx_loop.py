@@ -136,3 +136,32 @@ def test_non_neuron_value_carried_across_steps_is_rejected():
 
     with pytest.raises(sg.GraphError, match="only a neuron's state may be carried"):
         sg.trace(Accumulate(), torch.zeros(B, 20))
+
+
+@pytest.mark.parametrize("init", ["zeros", "zeros_like", "new_zeros", "constant"])
+def test_initial_state_from_zeros(init):
+    class Net(Tutorial5):
+        def forward(self, x):
+            shape = (x.size(1), 30)
+            mem1 = {"zeros": lambda: torch.zeros(shape), "zeros_like": lambda: torch.zeros_like(self.fc1(x[0])),
+                    "new_zeros": lambda: x.new_zeros(shape), "constant": lambda: ZEROS}[init]()
+            mem2 = self.lif2.init_leaky()
+            rec = []
+            for step in range(T):
+                spk1, mem1 = self.lif1(self.fc1(x[step]), mem1)
+                spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+                rec.append(mem2)
+            return torch.stack(rec)
+
+    torch.manual_seed(0)
+    model = Net()
+    xs = inputs(20)
+    if init == "zeros_like":
+        with pytest.raises(sg.GraphError, match="does not repeat step 0"):  # fc1 also runs before the loop
+            sg.trace(model, xs)
+        return
+    g = check_equivalent(model, xs, xs, lambda: [model(xs)])
+    assert list(g.outputs) == ["mem"]
+
+
+ZEROS = torch.zeros(B, 30)

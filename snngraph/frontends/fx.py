@@ -73,7 +73,7 @@ def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: s
         raise GraphError(f"sg.trace expects a torch.nn.Module, got {type(module).__name__}")
     examples = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
     fx_graph, constants = _fx_trace(module)
-    rerolled = reroll(fx_graph, module, examples)
+    rerolled = reroll(fx_graph, module, examples, constants)
     if rerolled is not None:
         (fx_graph, examples), keep_state_outputs = rerolled, True
     translator = Translator(module, fx_graph, constants, name or type(module).__name__)

@@ -35,8 +35,11 @@ from snngraph.ir.errors import GraphError
 _STATIC, _COLLECT = -1, -2
 
 
-def reroll(graph: fx.Graph, root: nn.Module, examples: tuple[Any, ...]) -> tuple[fx.Graph, tuple[Any, ...]] | None:
-    """The per-step fx graph and examples of a time-looping ``forward``; ``None`` if it does not loop."""
+def reroll(graph: fx.Graph, root: nn.Module, examples: tuple[Any, ...],
+           constants: dict[str, Tensor]) -> tuple[fx.Graph, tuple[Any, ...]] | None:
+    """The per-step fx graph and examples of a time-looping ``forward``; ``None`` if it does not loop.
+
+    ``constants`` are the tensors fx took out of the model as ``get_attr`` targets."""
     calls = Counter(n.target for n in graph.nodes if n.op == "call_module"
                     and is_neuron_module(root.get_submodule(n.target)))
     if not calls or max(calls.values()) == 1:
@@ -44,12 +47,12 @@ def reroll(graph: fx.Graph, root: nn.Module, examples: tuple[Any, ...]) -> tuple
     steps = max(calls.values())
     if set(calls.values()) != {steps}:
         raise GraphError(f"sg.trace: forward loops over time but calls its neurons unequally often: {dict(calls)}")
-    return _Reroller(graph, root, steps).build(examples)
+    return _Reroller(graph, root, steps, constants).build(examples)
 
 
 class _Reroller:
-    def __init__(self, graph: fx.Graph, root: nn.Module, steps: int):
-        self.graph, self.root, self.steps = graph, root, steps
+    def __init__(self, graph: fx.Graph, root: nn.Module, steps: int, constants: dict[str, Tensor]):
+        self.graph, self.root, self.steps, self.constants = graph, root, steps, constants
         self.step: dict[fx.Node, int] = {}
         self.time_inputs: set[fx.Node] = set()
         self._assign_steps()
@@ -152,8 +155,6 @@ class _Reroller:
                 continue
             if self._time_index(node) is not None:
                 env[node] = env[node.args[0]]
-            elif node.op == "get_attr" and node in state_args:
-                continue
             else:
                 env[node] = new.node_copy(node, lambda a: env[a])
         out = next(n for n in self.graph.nodes if n.op == "output")
@@ -162,7 +163,7 @@ class _Reroller:
         return new, tuple(new_examples)
 
     def _initial_states(self) -> dict[fx.Node, str]:
-        """Initial-state constants of step 0's neurons (checked to be zeros) -> new argument names."""
+        """Initial states of step 0's neurons (checked to be zeros) -> names of new state arguments."""
         found: dict[fx.Node, str] = {}
         for node, s in self.step.items():
             if s != 1 or node.op != "call_module" or not is_neuron_module(self.root.get_submodule(node.target)):
@@ -170,13 +171,22 @@ class _Reroller:
             first = self.corr[node]
             for a, b in zip(_flat(node.args) + _flat(list(node.kwargs.values())),
                             _flat(first.args) + _flat(list(first.kwargs.values())), strict=True):
-                if isinstance(a, fx.Node) and self.step[a] == 0 and isinstance(b, fx.Node) and b.op == "get_attr":
-                    value = _attr(self.root, b.target)
-                    if not isinstance(value, Tensor) or (value.numel() and bool(value.ne(0).any())):
-                        raise _error(first, "a neuron's initial state must be zeros (init_leaky() & co.)")
+                if isinstance(a, fx.Node) and self.step[a] == 0 and b.op != "placeholder":
+                    if not self._is_zeros(b):
+                        raise _error(first, "a neuron's initial state must be zeros (init_leaky(), torch.zeros)")
                     slot = _slot_of(first, b, self.root.get_submodule(first.target))
                     found[b] = f"{first.target.replace('.', '_')}_{slot}"
         return found
+
+    def _is_zeros(self, node: fx.Node) -> bool:
+        if node.op == "call_function":
+            return node.target in (torch.zeros, torch.zeros_like)
+        if node.op == "call_method":
+            return node.target == "new_zeros"
+        if node.op != "get_attr":
+            return False
+        value = self.constants[node.target] if node.target in self.constants else _attr(self.root, node.target)
+        return isinstance(value, Tensor) and not (value.numel() and bool(value.ne(0).any()))
 
     def _per_step(self, value: Any, env: dict[fx.Node, Any]) -> Any:
         if not isinstance(value, fx.Node):
