@@ -167,6 +167,9 @@ class Translator:
                     self.env[node] = self._visit(node)
             except GraphError as exc:
                 raise GraphError(f"sg.trace: {self._what(node)}{self._where(node)}: {exc}") from None
+            except (TypeError, IndexError, KeyError, AttributeError, ZeroDivisionError) as exc:
+                raise GraphError(f"sg.trace: {self._what(node)}{self._where(node)}: cannot be translated "
+                                 f"({type(exc).__name__}: {exc})") from exc
         if not self.g.inputs:
             raise GraphError(f"sg.trace: {type(self.root).__name__}.forward uses none of its arguments as data")
         return self._apply_frozen()

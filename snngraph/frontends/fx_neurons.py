@@ -5,7 +5,13 @@ of ``snngraph.nn`` or ``snntorch`` (so subclasses that keep the forward work too
 hyper-parameters and current parameter values are read from the attributes both libraries
 share (snnTorch's names): ``beta``, ``alpha``, ``threshold``, ``graded_spikes_factor``,
 ``reset_mechanism``, ``reset_delay``, ``R``/``C``/``time_step``, ``V`` and ``recurrent``. A value
-that is an ``nn.Parameter`` with ``requires_grad`` becomes a learnable IR parameter.
+that is an ``nn.Parameter`` with ``requires_grad`` becomes a learnable IR parameter. Notes:
+
+- ``beta`` / ``alpha`` are clipped to [0, 1] (both libraries clamp them in the forward pass).
+- ``Lapicque`` is traced from its current ``R``, ``C`` and ``time_step``; a learnable ``beta``, which
+  only serves to derive them, is not carried over.
+- ``spike_grad``: see :func:`as_surrogate`; ``surrogate_disable=True`` keeps the module's
+  gradient-free spike function as a callable.
 
 snnTorch is never imported here: modules are matched by the module name of their class.
 """
