@@ -95,15 +95,28 @@ class _Drawer:
         if self.flag():
             self.pool.append(self.g.input("x2", (self.integer(1, 6),)))
         limit = max_nodes + len(self.pool)
-        for _ in range(self.integer(1, max(1, max_nodes))):
-            if len(self.g.nodes) >= limit:
+        while len(self.g.nodes) < limit:
+            # each op is one hypothesis span, so the shrinker can delete it whole; a 0 ends the graph
+            self.draw(self._step())
+            if self.integer(0, 4) == 0:
                 break
-            x = self.pool[len(self.pool) - 1 - self.integer(0, len(self.pool) - 1)]
-            choices = [op for op in self.ops if _RANK.get(op, len(x.shape)) == len(x.shape)]
-            if choices:
-                self.pool.append(getattr(self, "_" + self.pick(choices))(x))
         self._outputs()
         return self.g
+
+    def _step(self) -> Any:
+        """A strategy that adds one op to the graph (its draws grouped as one example)."""
+        @self.st.composite
+        def step(draw: Any) -> None:
+            outer, self.draw = self.draw, draw
+            try:
+                x = self.pool[len(self.pool) - 1 - self.integer(0, len(self.pool) - 1)]
+                choices = [op for op in self.ops if _RANK.get(op, len(x.shape)) == len(x.shape)]
+                if choices:
+                    self.pool.append(getattr(self, "_" + self.pick(choices))(x))
+            finally:
+                self.draw = outer
+
+        return step()
 
     def _outputs(self) -> None:
         last = next((h for h in reversed(self.pool) if h.node.op != "input"), self.pool[-1])
