@@ -133,7 +133,8 @@ def test_trained_net_exports_its_trained_weights(tmp_path):
     trained_w = net.state_dict()["fc1.weight"].numpy()
     assert np.array_equal(inits["fc1.weight"], trained_w)
     assert not np.array_equal(inits["fc1.weight"], g.nodes["fc1"].weight.value)
-    assert np.array_equal(inits["lif1.threshold"], net.state_dict()["lif1.threshold"].numpy())
+    for key in ("lif1.threshold", "lif1.beta", "lif2.beta", "fc2.bias"):
+        assert np.array_equal(inits[key], net.state_dict()[key].numpy()), key
     assert net.state_dict()["lif1.threshold"].item() != 1.0
     compare(g, tmp_path, ((1, 1), (6, 3)), net=net)
     compare(g, tmp_path, ((5, 2),), net=net, mode="step")

@@ -96,15 +96,33 @@ def build_step(graph: Graph) -> tuple[list[NodeProto], list, list, Emitter, list
     inputs += [tensor_info(s.name, s.dims) for s in entries]
     values = {Ref(n, "out"): n for n in graph.inputs}
     new_state = step_nodes(e, graph, graph.topo_order(), values, {s.name: s.name for s in entries})
-    outputs = []
     types = graph.types()
-    for key, ref in graph.outputs.items():
-        e.nodes.append(helper.make_node("Identity", [values[ref]], [key], name=f"output/{key}"))
-        outputs.append(tensor_info(key, (BATCH, *types[ref].shape)))
-    for s in entries:
-        e.nodes.append(helper.make_node("Identity", [new_state[s.name]], [f"{s.name}.next"], name=f"state/{s.name}"))
-        outputs.append(tensor_info(f"{s.name}.next", s.dims))
+    outputs = [tensor_info(key, (BATCH, *types[ref].shape)) for key, ref in graph.outputs.items()]
+    outputs += [tensor_info(f"{s.name}.next", s.dims) for s in entries]
+    bind_outputs(e, [(values[ref], key) for key, ref in graph.outputs.items()] +
+                 [(new_state[s.name], f"{s.name}.next") for s in entries])
     return e.nodes, inputs, outputs, e, entries
+
+
+def bind_outputs(e: Emitter, pairs: list[tuple[str, str]]) -> None:
+    """Give each value ``src`` the model output name ``dst``.
+
+    The producing node's output is renamed where it can be (one node less per output, which
+    counts in a streaming step); a graph input, or a value wanted under a second name, gets an
+    ``Identity``. Only main-graph values are renamed; loop bodies never read those.
+    """
+    produced = {out for node in e.nodes for out in node.output}
+    renamed: dict[str, str] = {}
+    for src, dst in pairs:
+        if src in produced and src not in renamed:
+            renamed[src] = dst
+        else:
+            e.nodes.append(helper.make_node("Identity", [src], [dst], name=f"output/{dst}"))
+    for node in e.nodes:
+        for field in (node.input, node.output):
+            names = [renamed.get(n, n) for n in field]
+            del field[:]
+            field.extend(names)
 
 
 class SequenceValues:
@@ -190,8 +208,6 @@ def build_sequence(graph: Graph, num_steps: int | None) -> tuple[list[NodeProto]
         else:
             xs = [vals.rows(r) for r in node.inputs]
             vals.set(out, lower_synapse(e, node, xs, [types[r] for r in node.inputs], types[out]), "rows")
-    outputs = []
-    for key, ref in graph.outputs.items():
-        e.nodes.append(helper.make_node("Identity", [vals.seq(ref)], [key], name=f"output/{key}"))
-        outputs.append(tensor_info(key, (time_dim, BATCH, *types[ref].shape)))
+    outputs = [tensor_info(key, (time_dim, BATCH, *types[ref].shape)) for key, ref in graph.outputs.items()]
+    bind_outputs(e, [(vals.seq(ref), key) for key, ref in graph.outputs.items()])
     return e.nodes, inputs, outputs, e

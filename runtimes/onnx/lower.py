@@ -10,7 +10,7 @@ the operation itself is exact.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ class Emitter:
         if root is None:
             self.initializers: dict[str, np.ndarray] = {}
             self._counts: dict[str, int] = {}
+            self._once: dict[str, str] = {}
 
     def sub(self) -> Emitter:
         """A fresh emitter for a subgraph of this model."""
@@ -79,6 +80,16 @@ class Emitter:
         """The initializer ``<node>.<param>`` (public name, float32) of a parameter field."""
         public = node.param_aliases.get(key, key)
         return self.const(param_value(node, key), name=f"{node.name}.{public}")
+
+    def once(self, key: str, make: Callable[[Emitter], str]) -> str:
+        """A value computed from constants only: emitted once, in the main graph (never in a loop body).
+
+        onnxruntime folds such nodes at load time, so they cost nothing per step.
+        """
+        done = self.root._once
+        if key not in done:
+            done[key] = make(self.root)
+        return done[key]
 
     # --- element-wise helpers (names in, name out) -----------------------------------------------
     def add(self, a: str, b: str, hint: str = "") -> str:

@@ -3,8 +3,12 @@ r"""ONNX lowering of one time step of every neuron model, operation for operatio
 Each function mirrors its kernel in ``snngraph.runtimes.torch.kernels_*`` (same operations, same
 order, same float32 constants), so spikes come out exactly equal and membranes equal up to the
 rounding of the synapses feeding them. Notation: :math:`H(v) = [v > 0]` the forward pass of every
-surrogate, :math:`R[t] = H(U[t-1] - \theta)` the reset from the previous membrane. Decay
-parameters are clamped to [0, 1] at export (``clamp01``), as the kernels clamp them at each step.
+surrogate, :math:`R[t] = H(U[t-1] - \theta)` the reset from the previous membrane. Every parameter
+is an initializer named as in the ``state_dict`` (``lif1.beta``); what the kernels derive from
+parameters (the clamp of a decay to [0, 1], Lapicque's ``1 / (R C)``) is computed from those
+initializers once, in the main graph, never inside the loop over time (onnxruntime folds it at
+load). Only the Alpha neuron's :math:`\tau_\alpha`, which needs a logarithm, is computed at export
+with torch so that it equals the kernel's value bit for bit.
 """
 
 from __future__ import annotations
@@ -22,7 +26,16 @@ Ports = dict[str, str]
 
 
 def _clamped(e: Emitter, node: Node, key: str) -> str:
-    return e.const(np.clip(param_value(node, key), 0.0, 1.0), name=f"{node.name}/{key}.clamp01")
+    """``clamp(param, 0, 1)`` of a decay, computed from the ``<node>.<key>`` initializer (folded at load)."""
+    return e.once(f"{node.name}/{key}.clamp01", lambda r: r.op("Clip", r.param(node, key), r.const(0.0),
+                                                                r.const(1.0), hint=node.name))
+
+
+def _times(e: Emitter, node: Node, value: str, threshold: str) -> str:
+    """``value * threshold``, skipped when ``threshold`` is the node's scalar threshold 1 (exact: x * 1 = x)."""
+    if threshold == f"{node.name}.threshold" and is_one(node, "threshold"):
+        return value
+    return e.mul(value, threshold, hint=node.name)
 
 
 def _fire(e: Emitter, node: Node, mem: str, threshold: str) -> tuple[str, str]:
@@ -43,7 +56,7 @@ def _reset_now(e: Emitter, node: Node, mem: str, spk: str, reset: str | None, th
         ratio = e.div(spk, e.param(node, "graded_spikes_factor"), hint=node.name)
     do_reset = e.sub_(ratio, reset, hint=node.name)
     amount = threshold if node.reset_mechanism == "subtract" else mem
-    return e.sub_(mem, e.mul(do_reset, amount, hint=node.name), hint=node.name)
+    return e.sub_(mem, _times(e, node, do_reset, amount), hint=node.name)
 
 
 def _reset(e: Emitter, node: Node, mem: str, threshold: str) -> str | None:
@@ -60,7 +73,7 @@ def _leak(e: Emitter, node: Node, x: str, mem: str, reset: str | None, beta: str
         return e.add(kept if beta is None else e.mul(beta, kept, hint=h), x, hint=h)
     out = e.add(mem if beta is None else e.mul(beta, mem, hint=h), x, hint=h)
     if node.reset_mechanism == "subtract":
-        out = e.sub_(out, e.mul(reset, threshold, hint=h), hint=h)
+        out = e.sub_(out, _times(e, node, reset, threshold), hint=h)
     return out
 
 
@@ -93,7 +106,7 @@ def _synaptic_update(e: Emitter, node: Node, syn: str, mem: str, reset: str | No
     h = node.name
     out = e.add(e.mul(_clamped(e, node, "beta"), mem, hint=h), syn, hint=h)
     if node.reset_mechanism == "subtract":
-        return e.sub_(out, e.mul(reset, threshold, hint=h), hint=h)
+        return e.sub_(out, _times(e, node, reset, threshold), hint=h)
     if node.reset_mechanism == "zero":
         return e.sub_(out, e.mul(out, reset, hint=h), hint=h)
     return out
@@ -138,7 +151,7 @@ def rleaky(e: Emitter, node: N.RLeaky, x: str, state: Ports) -> Ports:
     mem = e.add(e.add(e.mul(_clamped(e, node, "beta"), state["mem"], hint=h), x, hint=h),
                 _recurrent(e, node, state["spk"]), hint=h)
     if node.reset_mechanism == "subtract":
-        mem = e.sub_(mem, e.mul(reset, threshold, hint=h), hint=h)
+        mem = e.sub_(mem, _times(e, node, reset, threshold), hint=h)
     elif node.reset_mechanism == "zero":
         mem = e.sub_(mem, e.mul(reset, mem, hint=h), hint=h)
     z, spk = _fire(e, node, mem, threshold)
@@ -162,7 +175,7 @@ def alpha(e: Emitter, node: N.Alpha, x: str, state: Ports) -> Ports:
     if node.reset_mechanism != "none":
         reset = _reset(e, node, state["mem"], threshold)
         if node.reset_mechanism == "subtract":
-            exc = e.sub_(exc, e.mul(threshold, reset, hint=h), hint=h)
+            exc = e.sub_(exc, _times(e, node, reset, threshold), hint=h)
             mem = e.sub_(mem, e.mul(e.op("Neg", state["syn_inh"], hint=h), reset, hint=h), hint=h)
             inh = e.sub_(inh, e.mul(inh, reset, hint=h), hint=h)
         else:
@@ -177,15 +190,14 @@ def lapicque(e: Emitter, node: N.Lapicque, x: str, state: Ports) -> Ports:
     The reset is always delayed (snnTorch's ``Lapicque`` has no ``reset_delay``).
     """
     h, threshold = node.name, e.param(node, "threshold")
-    r, c, dt = (param_value(node, k) for k in ("R", "C", "time_step"))
-    rc = r * c
-    inv_rc = e.const(np.float32(1) / rc, name=f"{h}/inv_rc")
-    keep = e.const(np.float32(1) - dt / rc, name=f"{h}/keep")
+    rc = e.once(f"{h}/rc", lambda r: r.mul(r.param(node, "R"), r.param(node, "C"), hint=h))
+    inv_rc = e.once(f"{h}/inv_rc", lambda r: r.div(r.const(1.0), rc, hint=h))
+    keep = e.once(f"{h}/keep", lambda r: r.sub_(r.const(1.0), r.div(r.param(node, "time_step"), rc, hint=h), hint=h))
     reset = _reset(e, node, state["mem"], threshold)
     drive = e.mul(e.mul(e.mul(x, e.param(node, "R"), hint=h), inv_rc, hint=h), e.param(node, "time_step"), hint=h)
     mem = e.add(drive, e.mul(keep, state["mem"], hint=h), hint=h)
     if node.reset_mechanism == "subtract":
-        mem = e.sub_(mem, e.mul(reset, threshold, hint=h), hint=h)
+        mem = e.sub_(mem, _times(e, node, reset, threshold), hint=h)
     elif node.reset_mechanism == "zero":
         mem = e.sub_(mem, e.mul(reset, mem, hint=h), hint=h)
     z, spk = _fire(e, node, mem, threshold)
@@ -195,8 +207,8 @@ def lapicque(e: Emitter, node: N.Lapicque, x: str, state: Ports) -> Ports:
 def adaptive_leaky(e: Emitter, node: N.AdaptiveLeaky, x: str, state: Ports) -> Ports:
     r"""ALIF: :math:`b[t] = \rho b[t-1] + (1-\rho) Z[t-1]`, threshold :math:`\theta + a\,b`."""
     h, threshold, adapt = node.name, e.param(node, "threshold"), e.param(node, "adaptation")
-    rho_v = np.clip(param_value(node, "rho"), 0.0, 1.0)
-    rho, one_minus = e.const(rho_v, name=f"{h}/rho.clamp01"), e.const(np.float32(1) - rho_v, name=f"{h}/1-rho")
+    rho = _clamped(e, node, "rho")
+    one_minus = e.once(f"{h}/1-rho", lambda r: r.sub_(r.const(1.0), rho, hint=h))
     beta, mem, b = _clamped(e, node, "beta"), state["mem"], state["b"]
     theta = e.add(threshold, e.mul(adapt, b, hint=h), hint=h)
 
