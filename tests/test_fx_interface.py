@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import snntorch as snn
 import torch
 from test_fx_helpers import B, check_equivalent, inputs, run_explicit, run_hidden
@@ -104,3 +105,22 @@ def test_state_dict_keys_follow_module_paths():
     model = nn.Sequential(Block(), nn.Sequential(Block()))
     net = sg.compile(sg.trace(model, torch.zeros(B, 4)))
     assert {"_0_fc.weight", "_0_lif.beta", "_1_0_fc.bias", "_1_0_lif.beta"} <= set(net.state_dict())
+
+
+def test_lone_neuron_traced_by_itself():
+    torch.manual_seed(0)
+    xs = inputs(5)
+    lif = snn.Synaptic(alpha=0.8, beta=0.9, init_hidden=True, output=True)
+    g = check_equivalent(lif, xs[0], xs, lambda: run_hidden(lif, xs))
+    assert g.name == "Synaptic" and list(g.outputs) == ["spk", "syn", "mem"] and list(g.nodes) == ["x", "synaptic"]
+    rlif = snn.RLeaky(beta=0.9, linear_features=5)
+    zeros = [torch.zeros(B, 5), torch.zeros(B, 5)]
+    g = check_equivalent(rlif, (xs[0], *zeros), xs,
+                         lambda: run_explicit(rlif, xs, zeros, outputs=[0], carry=[(0, 0), (1, 1)]))
+    assert list(g.outputs) == ["spk"] and "rleaky.recurrent.weight" in dict(sg.compile(g).named_parameters())
+
+
+def test_neuron_tuple_used_as_tensor_is_explained():
+    model = nn.Sequential(nn.Linear(3, 3), snn.Leaky(beta=0.9, init_hidden=True, output=True), nn.Linear(3, 3))
+    with pytest.raises(sg.GraphError, match=r"the \(spk, mem\) tuple of neuron '_1'"):
+        sg.trace(model, torch.zeros(B, 3))

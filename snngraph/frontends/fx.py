@@ -72,12 +72,29 @@ def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: s
     if not isinstance(module, nn.Module):
         raise GraphError(f"sg.trace expects a torch.nn.Module, got {type(module).__name__}")
     examples = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
+    name = name or type(module).__name__
+    if is_neuron_module(module):
+        module = _NeuronRoot(module, len(examples) - 1)
     fx_graph, constants = _fx_trace(module)
     rerolled = reroll(fx_graph, module, examples, constants)
     if rerolled is not None:
         (fx_graph, examples), keep_state_outputs = rerolled, True
-    translator = Translator(module, fx_graph, constants, name or type(module).__name__)
+    translator = Translator(module, fx_graph, constants, name)
     return translator.run(examples, output_names, keep_state_outputs)
+
+
+class _NeuronRoot(nn.Module):
+    """Holds a lone neuron traced by itself (``sg.trace(snn.Leaky(beta=0.9), x)``); its node is named
+    after its op (``leaky``)."""
+
+    def __init__(self, neuron: nn.Module, num_state: int):
+        super().__init__()
+        self.name = neuron_kind(neuron, type(neuron).__name__).op
+        self.num_state = num_state
+        self.add_module(self.name, neuron)
+
+    def forward(self, x: Tensor, s0: Tensor | None = None, s1: Tensor | None = None, s2: Tensor | None = None):
+        return getattr(self, self.name)(x, *(s0, s1, s2)[:self.num_state])
 
 
 class _Tracer(fx.Tracer):

@@ -256,6 +256,9 @@ class NeuronOut:
     def values(self) -> list[Handle]:
         return [getattr(self.handle, port) for port in self.ports]
 
+    def __repr__(self) -> str:
+        return f"the ({', '.join(self.ports)}) tuple of neuron '{self.handle.name}' (index it or unpack it)"
+
 
 def getitem(tr: Translator, value: Any, index: Any, name: str = "") -> Any:
     if isinstance(value, NeuronOut):
