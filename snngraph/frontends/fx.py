@@ -26,25 +26,19 @@ Conventions:
 from __future__ import annotations
 
 import inspect
-import os
-import re
-import traceback
 from typing import Any
 
-import torch
 from torch import Tensor, fx, nn
 
 from snngraph.frontends.fx_loop import reroll
 from snngraph.frontends.fx_neurons import add_neuron, is_neuron_module, neuron_kind
 from snngraph.frontends.fx_ops import FUNCTIONS, MODULES, NeuronOut, describe, tensor
+from snngraph.frontends.fx_tracer import NeuronRoot, location, symbolic_trace
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph, Handle
 from snngraph.ir.types import Param, Ref
 
 __all__ = ["trace"]
-
-_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)\n\s*(.*)')
-_INTERNAL = (os.path.dirname(torch.__file__) + os.sep, os.path.dirname(os.path.dirname(__file__)) + os.sep)
 
 
 def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: str | None = None,
@@ -74,59 +68,13 @@ def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: s
     examples = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
     name = name or type(module).__name__
     if is_neuron_module(module):
-        module = _NeuronRoot(module, len(examples) - 1)
-    fx_graph, constants = _fx_trace(module)
+        module = NeuronRoot(module, len(examples) - 1)
+    fx_graph, constants = symbolic_trace(module)
     rerolled = reroll(fx_graph, module, examples, constants)
     if rerolled is not None:
         (fx_graph, examples), keep_state_outputs = rerolled, True
     translator = Translator(module, fx_graph, constants, name)
     return translator.run(examples, output_names, keep_state_outputs)
-
-
-class _NeuronRoot(nn.Module):
-    """Holds a lone neuron traced by itself (``sg.trace(snn.Leaky(beta=0.9), x)``); its node is named
-    after its op (``leaky``)."""
-
-    def __init__(self, neuron: nn.Module, num_state: int):
-        super().__init__()
-        self.name = neuron_kind(neuron, type(neuron).__name__).op
-        self.num_state = num_state
-        self.add_module(self.name, neuron)
-
-    def forward(self, x: Tensor, s0: Tensor | None = None, s1: Tensor | None = None, s2: Tensor | None = None):
-        return getattr(self, self.name)(x, *(s0, s1, s2)[:self.num_state])
-
-
-class _Tracer(fx.Tracer):
-    """``torch.fx`` tracer that keeps spiking neurons as leaves and records source lines."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.record_stack_traces = True
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return is_neuron_module(m) or super().is_leaf_module(m, module_qualified_name)
-
-
-def _fx_trace(module: nn.Module) -> tuple[fx.Graph, dict[str, Tensor]]:
-    """Trace ``module``; return the fx graph and the tensor constants fx attached to the module
-    (removed again, so tracing leaves the model as it was)."""
-    before = set(vars(module))
-    try:
-        graph = _Tracer().trace(module)
-    except GraphError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure of symbolic tracing is reported with its line
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_INTERNAL)]
-        where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno} `{frames[-1].line}`" if frames \
-            else ""
-        raise GraphError(f"sg.trace: cannot trace {type(module).__name__}{where}: {type(exc).__name__}: {exc}") \
-            from None
-    finally:
-        added = {k: vars(module)[k] for k in set(vars(module)) - before}
-        for key in added:
-            delattr(module, key)
-    return graph, {k: v for k, v in added.items() if isinstance(v, Tensor)}
 
 
 class _StateArg:
@@ -354,19 +302,7 @@ class Translator:
         return f"attribute '{node.target}'"
 
     def _where(self, node: fx.Node) -> str:
-        frames = [f for f in _FRAME.findall(node.stack_trace or "") if not f[0].startswith(_INTERNAL)]
-        if frames:
-            file, line, func, code = frames[-1]
-            return f" at {os.path.basename(file)}:{line} in {func} `{code.strip()}`"
-        try:
-            forward = type(self.root).forward
-            file = inspect.getsourcefile(forward)
-            if file is None or file.startswith(_INTERNAL):
-                return ""
-            return f" in {os.path.basename(file)}:{inspect.getsourcelines(forward)[1]} ({type(self.root).__name__}" \
-                   ".forward)"
-        except (OSError, TypeError):
-            return ""
+        return location(node, self.root)
 
 
 def _module_node_name(target: str) -> str:
