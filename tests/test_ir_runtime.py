@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import snntorch as snn
 import torch
+from hypothesis import HealthCheck, given, settings
 
 import snngraph as sg
+from snngraph.testing import random_graphs, spike_inputs
 
 
 def linear_leaky(reset="subtract", beta=0.9, threshold=1.0, reset_delay=True, graded=1.0):
@@ -117,3 +119,17 @@ def test_wrong_number_of_inputs_and_non_tensor():
         net(y=torch.zeros(4, 2, 6))
     with pytest.raises(sg.GraphError, match="input 'x': expected a tensor"):
         net(np.zeros((4, 2, 6), np.float32))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_graphs(max_nodes=6))
+def test_streaming_steps_match_the_sequence_run(g):
+    net = sg.compile(g).eval()
+    xs = spike_inputs(g, 5, 2)
+    with torch.no_grad():
+        out = net(**xs)
+        state = net.init_state(2)
+        for t in range(5):
+            step_out, state = net.step(**{k: v[t] for k, v in xs.items()}, state=state)
+            for key, value in step_out.items():
+                torch.testing.assert_close(value, out[key][t], atol=1e-5, rtol=1e-4, msg=f"output {key}, step {t}")

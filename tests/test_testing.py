@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import strategies as st
 
 import snngraph as sg
 from snngraph.passes import insert_surrogates
@@ -139,3 +140,13 @@ def test_random_graphs_rejects_unknown_ops():
 def test_default_pipeline_preserves_semantics(g):
     """compile(g) under the default pipeline computes what the bare graph (surrogates only) computes."""
     assert_graphs_equivalent(g, g, passes_b=[insert_surrogates], num_steps=8, atol=1e-5, rtol=1e-4)
+
+
+PIPELINE = sg.passes.default_pipeline()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_graphs(max_nodes=5), st.integers(0, len(PIPELINE)))
+def test_every_prefix_of_the_default_pipeline_preserves_semantics(g, k):
+    assert_graphs_equivalent(g, g, passes_a=PIPELINE[:k], passes_b=[insert_surrogates], num_steps=6, atol=1e-5,
+                             rtol=1e-4)
