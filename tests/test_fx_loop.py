@@ -122,20 +122,41 @@ def test_last_step_only_is_rejected():
         sg.trace(LastStep(), torch.zeros(B, 20))
 
 
-def test_non_neuron_value_carried_across_steps_is_rejected():
-    class Accumulate(Tutorial5):
-        def forward(self, x):
-            mem1 = self.lif1.init_leaky()
-            feedback = torch.zeros(B, 30)
-            rec = []
-            for _step in range(T):
-                spk1, mem1 = self.lif1(self.fc1(x) + feedback, mem1)
-                feedback = spk1
-                rec.append(spk1)
-            return torch.stack(rec)
+class Feedback(Tutorial5):
+    """A feedback connection through a Linear, carried across steps outside the neurons."""
 
-    with pytest.raises(sg.GraphError, match="only a neuron's state may be carried"):
-        sg.trace(Accumulate(), torch.zeros(B, 20))
+    def __init__(self, start="new_zeros"):
+        super().__init__()
+        self.fc_fb = nn.Linear(30, 30)
+        self.start = start
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        fb = x.new_zeros((x.size(1), 30)) if self.start == "new_zeros" else torch.ones(B, 30)
+        skip = torch.zeros(B, 30)
+        rec = []
+        for step in range(T):
+            spk1, mem1 = self.lif1(self.fc1(x[step]) + fb + skip, mem1)
+            fb = self.fc_fb(spk1)
+            skip = spk1
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+            rec.append(spk2)
+        return torch.stack(rec)
+
+
+def test_feedback_carried_across_steps_becomes_a_delay():
+    torch.manual_seed(0)
+    model = Feedback()
+    xs = inputs(20)
+    g = check_equivalent(model, xs, xs, lambda: [model(xs)])
+    delays = [n for n in g.nodes.values() if n.op == "delay"]
+    assert sorted(n.inputs[0].node for n in delays) == ["fc_fb", "lif1"] and all(n.steps == 1 for n in delays)
+
+
+def test_carried_value_must_start_from_zeros():
+    with pytest.raises(sg.GraphError, match="must start from zeros"):
+        sg.trace(Feedback(start="ones"), inputs(20))
 
 
 @pytest.mark.parametrize("init", ["zeros", "zeros_like", "new_zeros", "constant"])

@@ -28,11 +28,12 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import torch
 from torch import Tensor, fx, nn
 
 from snngraph.frontends.fx_loop import reroll
 from snngraph.frontends.fx_neurons import add_neuron, is_neuron_module, neuron_kind
-from snngraph.frontends.fx_ops import FUNCTIONS, MODULES, NeuronOut, describe, tensor
+from snngraph.frontends.fx_ops import BATCH, FUNCTIONS, MODULES, NeuronOut, describe, size, tensor
 from snngraph.frontends.fx_tracer import NeuronRoot, location, symbolic_trace
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph, Handle
@@ -70,10 +71,10 @@ def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: s
     if is_neuron_module(module):
         module = NeuronRoot(module, len(examples) - 1)
     fx_graph, constants = symbolic_trace(module)
-    rerolled = reroll(fx_graph, module, examples, constants)
+    rerolled, feedback = reroll(fx_graph, module, examples, constants), {}
     if rerolled is not None:
-        (fx_graph, examples), keep_state_outputs = rerolled, True
-    translator = Translator(module, fx_graph, constants, name)
+        (fx_graph, examples, feedback), keep_state_outputs = rerolled, True
+    translator = Translator(module, fx_graph, constants, name, feedback)
     return translator.run(examples, output_names, keep_state_outputs)
 
 
@@ -90,8 +91,11 @@ class _StateArg:
 class Translator:
     """Walks an fx graph in order and builds the IR graph ``g``."""
 
-    def __init__(self, root: nn.Module, fx_graph: fx.Graph, constants: dict[str, Tensor], graph_name: str):
+    def __init__(self, root: nn.Module, fx_graph: fx.Graph, constants: dict[str, Tensor], graph_name: str,
+                 feedback: dict[str, str] | None = None):
         self.root = root
+        self.feedback = feedback or {}
+        self.connect: dict[str, Handle] = {}
         self.fx_graph = fx_graph
         self.constants = constants
         self.g = Graph(graph_name)
@@ -130,6 +134,8 @@ class Translator:
                     self._outputs(node, output_names, keep_state_outputs)
                 else:
                     self.env[node] = self._visit(node)
+                if node.name in self.connect:
+                    self.g.connect(self.connect.pop(node.name), tensor(self.env[node], "carried value"))
             except GraphError as exc:
                 raise GraphError(f"sg.trace: {self._what(node)}{self._where(node)}: {exc}") from None
             except (TypeError, IndexError, KeyError, AttributeError, ZeroDivisionError) as exc:
@@ -142,6 +148,8 @@ class Translator:
     def _visit(self, node: fx.Node) -> Any:
         args = fx.node.map_aggregate(node.args, self._load)
         kwargs = fx.node.map_aggregate(node.kwargs, self._load)
+        if node.name in self.feedback:
+            return self._feedback(node, args, kwargs)
         if node.op == "get_attr":
             return self._get_attr(node.target)
         if node.op == "call_module":
@@ -154,6 +162,22 @@ class Translator:
         except TypeError:
             raise GraphError(f"unsupported arguments {_fmt(args, kwargs)}") from None
         return handler(self, *args, name=self.unique(node.name, helper=False), **kwargs)
+
+    def _feedback(self, node: fx.Node, args: tuple, kwargs: dict) -> Handle:
+        """The zeros that start a value carried across steps: a feedback delay, connected once the
+        carried value is built (a forward that loops over time, see ``fx_loop``)."""
+        if node.op == "get_attr":
+            shape = (BATCH, *self._get_attr(node.target).shape[1:])
+        elif node.target is torch.zeros_like:
+            shape = size(self, args[0])
+        else:
+            shape = args[1:] if node.target == "new_zeros" else args
+            shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
+        if not shape or not (shape[0] is BATCH or shape[0] == self.batch_size):
+            raise GraphError(f"the zeros that start a carried value must have the batch first, got shape {shape}")
+        handle = self.g.feedback(shape[1:], name=self.unique("feedback", helper=False))
+        self.connect[self.feedback[node.name]] = handle
+        return handle
 
     def _load(self, arg: Any) -> Any:
         return self.env[arg] if isinstance(arg, fx.Node) else arg

@@ -16,8 +16,10 @@ reads from, ``x[t]`` to step ``t``), every step is checked to repeat step 0, and
 per-step fx graph in the explicit-state style: a neuron's initial state (zeros from
 ``init_leaky()`` & co.) becomes a state argument, which is valid because step ``t`` feeds it the
 neuron's new state of step ``t - 1``. ``torch.stack`` of per-step values becomes the per-step
-value, and ``x[t]`` the per-step input ``x``. A static input (used as is at every step) stays an
-input: the compiled graph then takes it repeated over time.
+value, and ``x[t]`` the per-step input ``x``. Any other value that step ``t`` reads from step
+``t - 1`` (a feedback connection, starting from ``torch.zeros``) becomes a one-step delay. A
+static input (used as is at every step) stays an input: the compiled graph then takes it
+repeated over time.
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ _STATIC, _COLLECT = -1, -2
 
 
 def reroll(graph: fx.Graph, root: nn.Module, examples: tuple[Any, ...],
-           constants: dict[str, Tensor]) -> tuple[fx.Graph, tuple[Any, ...]] | None:
+           constants: dict[str, Tensor]) -> tuple[fx.Graph, tuple[Any, ...], dict[str, str]] | None:
     """The per-step fx graph and examples of a time-looping ``forward``; ``None`` if it does not loop.
 
-    ``constants`` are the tensors fx took out of the model as ``get_attr`` targets."""
+    ``constants`` are the tensors fx took out of the model as ``get_attr`` targets. The third item
+    maps each zeros node that starts a carried value to the node whose previous-step value it
+    stands for: the translator makes it a one-step feedback delay."""
     calls = Counter(n.target for n in graph.nodes if n.op == "call_module"
                     and is_neuron_module(root.get_submodule(n.target)))
     if not calls or max(calls.values()) == 1:
@@ -55,6 +59,7 @@ class _Reroller:
         self.graph, self.root, self.steps, self.constants = graph, root, steps, constants
         self.step: dict[fx.Node, int] = {}
         self.time_inputs: set[fx.Node] = set()
+        self.feedback: dict[fx.Node, fx.Node] = {}
         self._assign_steps()
         self.corr = self._correspondence()
 
@@ -118,10 +123,29 @@ class _Reroller:
             elif self.step[a] == t:
                 if corr.get(a) is not b:
                     raise _error(node, f"step {t} of the time loop is wired differently from step 0")
-            elif self.step[a] == t - 1 and node.op == "call_module":
+            elif self.step[a] == t - 1 and self._state_slot(node, a) is not None:
                 self._check_state_link(node, a, b, corr)
+            elif self.step[a] == t - 1:
+                self._check_feedback(node, a, b, corr)
             else:
-                raise _error(node, "only a neuron's state may be carried from one step to the next")
+                raise _error(node, "only values of the previous step may be carried into a step")
+
+    def _state_slot(self, call: fx.Node, arg: fx.Node) -> str | None:
+        """The state argument of neuron ``call`` that ``arg`` is passed as, if any."""
+        if call.op != "call_module" or not is_neuron_module(module := self.root.get_submodule(call.target)):
+            return None
+        slot = _slot_of(call, arg, module)
+        return slot if slot in neuron_kind(module, call.target).state_args else None
+
+    def _check_feedback(self, node: fx.Node, prev: fx.Node, initial: Any, corr: dict[fx.Node, fx.Node]) -> None:
+        """A value of step t-1 read at step t (not a neuron's state) becomes a one-step delay, which
+        starts from zeros: step 0 must read zeros in its place."""
+        source = corr.get(prev)
+        if source is None or not isinstance(initial, fx.Node) or self.step[initial] != _STATIC or \
+                not self._is_zeros(initial):
+            raise _error(node, "a value carried from one step to the next must start from zeros (torch.zeros)")
+        if self.feedback.setdefault(initial, source) is not source:
+            raise _error(node, "one initial value starts two different carried values")
 
     def _check_state_link(self, call: fx.Node, prev: fx.Node, initial: Any, corr: dict[fx.Node, fx.Node]) -> None:
         """Step t's state argument must be the same neuron's new state (same port) of step t-1."""
@@ -138,7 +162,7 @@ class _Reroller:
                          "starting from zeros (init_leaky() & co.)")
 
     # --- the per-step graph ----------------------------------------------------------------------------
-    def build(self, examples: tuple[Any, ...]) -> tuple[fx.Graph, tuple[Any, ...]]:
+    def build(self, examples: tuple[Any, ...]) -> tuple[fx.Graph, tuple[Any, ...], dict[str, str]]:
         new, env = fx.Graph(), {}
         placeholders = [n for n in self.graph.nodes if n.op == "placeholder"]
         new_examples: list[Any] = []
@@ -155,12 +179,15 @@ class _Reroller:
                 continue
             if self._time_index(node) is not None:
                 env[node] = env[node.args[0]]
+            elif node.target == "size" and node.args[0] in self.time_inputs and len(node.args) == 2:
+                dim = node.args[1]  # x.size(1) of the (T, B, ...) input is the per-step x.size(0)
+                env[node] = self.steps if dim == 0 else new.call_method("size", (env[node.args[0]], dim - 1))
             else:
                 env[node] = new.node_copy(node, lambda a: env[a])
         out = next(n for n in self.graph.nodes if n.op == "output")
         new.output(fx.node.map_aggregate(out.args[0], lambda v: self._per_step(v, env)))
         new.lint()
-        return new, tuple(new_examples)
+        return new, tuple(new_examples), {env[k].name: env[v].name for k, v in self.feedback.items()}
 
     def _initial_states(self) -> dict[fx.Node, str]:
         """Initial states of step 0's neurons (checked to be zeros) -> names of new state arguments."""
@@ -171,7 +198,8 @@ class _Reroller:
             first = self.corr[node]
             for a, b in zip(_flat(node.args) + _flat(list(node.kwargs.values())),
                             _flat(first.args) + _flat(list(first.kwargs.values())), strict=True):
-                if isinstance(a, fx.Node) and self.step[a] == 0 and b.op != "placeholder":
+                if isinstance(a, fx.Node) and self.step[a] == 0 and b.op != "placeholder" and \
+                        self._state_slot(node, a) is not None:
                     if not self._is_zeros(b):
                         raise _error(first, "a neuron's initial state must be zeros (init_leaky(), torch.zeros)")
                     slot = _slot_of(first, b, self.root.get_submodule(first.target))
