@@ -20,7 +20,16 @@ Conventions:
   Arguments that ``forward`` never uses are dropped.
 - **Outputs** keep the order ``forward`` returns them in. Names: ``output_names`` when given; the
   keys when ``forward`` returns a dict; the port names (``spk``, ``mem``) when every output is a
-  different port of one neuron; ``out`` for a single output; else ``out0``, ``out1``, ...
+  different port of one neuron (so a lone neuron's spikes are ``spk``); ``out`` for a single other
+  output; else ``out0``, ``out1``, ...
+- **Modes.** Dropout and batch norm follow the compiled module's ``train()`` / ``eval()`` like the
+  torch layers they come from; a new compiled module starts in training mode.
+- **Loops over time.** A ``forward`` that loops over time itself (snnTorch tutorial style: every
+  neuron called ``T`` times, records returned with ``torch.stack``) is re-rolled into its per-step
+  graph (:mod:`snngraph.frontends.fx_loop`). ``example_input`` is then what ``forward`` takes
+  (``x`` of shape ``(T, B, ...)`` when it reads ``x[step]``); every recorded value, membranes
+  included, is an output; a value carried from one step to the next outside the neurons
+  (feedback, starting from zeros) becomes a one-step ``delay``.
 """
 
 from __future__ import annotations
