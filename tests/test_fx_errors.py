@@ -146,3 +146,19 @@ def test_tracing_leaves_the_model_unchanged():
     with pytest.raises(sg.GraphError):
         sg.trace(model, torch.zeros(2, 6))
     assert set(vars(model)) == before
+
+
+@pytest.mark.parametrize("layer, shape, pattern", [
+    (nn.Conv1d(1, 1, 3, padding=1, padding_mode="circular"), (1, 8), "padding_mode"),
+    (nn.MaxPool1d(2, ceil_mode=True), (1, 7), "ceil_mode"),
+    (nn.MaxPool2d(2, dilation=2), (1, 8, 8), "dilation"),
+    (nn.AvgPool2d(2, count_include_pad=False), (1, 8, 8), "count_include_pad"),
+    (nn.BatchNorm1d(1, track_running_stats=False), (1, 8), "track_running_stats"),
+    (nn.BatchNorm1d(1, momentum=None), (1, 8), "momentum"),
+    (nn.Flatten(0), (1, 8), "batch dim"),
+    (nn.Dropout2d(0.5), (1, 8, 8), "unsupported module"),
+])
+def test_unsupported_layer_options(layer, shape, pattern):
+    model = nn.Sequential(layer, snn.Leaky(beta=0.9, init_hidden=True))
+    with pytest.raises(sg.GraphError, match=pattern):
+        sg.trace(model, torch.zeros(2, *shape))

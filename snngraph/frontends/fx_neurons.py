@@ -138,7 +138,7 @@ def _recurrence(module: nn.Module, where: str) -> dict[str, Any]:
     if rec.bias is None:
         raise GraphError(f"{where}: a recurrent Linear without bias is not supported by sg.trace")
     return dict(all_to_all=True, recurrent_weight=rec.weight.detach().cpu().clone(),
-                recurrent_bias=None if rec.bias is None else rec.bias.detach().cpu().clone(),
+                recurrent_bias=rec.bias.detach().cpu().clone(),
                 learn_recurrent=rec.weight.requires_grad)
 
 
