@@ -32,8 +32,9 @@ def random_graphs(max_nodes: int = 8, ops: tuple[str, ...] | None = None) -> Any
 
     The graphs have one or two inputs (vectors, or (C, L) / (C, H, W) maps when conv or pooling ops
     are allowed), fan-in adds and concats, delays, feedback loops, every neuron kind with scalar or
-    per-neuron parameters, learnable flags, every reset mechanism and graded spikes; outputs are
-    the last value plus up to two earlier ones (state ports included).
+    per-neuron parameters, learnable flags, every reset mechanism, graded spikes and the built-in
+    (deterministic) surrogates; outputs are the last value plus up to two earlier ones (state
+    ports included).
     """
     from hypothesis import strategies as st
 
@@ -230,10 +231,19 @@ class _Drawer:
         kw = dict(threshold=self.value(x.shape, 0.25, 1.5, (1.0, 0.5)), learn_threshold=self.flag(),
                   reset_mechanism=self.pick(("subtract", *(r for r in RESETS if r != "subtract"))),
                   graded_spikes_factor=self.value(x.shape, 0.5, 2.0, (1.0, 0.5)),
-                  learn_graded_spikes_factor=self.flag())
+                  learn_graded_spikes_factor=self.flag(), spike_grad=self._surrogate())
         if reset_delay:
             kw["reset_delay"] = not self.flag()
         return kw
+
+    def _surrogate(self) -> Any:
+        """None (the default, filled in by ``insert_surrogates``) or a built-in surrogate; not the
+        stochastic ``SSO``, whose gradients are random."""
+        from snngraph import surrogate
+
+        name = self.pick((None, "fast_sigmoid", "atan", "sigmoid", "triangular", "heaviside",
+                          "straight_through_estimator", "spike_rate_escape", "SFS", "LSO"))
+        return None if name is None else getattr(surrogate, name)()
 
     def _decay(self, x: Handle) -> Any:
         return self.value(x.shape, 0.0, 1.0, (0.9, 0.5, 0.0, 1.0))

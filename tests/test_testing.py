@@ -114,7 +114,7 @@ def test_random_graphs_emit_every_op(op):
 
 def test_random_graphs_shrink_to_small_examples():
     g = find(random_graphs(max_nodes=4), lambda g: "alpha" in ops_of(g), settings=SHRINK)
-    assert list(g.nodes) == ["x", "alpha1"], g.to_text()
+    assert len(g.nodes) <= 3 and len(g.outputs) == 1, g.to_text()
 
 
 @pytest.mark.slow
