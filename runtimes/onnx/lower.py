@@ -3,9 +3,8 @@
 Synapses are lowered over *rows* ``(N, *shape)`` exactly like the torch runtime's ops, so one
 lowering serves a single time step ``(B, ...)`` and a whole sequence flattened to ``(T*B, ...)``.
 Neurons lower in :mod:`snngraph.runtimes.onnx.lower_neurons`. Parameters become initializers
-named as in the torch ``state_dict`` (``fc1.weight``); constants derived from them are computed
-in float32 here with the operations the torch kernels use, so results agree bit for bit wherever
-the operation itself is exact.
+named as in the torch ``state_dict`` (``fc1.weight``), in float32; values the kernels derive from
+them are computed with the kernels' own operations, once, in the main graph (:meth:`Emitter.once`).
 """
 
 from __future__ import annotations
