@@ -49,7 +49,8 @@ def assert_graphs_equivalent(a: Any, b: Any, num_steps: int = 16, batch_size: in
     Args:
         a, b: the graphs (or ``CompiledNet``s) to compare.
         num_steps, batch_size: the input's time and batch sizes.
-        seed: seeds the input, the loss weights and (with ``training``) torch's RNG before each run.
+        seed: seeds the input, the loss weights and torch's RNG (forked) for each run, so dropout
+            masks and stochastic surrogates draw the same numbers for both graphs.
         atol, rtol: tolerance of ``torch.isclose`` (``rtol=0``: absolute only).
         passes_a, passes_b: the pass pipelines to compile with.
         training: run in ``train()`` mode (dropout active with the same RNG seed on both sides,
@@ -110,12 +111,18 @@ def _dtype(net: nn.Module) -> torch.dtype:
 
 
 def _run(net: nn.Module, inputs: dict[str, Tensor], seed: int, training: bool) -> tuple[dict, dict]:
+    """Forward and backward with torch's RNG seeded (dropout masks, stochastic surrogates) inside a
+    forked RNG state, so both graphs see the same random draws and the caller's RNG is untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _forward_backward(net, inputs, seed, training)
+
+
+def _forward_backward(net: nn.Module, inputs: dict[str, Tensor], seed: int, training: bool) -> tuple[dict, dict]:
     """Forward, then the gradients of the fixed random loss w.r.t. every learnable parameter."""
     was_training = net.training
     net.train(training)
     try:
-        if training:
-            torch.manual_seed(seed)
         outputs = net(**inputs)
     finally:
         net.train(was_training)

@@ -150,3 +150,12 @@ PIPELINE = sg.passes.default_pipeline()
 def test_every_prefix_of_the_default_pipeline_preserves_semantics(g, k):
     assert_graphs_equivalent(g, g, passes_a=PIPELINE[:k], passes_b=[insert_surrogates], num_steps=6, atol=1e-5,
                              rtol=1e-4)
+
+
+def test_stochastic_surrogate_and_dropout_are_reproduced_without_touching_the_global_rng():
+    g = mlp(spike_grad=sg.surrogate.SSO(), dropout=True)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    assert_graphs_equivalent(g, sg.parse(g.to_text(with_params=True)), training=True)
+    assert torch.equal(torch.rand(3), expected)
