@@ -28,7 +28,8 @@ from typing import Any
 import onnx
 from onnx import helper, numpy_helper
 
-from snngraph.ir.errors import GraphError
+from snngraph import __version__
+from snngraph.ir.errors import GraphError, LoweringError
 from snngraph.ir.graph import Graph
 from snngraph.ir.neurons import Neuron
 from snngraph.passes import default_pipeline
@@ -58,24 +59,26 @@ def export_onnx(g_or_net: Any, path: str | os.PathLike | None, mode: str = "sequ
         GraphError: an invalid graph or argument, or a construct without an ONNX lowering
             (the message names the node).
     """
+    _check_args(mode, num_steps, opset)
     graph = _prepare(g_or_net)
-    _check_args(graph, mode, num_steps, opset)
     if mode == "step":
         nodes, inputs, outputs, e, entries = build_step(graph)
     else:
         nodes, inputs, outputs, e = build_sequence(graph, num_steps)
         entries = state_entries(graph)
     initializers = [numpy_helper.from_array(v, name=k) for k, v in e.initializers.items()]
-    proto = helper.make_graph(nodes, graph.name, inputs, outputs, initializer=initializers)
+    proto = helper.make_graph(nodes, graph.name, inputs, outputs, initializer=initializers,
+                              doc_string=graph.to_text())
     opsets = [helper.make_opsetid("", opset)]
-    model = helper.make_model(proto, opset_imports=opsets, producer_name="snngraph",
+    model = helper.make_model(proto, opset_imports=opsets, producer_name="snngraph", producer_version=__version__,
                               ir_version=helper.find_min_ir_version_for(opsets))
     meta = metadata(graph, mode, num_steps, entries, opset)
     helper.set_model_props(model, {METADATA_KEY: json.dumps(meta)})
     try:
         onnx.checker.check_model(model, full_check=True)
-    except onnx.checker.ValidationError as err:  # a lowering bug, not a user mistake: say where
-        raise GraphError(f"ONNX export of graph '{graph.name}' produced an invalid model: {err}") from err
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
+        # a lowering bug rather than a user mistake: say which graph
+        raise LoweringError(f"ONNX export of graph '{graph.name}' produced an invalid model: {err}") from err
     if path is not None:
         onnx.save_model(model, os.fspath(path))
     return model
@@ -116,7 +119,7 @@ def check_heaviside_forward(node: Neuron) -> None:
                          "(mem - threshold) > 0")
 
 
-def _check_args(graph: Graph, mode: str, num_steps: int | None, opset: int) -> None:
+def _check_args(mode: str, num_steps: int | None, opset: int) -> None:
     if mode not in MODES:
         raise GraphError(f"export_onnx: mode must be one of {MODES}, got {mode!r}")
     if num_steps is not None and (not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1):
