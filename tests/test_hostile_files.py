@@ -251,7 +251,7 @@ VALID_TEXT = GRAPHS["rleaky"].to_text(with_params=True)
 VOCAB = ["%", "%x", "%lif.mem", "(", ")", "<", ">", "[", "]", ",", "=", ":", " ", "\n", "#", '"', "\\", "-",
          "1e308", "1e-320", "nan", "inf", "-inf", "0", "-1", "99999999999999999999", "param", "const", "f32",
          "f64", "none", "true", "graph", "end", "output", "linear", "leaky", "input", "atan(alpha=2.0)",
-         "param<f32[100000,100000]>", "\x00", "\u00e9", "\ud7ff"]
+         "param<f32[100000,100000]>", "const<f64[9999,9999]>", "9" * 5000, "\x00", "\u00e9", "\ud7ff"]
 
 
 def assert_only_graph_error(text):

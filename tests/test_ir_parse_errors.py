@@ -60,7 +60,8 @@ CASES = {
                           "2 values for shape [3]"),
     "bad_param_shape": (3, LINES[2].replace("bias=param<f32[3]>", "bias=param<f32[0]>"), "invalid parameter shape"),
     "absurd_param_shape": (3, LINES[2].replace("bias=param<f32[3]>", "bias=param<f32[100000,100000]>"),
-                           "invalid parameter shape"),
+                           "parameters exceed"),
+    "number_too_long": (3, LINES[2].replace("out_features=3", "out_features=" + "9" * 5000), "number too long"),
     "unknown_dtype": (3, LINES[2].replace("bias=param<f32[3]>", "bias=param<i8[3]>"), "unknown dtype"),
     "unknown_input_dtype": (2, LINES[1].replace('"float32"', '"int8"'), "unknown dtype"),
     "bad_input_shape": (2, LINES[1].replace("shape=(4,)", "shape=(-4,)"), "shape"),
@@ -118,3 +119,11 @@ def test_graph_without_outputs_parses_but_does_not_verify():
     g = sg.parse(edit(5, []).replace("  output mem = %lif.mem\n", ""))
     with pytest.raises(sg.GraphError, match="no output"):
         sg.verify(g)
+
+
+def test_parameters_without_values_have_a_total_budget():
+    """Each is allocated on parsing, so many large ones in a short text are refused up front."""
+    nodes = [f"  %c{i} = scale(%x, factor=const<f32[10000,10000]>) : f32[4]" for i in range(5)]
+    text = "\n".join([LINES[0], LINES[1], *nodes, "  output o = %c0", "end"])
+    with pytest.raises(sg.GraphError, match=r"^line 5: parameters exceed \d+ elements in total"):
+        sg.parse(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -66,6 +67,8 @@ class _Line:
 
 def _number(line: _Line) -> float | int:
     text = line.take("num")
+    if len(text) > 400:  # also keeps int() below Python's digit limit
+        raise line.error(f"number too long: {text[:20]}...")
     if any(c in text for c in ".eEn") and text not in ("inf", "-inf", "+inf"):
         return float(text)
     if "inf" in text:
@@ -182,6 +185,7 @@ def parse(text: str) -> Any:
         raise GraphError("parse: expected the text of a graph (a str of at most 64 MiB)")
     lines = [(i + 1, raw.split("#", 1)[0].strip()) for i, raw in enumerate(text.splitlines())]
     lines = [(i, s) for i, s in lines if s]
+    _check_param_budget(lines)
     if not lines or not lines[0][1].startswith("graph "):
         raise GraphError(f"line {lines[0][0] if lines else 1}: expected 'graph NAME'")
     head = _Line(lines[0][1], lines[0][0])
@@ -226,6 +230,20 @@ def _line_of(error: GraphError, g: Any, declared: dict) -> Any:
     node = next((n for n, nd in g.nodes.items() if text.startswith(f"{nd.op} '{n}'")), None)
     node = node or next((n for n in g.nodes if f"'{n}'" in text), None)
     return declared[node][1] if node in declared else "?"
+
+
+_PARAM_SHAPE = re.compile(r"<\s*[A-Za-z0-9_]*\s*\[([^\]]*)\]")
+
+
+def _check_param_budget(lines: list[tuple[int, str]]) -> None:
+    """Parameters without values are allocated while parsing: cap their total size, so that a
+    short text cannot make the parser allocate gigabytes."""
+    total = 0
+    for lineno, body in lines:
+        for m in _PARAM_SHAPE.finditer(body):
+            total += math.prod(int(d) if len(d) < 13 else 10**13 for d in re.findall(r"\d+", m.group(1)))
+            if total > MAX_PARAM_ELEMENTS:
+                raise GraphError(f"line {lineno}: parameters exceed {MAX_PARAM_ELEMENTS} elements in total")
 
 
 def _resolve(text: str, nodes: dict, lineno: int) -> Ref:
