@@ -212,6 +212,11 @@ def test_other_opsets(tmp_path, opset):
         assert_close("mem", got["mem"], want["mem"], spike=False)
 
 
+def test_public_names():
+    assert sg.runtimes.onnx.Session is Session
+    assert sg.export_onnx is sg.runtimes.onnx.export_onnx
+
+
 def test_export_without_path_returns_checked_model():
     model = sg.export_onnx(stateful_graph(), None, mode="step")
     onnx.checker.check_model(model, full_check=True)
