@@ -124,3 +124,15 @@ def test_neuron_tuple_used_as_tensor_is_explained():
     model = nn.Sequential(nn.Linear(3, 3), snn.Leaky(beta=0.9, init_hidden=True, output=True), nn.Linear(3, 3))
     with pytest.raises(sg.GraphError, match=r"the \(spk, mem\) tuple of neuron '_1'"):
         sg.trace(model, torch.zeros(B, 3))
+
+
+def test_tracing_sg_nn_models_does_not_import_snntorch():
+    import subprocess
+    import sys
+
+    code = ("import sys, torch, snngraph as sg\n"
+            "m = torch.nn.Sequential(torch.nn.Linear(3, 4), sg.nn.Leaky(beta=0.9, init_hidden=True))\n"
+            "g = sg.trace(m, torch.zeros(2, 3))\n"
+            "assert list(g.outputs) == ['spk'], g\n"
+            "assert 'snntorch' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
