@@ -162,6 +162,8 @@ def test_safetensors_without_snngraph_structure(tmp_path):
     assert_rejected(tmp_path / "other.sg", "unknown format")
     write(tmp_path / "list.sg", [1, 2, 3])
     assert_rejected(tmp_path / "list.sg", "unknown format")
+    write(tmp_path / "deep.sg", "[" * 100_000 + "]" * 100_000)
+    assert_rejected(tmp_path / "deep.sg", "no snngraph structure")
 
 
 def test_checksum_mismatch(tmp_path):

@@ -62,6 +62,7 @@ CASES = {
     "absurd_param_shape": (3, LINES[2].replace("bias=param<f32[3]>", "bias=param<f32[100000,100000]>"),
                            "parameters exceed"),
     "number_too_long": (3, LINES[2].replace("out_features=3", "out_features=" + "9" * 5000), "number too long"),
+    "deeply_nested": (2, LINES[1].replace("shape=(4,)", "shape=" + "(" * 5000 + ")" * 5000), "nested too deeply"),
     "unknown_dtype": (3, LINES[2].replace("bias=param<f32[3]>", "bias=param<i8[3]>"), "unknown dtype"),
     "unknown_input_dtype": (2, LINES[1].replace('"float32"', '"int8"'), "unknown dtype"),
     "bad_input_shape": (2, LINES[1].replace("shape=(4,)", "shape=(-4,)"), "shape"),

@@ -114,7 +114,7 @@ def _read(path: str, size: int) -> tuple[dict, dict[str, np.ndarray]]:
         raise GraphError(f"{path}: corrupt snngraph file ({type(e).__name__}: {e})") from None
     try:
         structure = json.loads(meta["snngraph"])
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, RecursionError):  # RecursionError: absurdly nested JSON
         raise GraphError(f"{path}: no snngraph structure in the file's metadata") from None
     if meta.get(CHECKSUM_KEY) != checksum(meta["snngraph"], tensors):
         raise GraphError(f"{path}: corrupt snngraph file (checksum mismatch)")

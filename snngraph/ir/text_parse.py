@@ -76,7 +76,7 @@ def _number(line: _Line) -> float | int:
     return int(text)
 
 
-def _value(line: _Line, field: str, op: str) -> Any:
+def _value(line: _Line, field: str, op: str, depth: int = 0) -> Any:
     kind, tok = line.peek()
     if kind == "num":
         return _number(line)
@@ -90,7 +90,9 @@ def _value(line: _Line, field: str, op: str) -> Any:
         line.take()
         items: list[Any] = []
         while not line.accept(")"):
-            items.append(_value(line, field, op))
+            if depth >= 4:
+                raise line.error(f"the value of {field} is nested too deeply")
+            items.append(_value(line, field, op, depth + 1))
             if not line.accept(","):
                 line.take("punct", ")")
                 break
