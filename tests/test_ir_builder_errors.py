@@ -87,6 +87,7 @@ CASES = {
     "bad_input_dtype": ("y", lambda g, v: g.input("y", (3,), dtype="int8")),
     "bad_delay_steps": ("d", lambda g, v: g.delay(v["x"], steps=0, name="d")),
     "absurd_conv_output": ("conv", lambda g, v: g.conv2d(v["img"], 1, 1, padding=2**16, name="conv")),
+    "absurd_delay": ("d", lambda g, v: g.delay(v["x"], steps=2**30, name="d")),
     "add_one_input": ("sum", lambda g, v: g.add(v["x"], name="sum")),
     "bad_spike_grad": ("lif2", lambda g, v: g.leaky(v["x"], 0.9, spike_grad="atan", name="lif2")),
 }

@@ -302,6 +302,8 @@ class Delay(Synapse):
         if self.steps < 1:
             raise self.error(f"steps must be >= 1, got {self.steps}")
         check_shape(self.shape, f"delay '{self.name}'")
+        if self.steps * int(np.prod(self.shape, dtype=np.float64)) > 2**31:
+            raise self.error(f"a buffer of {self.steps} steps of shape {list(self.shape)} is too large")
 
     def infer(self, ins):
         """Delays are typed by their declared shape, so a loop can be typed before it is closed."""
