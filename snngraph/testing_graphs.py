@@ -27,14 +27,16 @@ _RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d
          "feedback": 1}
 
 
-def random_graphs(max_nodes: int = 8, ops: tuple[str, ...] | None = None) -> Any:
+def random_graphs(max_nodes: int = 8, ops: tuple[str, ...] | None = None, surrogates: bool = False) -> Any:
     """A hypothesis strategy of valid graphs of about ``max_nodes`` nodes over ``ops`` (default :data:`OPS`).
 
     The graphs have one or two inputs (vectors, or (C, L) / (C, H, W) maps when conv or pooling ops
     are allowed), fan-in adds and concats, delays, feedback loops, every neuron kind with scalar or
-    per-neuron parameters, learnable flags, every reset mechanism, graded spikes and the built-in
-    (deterministic) surrogates; outputs are the last value plus up to two earlier ones (state
-    ports included).
+    per-neuron parameters, learnable flags, every reset mechanism and graded spikes; outputs are
+    the last value plus up to two earlier ones (state ports included). Neurons leave ``spike_grad``
+    unset (the default surrogate) unless ``surrogates=True``, which also draws the built-in
+    deterministic surrogates (not ``SSO``) — formats that do not carry surrogates (NIR, ONNX)
+    compare gradients only with the default.
     """
     from hypothesis import strategies as st
 
@@ -45,7 +47,7 @@ def random_graphs(max_nodes: int = 8, ops: tuple[str, ...] | None = None) -> Any
 
     @st.composite
     def graphs(draw: Any) -> Graph:
-        return _Drawer(draw, chosen).build(max_nodes)
+        return _Drawer(draw, chosen, surrogates).build(max_nodes)
 
     return graphs()
 
@@ -53,10 +55,11 @@ def random_graphs(max_nodes: int = 8, ops: tuple[str, ...] | None = None) -> Any
 class _Drawer:
     """Builds one random graph from hypothesis draws."""
 
-    def __init__(self, draw: Any, ops: tuple[str, ...]):
+    def __init__(self, draw: Any, ops: tuple[str, ...], surrogates: bool = False):
         from hypothesis import strategies as st
 
         self.st = st
+        self.surrogates = surrogates
         self.draw = draw
         self.ops = ops
         self.rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -241,6 +244,8 @@ class _Drawer:
         stochastic ``SSO``, whose gradients are random."""
         from snngraph import surrogate
 
+        if not self.surrogates:
+            return None
         name = self.pick((None, "fast_sigmoid", "atan", "sigmoid", "triangular", "heaviside",
                           "straight_through_estimator", "spike_rate_escape", "SFS", "LSO"))
         return None if name is None else getattr(surrogate, name)()

@@ -136,7 +136,7 @@ def test_random_graphs_rejects_unknown_ops():
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(random_graphs(max_nodes=6))
+@given(random_graphs(max_nodes=6, surrogates=True))
 def test_default_pipeline_preserves_semantics(g):
     """compile(g) under the default pipeline computes what the bare graph (surrogates only) computes."""
     assert_graphs_equivalent(g, g, passes_b=[insert_surrogates], num_steps=8, atol=1e-5, rtol=1e-4)
@@ -146,7 +146,7 @@ PIPELINE = sg.passes.default_pipeline()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(random_graphs(max_nodes=5), st.integers(0, len(PIPELINE)))
+@given(random_graphs(max_nodes=5, surrogates=True), st.integers(0, len(PIPELINE)))
 def test_every_prefix_of_the_default_pipeline_preserves_semantics(g, k):
     assert_graphs_equivalent(g, g, passes_a=PIPELINE[:k], passes_b=[insert_surrogates], num_steps=6, atol=1e-5,
                              rtol=1e-4)
@@ -159,3 +159,11 @@ def test_stochastic_surrogate_and_dropout_are_reproduced_without_touching_the_gl
     torch.manual_seed(123)
     assert_graphs_equivalent(g, sg.parse(g.to_text(with_params=True)), training=True)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_surrogates_are_opt_in():
+    plain = find(random_graphs(ops=("leaky",)), lambda g: "leaky" in ops_of(g), settings=NO_SHRINK)
+    assert all(getattr(n, "surrogate", None) is None for n in plain.nodes.values())
+    fancy = find(random_graphs(ops=("leaky",), surrogates=True),
+                 lambda g: any(getattr(n, "surrogate", None) is not None for n in g.nodes.values()), settings=NO_SHRINK)
+    sg.verify(fancy)
