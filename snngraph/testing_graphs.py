@@ -115,6 +115,9 @@ class _Drawer:
             try:
                 x = self.pool[len(self.pool) - 1 - self.integer(0, len(self.pool) - 1)]
                 choices = [op for op in self.ops if _RANK.get(op, len(x.shape)) == len(x.shape)]
+                spatial = [op for op in choices if _RANK.get(op, 1) > 1]
+                if spatial and self.flag():  # conv stacks: maps prefer conv and pooling half the time
+                    choices = spatial
                 if choices:
                     self.pool.append(getattr(self, "_" + self.pick(choices))(x))
             finally:
