@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -151,12 +152,28 @@ def time_regime(regime: str, repeats: int, libraries: list[str]) -> dict[str, fl
     return {lib: statistics.median(s) for lib, s in samples.items()}
 
 
+_PEAK = """
+import sys
+sys.path.insert(0, {folder!r})
+import train_step as b
+
+
+def hwm():  # this process's own high-water RSS; ru_maxrss would inherit the parent's at fork/exec
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+
+
+fn = b.make({library!r}, {regime!r})
+base = hwm()
+fn()
+fn()
+print((hwm() - base) / 1024)
+"""
+
+
 def peak_memory(library: str, regime: str) -> float:
-    """Peak RSS increase (MiB) of two training steps, in a fresh process."""
-    code = ("import resource,sys,torch; sys.path.insert(0, {!r}); import train_step as b;"
-            "fn=b.make({!r},{!r}); base=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; fn(); fn();"
-            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-base)/1024)").format(
-        __file__.rsplit("/", 1)[0], library, regime)
+    """Peak RSS increase (MiB) of two training steps, in a fresh process (Linux)."""
+    code = _PEAK.format(folder=os.path.dirname(os.path.abspath(__file__)), library=library, regime=regime)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 

@@ -109,6 +109,24 @@ class _LeakyScan(torch.autograd.Function):
         return _backward_delayed(ctx, grad_spk, grad_mem, mem0, beta, threshold, graded, mems, fired)
 
 
+def _surrogate_terms(surrogate: Surrogate, mems: Tensor, threshold: Tensor, graded: Tensor, grad_spk: Tensor,
+                     g_out: Tensor | None, chunks: int = 8) -> Tensor:
+    """``g_out + g * sigma'(U - theta) * dL/dS`` for all steps, a few steps at a time so the
+    surrogate's temporaries stay a fraction of the sequence (peak memory)."""
+    unit = bool((graded == 1).all())
+    out = torch.empty_like(mems)
+    step = max(1, -(-mems.shape[0] // chunks))
+    for t0 in range(0, mems.shape[0], step):
+        sl = slice(t0, t0 + step)
+        g = grad_spk[sl] if unit else grad_spk[sl] * graded
+        gz = spike_gradient(surrogate, mems[sl] - threshold, g)
+        if g_out is not None:
+            torch.add(gz, g_out[sl], out=out[sl])
+        else:
+            out[sl] = gz
+    return out
+
+
 def _backward_delayed(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems, fired):
     """Adjoint of the delayed-reset scan: vectorised surrogate terms, then one linear recurrence
     ``lam[t] += a[t+1] * lam[t+1]`` run in place."""
@@ -117,13 +135,11 @@ def _backward_delayed(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems,
     b = beta.clamp(0, 1)
     grad_thr = grad_g = grad_beta = None
     if cfg.spiking and grad_spk is not None:
-        unit = bool((graded == 1).all())
-        gz = spike_gradient(cfg.surrogate, mems - threshold, grad_spk if unit else grad_spk * graded)
+        lam = _surrogate_terms(cfg.surrogate, mems, threshold, graded, grad_spk, g_out)
         if needs[3]:
-            grad_thr = -_reduce(gz, threshold)
+            grad_thr = -_reduce(lam if g_out is None else lam - g_out, threshold)
         if needs[4]:
             grad_g = _reduce(grad_spk * fired.to(mems.dtype), graded)
-        lam = gz + g_out if g_out is not None else (gz.clone() if gz is grad_spk else gz)
     else:
         lam = g_out.clone() if g_out is not None else torch.zeros_like(mems)
     first_reset = torch.gt(mem0, threshold).to(mems.dtype) if cfg.spiking and cfg.reset != "none" else None
