@@ -193,3 +193,16 @@ def test_node_named_like_a_module_attribute_is_refused():
     g.output("o", g.linear(x, 2, name="forward"))
     with pytest.raises(sg.GraphError, match="node name 'forward' clashes"):
         sg.compile(g)
+
+
+def test_mixed_parameter_dtypes_run_in_the_widest():
+    import numpy as np
+
+    g = sg.Graph("mixed")
+    x = g.input("x", (3,))
+    g.output("o", g.linear(g.linear(x, 4, name="a"), 2, weight=np.ones((2, 4)), name="b"))
+    net = sg.compile(g)
+    assert {t.dtype for t in net.state_dict().values()} == {torch.float64}
+    with pytest.raises(sg.GraphError, match="input 'x': expected dtype torch.float64, got torch.float32"):
+        net(torch.rand(2, 1, 3))
+    assert net(torch.rand(2, 1, 3, dtype=torch.float64))["o"].dtype == torch.float64

@@ -53,6 +53,9 @@ class CompiledNet(nn.Module):
                 self.add_module(name, NodeParams(node))
             if node.family == "synapse" and not isinstance(node, S.Delay):
                 self._ops[name] = synapse_op(node)
+        dtypes = {t.dtype for t in self.state_dict().values() if t.is_floating_point()}
+        if len(dtypes) > 1:  # explicit float64 arrays next to float32 defaults: run in the widest
+            self.to(max(dtypes, key=lambda d: torch.finfo(d).bits))
         self._stages = stages(graph)
         self._order = graph.topo_order()
         self._types = graph.types()
