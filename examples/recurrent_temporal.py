@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{(time.perf_counter() - start) / iterations * 1e3:.0f} ms per iteration")
 
     net.eval()
-    xs, ys = make_batch(1000, args.num_steps, torch.Generator().manual_seed(1))
+    xs, ys = make_batch(200 if args.quick else 1000, args.num_steps, torch.Generator().manual_seed(1))
     with torch.no_grad():
         out = net(xs)
     acc = accuracy(out["mem"], ys)

@@ -105,6 +105,7 @@ def train(args: argparse.Namespace, rank: int, world_size: int, device: torch.de
         result.update(evaluate(model.module, data, args, device))
         print(f"{world_size} process(es), {device.type}: {steps} steps in {seconds:.1f} s; weights in sync on all "
               f"processes: {result['in_sync']}; held-out accuracy {result['accuracy']:.4f}", flush=True)
+    dist.barrier()  # nobody tears the group down while rank 0 still evaluates
     return result
 
 

@@ -60,6 +60,7 @@ def _worker(rank: int, world_size: int, port: int, result_file: str) -> None:
         _loss(model(xs[:, rows]), y[rows]).backward()  # DDP averages the gradients across processes
         if rank == 0:
             torch.save({k: p.grad for k, p in model.module.named_parameters()}, result_file)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

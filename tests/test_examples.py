@@ -1,0 +1,91 @@
+"""Every example in examples/ runs in its --quick form (examples/trace_snntorch.py is tested by
+tests/test_fx_example.py, the 2-process DDP run by tests/test_ddp.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+import snngraph as sg
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_every_example_is_tested():
+    tested = {"train_builder", "conv_event_frames", "recurrent_temporal", "streaming_onnx", "custom_pass",
+              "train_ddp", "trace_snntorch"}
+    assert {p.stem for p in EXAMPLES.glob("*.py")} <= tested
+
+
+def test_train_builder(capsys):
+    result = _load("train_builder").main(["--quick"])
+    assert 0.0 <= result["accuracy"] <= 1.0
+    assert result["streamed_equal"] and result["reload_equal"]
+    assert sg.load(result["path"]).name == "digits_synaptic"
+    assert "graph digits_synaptic" in capsys.readouterr().out  # printed the text IR
+
+
+def test_conv_event_frames():
+    module = _load("conv_event_frames")
+    result = module.main(["--quick", "--num-steps", "6"])
+    assert result["frames_shape"] == (6, 32, 2, 32, 32)
+    assert result["output_shape"] == (6, 32, 4)
+    events = module.moving_bar(0, __import__("numpy").random.default_rng(0))
+    assert events.dtype.names == ("x", "y", "t", "p") and (events["x"] < 32).all() and (events["y"] < 32).all()
+    assert (events["t"][1:] >= events["t"][:-1]).all()
+
+
+@pytest.mark.parametrize("model", ["rleaky", "feedback"])
+def test_recurrent_temporal(model):
+    module = _load("recurrent_temporal")
+    result = module.main(["--quick", "--model", model, "--num-steps", "20"])
+    assert result["model"] == model and 0.0 <= result["accuracy"] <= 1.0
+    xs, ys = module.make_batch(50, 20, torch.Generator().manual_seed(0))
+    first_a = xs[:, :, 0].argmax(0)
+    first_b = xs[:, :, 1].argmax(0)
+    assert torch.equal(ys, (first_b < first_a).long()) and bool((first_a != first_b).all())
+
+
+def test_streaming_onnx():
+    result = _load("streaming_onnx").main(["--quick"])
+    assert result["spikes_equal"]
+    assert 1.0 <= result["mean_steps"] <= 25.0
+    assert result["onnx"].is_file()
+
+
+def test_custom_pass():
+    module = _load("custom_pass")
+    result = module.main(["--quick"])
+    assert result["tests"] == 6
+    assert result["delays"] == {"d3": 4, "e1": 1, "e2": 2}
+    assert module.merge_delays.name == "merge_delays"
+
+
+def test_example_runs_as_a_script(tmp_path):
+    """``python examples/train_ddp.py --quick`` without torchrun: a process group of one (gloo)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    done = subprocess.run([sys.executable, str(EXAMPLES / "train_ddp.py"), "--quick", "--out", str(tmp_path / "m.sg")],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "1 process(es)" in done.stdout and (tmp_path / "m.sg").is_file()
