@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,9 +11,11 @@ from typing import Any
 import numpy as np
 
 from snngraph.ir.errors import GraphError
-from snngraph.runtimes.onnx.export import METADATA_KEY
+from snngraph.runtimes.onnx.build import BATCH
+from snngraph.runtimes.onnx.export import METADATA_KEY, MODES
 
 Arrays = dict[str, np.ndarray]
+MAX_ELEMENTS = 2**31  # per tensor, as the IR bounds per-step shapes
 
 
 class Session:
@@ -39,24 +42,38 @@ class Session:
         if threads is not None:
             options.intra_op_num_threads = threads
         source = path if isinstance(path, bytes) else os.fspath(path)
-        self._sess = ort.InferenceSession(source, sess_options=options, providers=list(providers))
+        label = "the model bytes" if isinstance(path, bytes) else repr(source)
+        try:
+            self._sess = ort.InferenceSession(source, sess_options=options, providers=list(providers))
+        except Exception as err:  # onnxruntime's own errors for a missing, truncated or invalid file
+            raise GraphError(f"cannot load {label} as an ONNX model: {err}") from err
         props = self._sess.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in props:
-            raise GraphError(f"{path!r} is not an snngraph ONNX export (no '{METADATA_KEY}' metadata)")
-        self.meta: dict[str, Any] = json.loads(props[METADATA_KEY])
+            raise GraphError(f"{label} is not an snngraph ONNX export (no '{METADATA_KEY}' metadata)")
+        self.meta: dict[str, Any] = parse_metadata(props[METADATA_KEY], label)
+        check_against_model(self.meta, self._sess, label)
         self.mode: str = self.meta["mode"]
         self.input_names: list[str] = list(self.meta["inputs"])
         self.output_names: list[str] = list(self.meta["outputs"])
         self.state_names: list[str] = [s["name"] for s in self.meta["states"]]
+        self._state_dims = {s["name"]: s["shape"] for s in self.meta["states"]}
         self._checks = {name: (len(dims), tuple((i, d) for i, d in enumerate(dims) if isinstance(d, int)))
                         for name, dims in self.meta["inputs"].items()}
 
     def init_state(self, batch_size: int = 1) -> Arrays:
         """A fresh (zero) state for ``batch_size`` streams, keyed like ``CompiledNet.init_state``."""
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise GraphError(f"init_state: batch_size must be a positive int, got {batch_size!r}")
         if self.mode != "step":
             return {}
-        return {s["name"]: np.zeros([batch_size if d == "B" else d for d in s["shape"]], np.float32)
-                for s in self.meta["states"]}
+        shapes = {name: self._state_shape(name, int(batch_size)) for name in self.state_names}
+        for name, shape in shapes.items():
+            if math.prod(shape) > MAX_ELEMENTS:
+                raise GraphError(f"init_state: state '{name}' of shape {shape} for batch {batch_size} is too large")
+        return {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
+
+    def _state_shape(self, name: str, batch: int) -> tuple[int, ...]:
+        return tuple(batch if d == BATCH else d for d in self._state_dims[name])
 
     def _feed(self, x: Any) -> Arrays:
         if isinstance(x, Mapping):
@@ -67,7 +84,7 @@ class Session:
             items = ((self.input_names[0], x),)
         feed = {}
         for name, value in items:
-            arr = _array(value)
+            arr = _array(value, f"input '{name}'")
             ndim, fixed = self._checks[name]
             if arr.ndim != ndim or any(arr.shape[i] != d for i, d in fixed):
                 raise GraphError(f"input '{name}': expected shape {_fmt(self.meta['inputs'][name])}, "
@@ -91,14 +108,17 @@ class Session:
             raise GraphError("Session.step needs a model exported with mode='step'; this one is a sequence model "
                              "(use run)")
         feed = self._feed(x_t)
+        batch = next(iter(feed.values())).shape[0]
         if state is None:
-            state = self.init_state(next(iter(feed.values())).shape[0])
-        try:
-            for name in self.state_names:
-                feed[name] = _array(state[name])
-        except KeyError:
-            missing = [s for s in self.state_names if s not in state]
-            raise GraphError(f"state is missing {missing}; start from Session.init_state(batch_size)") from None
+            state = self.init_state(batch)
+        missing = [s for s in self.state_names if s not in state]
+        if missing:
+            raise GraphError(f"state is missing {missing}; start from Session.init_state(batch_size)")
+        for name in self.state_names:
+            arr = feed[name] = _array(state[name], f"state '{name}'")
+            if arr.shape != (want := self._state_shape(name, batch)):
+                raise GraphError(f"state '{name}' rejected: expected shape {want} for a batch of {batch}, "
+                                 f"got {tuple(arr.shape)}")
         results = self._run(feed)
         n = len(self.output_names)
         return dict(zip(self.output_names, results[:n], strict=True)), dict(
@@ -109,12 +129,15 @@ class Session:
 
         A step model is stepped over T; returns every output as ``(T, B, ...)``.
         """
-        if self.mode == "sequence":
-            feed = self._feed(x_seq)
-            return dict(zip(self.output_names, self._run(feed), strict=True))
         seqs = dict(x_seq) if isinstance(x_seq, Mapping) else {self.input_names[0]: x_seq}
-        seqs = {k: _numpy(v) for k, v in seqs.items()}
-        steps = next(iter(seqs.values())).shape[0]
+        seqs = {k: _numpy(v, f"input '{k}'") for k, v in seqs.items()}
+        lengths = {k: v.shape[0] if v.ndim else 0 for k, v in seqs.items()}
+        steps = next(iter(lengths.values()), 0)
+        if steps < 1 or any(n != steps for n in lengths.values()):
+            raise GraphError(f"model '{self.meta['graph']}': run needs sequences (T, B, ...) with T >= 1 and the "
+                             f"same T for every input; got T = {lengths}")
+        if self.mode == "sequence":
+            return dict(zip(self.output_names, self._run(self._feed(seqs)), strict=True))
         state, collected = None, {k: [] for k in self.output_names}
         for t in range(steps):
             out, state = self.step({k: v[t] for k, v in seqs.items()}, state)
@@ -127,17 +150,88 @@ class Session:
                 f"outputs={self.output_names} states={len(self.state_names)}>")
 
 
-def _array(value: Any) -> np.ndarray:
+def _array(value: Any, what: str) -> np.ndarray:
     """``value`` as a C-contiguous float32 numpy array (no copy when it already is one)."""
     if type(value) is np.ndarray and value.dtype == np.float32 and value.flags.c_contiguous:
         return value
-    return np.ascontiguousarray(_numpy(value), dtype=np.float32)
+    return np.ascontiguousarray(_numpy(value, what), dtype=np.float32)
 
 
-def _numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
+def _numpy(value: Any, what: str) -> np.ndarray:
+    """``value`` (array, tensor, nested lists) as a numpy array of real numbers, or GraphError naming ``what``."""
+    try:
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise GraphError(f"{what}: expected an array of real numbers, got {type(value).__name__} ({err})") from None
+    if arr.dtype.kind not in "biuf":
+        raise GraphError(f"{what}: expected real numbers (converted to float32), got dtype {arr.dtype}")
+    return arr
+
+
+def parse_metadata(text: str, label: str) -> dict[str, Any]:
+    """The ``snngraph`` metadata JSON, checked: mode, graph name, input/output/state names and dims.
+
+    Dims are positive ints or symbols (``"B"``, ``"T"``); state dims are ints or ``"B"``; no tensor
+    declares more than ``MAX_ELEMENTS`` elements. Raises GraphError naming the offending entry.
+    """
+    try:
+        meta = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise GraphError(f"{label}: metadata '{METADATA_KEY}' is not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise GraphError(f"{label}: metadata '{METADATA_KEY}' must be a JSON object, got {type(meta).__name__}")
+    for key, kind, word in (("graph", str, "string"), ("mode", str, "string"), ("inputs", dict, "object"),
+                            ("outputs", dict, "object"), ("states", list, "array")):
+        if not isinstance(meta.get(key), kind):
+            raise GraphError(f"{label}: metadata key '{key}' is missing or not a JSON {word}")
+    if meta["mode"] not in MODES:
+        raise GraphError(f"{label}: metadata mode must be one of {MODES}, got {meta['mode']!r}")
+    if not meta["inputs"]:
+        raise GraphError(f"{label}: metadata lists no inputs")
+    for group in ("inputs", "outputs"):
+        for name, dims in meta[group].items():
+            _check_dims(dims, f"{label}: metadata {group[:-1]} '{name}'", symbols=True)
+    for i, entry in enumerate(meta["states"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or "shape" not in entry:
+            raise GraphError(f"{label}: metadata state #{i} must be an object with a 'name' and a 'shape'")
+        _check_dims(entry["shape"], f"{label}: metadata state '{entry['name']}'", symbols=False)
+    if meta["mode"] == "sequence" and meta["states"]:
+        raise GraphError(f"{label}: a sequence model takes no state, but its metadata lists states")
+    return meta
+
+
+def _check_dims(dims: Any, what: str, symbols: bool) -> None:
+    if not isinstance(dims, list) or not dims:
+        raise GraphError(f"{what}: shape must be a non-empty list of dims, got {dims!r}")
+    for d in dims:
+        symbol = isinstance(d, str) and (d.isidentifier() if symbols else d == BATCH)
+        if not symbol and (not isinstance(d, int) or isinstance(d, bool) or d < 1):
+            kinds = "positive ints or symbols like 'B'" if symbols else f"positive ints or '{BATCH}'"
+            raise GraphError(f"{what}: shape {dims!r} must hold {kinds}")
+    if math.prod(d for d in dims if isinstance(d, int)) > MAX_ELEMENTS:
+        raise GraphError(f"{what}: shape {dims!r} is too large")
+
+
+def check_against_model(meta: dict[str, Any], sess: Any, label: str) -> None:
+    """The metadata must describe the model: input and output names in order, float32, the same dims."""
+    states = [s["name"] for s in meta["states"]]
+    declared = ([*meta["inputs"], *states], [*meta["outputs"], *(f"{s}.next" for s in states)])
+    dims = ([*meta["inputs"].values(), *(s["shape"] for s in meta["states"])],
+            [*meta["outputs"].values(), *(s["shape"] for s in meta["states"])])
+    for kind, names, shapes, args in zip(("inputs", "outputs"), declared, dims,
+                                         (sess.get_inputs(), sess.get_outputs()), strict=True):
+        actual = [a.name for a in args]
+        if actual != names:
+            raise GraphError(f"{label}: metadata lists {kind} {names}, but the model has {actual}")
+        for arg, want in zip(args, shapes, strict=True):
+            got = list(arg.shape)
+            same = len(got) == len(want) and all(
+                g == w if isinstance(w, int) else not isinstance(g, int) for g, w in zip(got, want, strict=True))
+            if arg.type != "tensor(float)" or not same:
+                raise GraphError(f"{label}: metadata gives '{arg.name}' shape {_fmt(want)} (float32), but the model "
+                                 f"declares {_fmt(got)} ({arg.type})")
 
 
 def _fmt(dims: list) -> str:
