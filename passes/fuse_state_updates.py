@@ -1,8 +1,9 @@
 """``fuse_state_updates``: run each eligible neuron population's whole time loop as one kernel.
 
-Rewrite: ``leaky`` / ``integrate_fire`` / ``leaky_integrator`` nodes outside delay loops, with a
-built-in surrogate, get ``fused=True``. The torch runtime lowers a fused neuron to
-``runtimes/torch/scan.py`` (forward loop without autograd, hand-written backward loop) and the
+Rewrite: ``leaky`` / ``integrate_fire`` / ``leaky_integrator`` nodes, and ``rleaky`` nodes with the
+delayed reset, outside delay loops and with a built-in surrogate, get ``fused=True``. The torch
+runtime lowers a fused neuron to ``runtimes/torch/scan.py`` / ``scan_recurrent.py`` (forward loop
+without autograd, hand-written backward loop) and the
 synapses feeding it run once over all T*B rows (the sequence stages of ``time_structure``).
 Neurons on a loop through a delay must advance step by step with the loop and stay unfused.
 Idempotent: a graph with nothing left to fuse is returned as is.
@@ -14,7 +15,7 @@ from snngraph.ir.graph import Graph
 from snngraph.ir.surrogate import SURROGATE_NAMES
 from snngraph.passes.time_structure import stages
 
-SCANNABLE = ("leaky", "integrate_fire", "leaky_integrator")
+SCANNABLE = ("leaky", "integrate_fire", "leaky_integrator", "rleaky")
 
 
 def fuse_state_updates(graph: Graph) -> Graph:
@@ -23,6 +24,8 @@ def fuse_state_updates(graph: Graph) -> Graph:
     changes = {}
     for name, node in graph.nodes.items():
         if node.op not in SCANNABLE or node.fused or name in in_loops:
+            continue
+        if node.op == "rleaky" and not node.reset_delay:
             continue
         surrogate = getattr(node, "surrogate", None)
         if node.op != "leaky_integrator" and (surrogate is None or surrogate.name not in SURROGATE_NAMES):

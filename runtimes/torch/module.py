@@ -19,7 +19,7 @@ from snngraph.ir.graph import Graph
 from snngraph.ir.types import Ref
 from snngraph.passes.manager import PassManager
 from snngraph.passes.time_structure import stages
-from snngraph.runtimes.torch.lower import NodeParams, neuron_kwargs, per_step_in_training, synapse_op
+from snngraph.runtimes.torch.lower import NodeParams, neuron_kwargs, param_tensors, per_step_in_training, synapse_op
 from snngraph.runtimes.torch.sequence import run_neuron_sequence
 
 State = dict[str, Tensor]
@@ -121,7 +121,8 @@ class CompiledNet(nn.Module):
                 out = out.reshape(steps, -1, *out.shape[1:])
             values[Ref(name, "out")] = out
         else:
-            ports = run_neuron_sequence(node, xs[0], neuron_kwargs(node, params), self._zero_state(node, xs[0][0]))
+            ports = run_neuron_sequence(node, xs[0], neuron_kwargs(node, params), self._zero_state(node, xs[0][0]),
+                                        param_tensors(node, params) if params is not None else None)
             for port, seq in ports.items():
                 values[Ref(name, port)] = seq
 

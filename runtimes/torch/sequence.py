@@ -10,10 +10,16 @@ from torch import Tensor
 from snngraph.ir.node import Node
 
 
-def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...]) -> dict[str, Tensor]:
-    """Loop the node's step kernel over ``x`` of shape (T, B, ...); every port as (T, B, ...)."""
+def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
+                        tensors: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+    """Loop the node's step kernel over ``x`` of shape (T, B, ...); every port as (T, B, ...).
+
+    Fused nodes (``fuse_state_updates``) run as one scan kernel instead; ``tensors`` holds the
+    node's parameters by field name (recurrent weights)."""
     from snngraph.runtimes.torch.kernels import NEURON_KERNELS
 
+    if getattr(node, "fused", False) and node.op == "rleaky":
+        return _run_fused_recurrent(node, x, kwargs, state, tensors or {})
     if getattr(node, "fused", False):
         return _run_fused(node, x, kwargs, state)
     step = NEURON_KERNELS[node.op].step
@@ -40,4 +46,16 @@ def _run_fused(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tenso
         return {"mem": mem}
     cfg = ScanConfig(kwargs["reset_mechanism"], kwargs["reset_delay"], kwargs["spike_grad"], True)
     spk, mem = leaky_scan(x, state[0], beta, kwargs["threshold"], kwargs["graded_spikes_factor"], cfg)
+    return {"spk": spk, "mem": mem}
+
+
+def _run_fused_recurrent(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
+                         tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A fused RLeaky population: one recurrent scan kernel over all T steps."""
+    from snngraph.runtimes.torch.scan_recurrent import RecurrentScanConfig, recurrent_leaky_scan
+
+    cfg = RecurrentScanConfig(kwargs["reset_mechanism"], kwargs["spike_grad"], node.all_to_all)
+    weight = tensors["recurrent_weight"] if node.all_to_all else tensors["V"]
+    spk, mem = recurrent_leaky_scan(x, state[0], state[1], kwargs["beta"], kwargs["threshold"],
+                                    kwargs["graded_spikes_factor"], weight, tensors.get("recurrent_bias"), cfg)
     return {"spk": spk, "mem": mem}
