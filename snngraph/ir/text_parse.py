@@ -252,6 +252,8 @@ def _resolve(text: str, nodes: dict, lineno: int) -> Ref:
     node, _, port = text.partition(".")
     if node not in nodes:
         raise GraphError(f"line {lineno}: unknown value %{text}")
+    if port and port not in nodes[node].ports:
+        raise GraphError(f"line {lineno}: '{node}' has no output '{port}' (it has {', '.join(nodes[node].ports)})")
     return Ref(node, port or nodes[node].default_port)
 
 
