@@ -89,3 +89,29 @@ def test_example_runs_as_a_script(tmp_path):
                           capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "1 process(es)" in done.stdout and (tmp_path / "m.sg").is_file()
+
+
+def _python_blocks(path: Path) -> list[str]:
+    text = path.read_text()
+    return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+
+
+def test_readme_code_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the quick start writes mlp.onnx
+    blocks = _python_blocks(EXAMPLES.parent / "README.md")
+    assert len(blocks) == 2
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+    assert (tmp_path / "mlp.onnx").is_file()
+
+
+def test_writing_a_pass_doc_code_runs():
+    """The doc's code, run in order in one namespace, and every test it defines passes."""
+    namespace: dict = {"__name__": "writing_a_pass"}
+    for block in _python_blocks(EXAMPLES.parent / "docs" / "writing-a-pass.md"):
+        exec(compile(block, "docs/writing-a-pass.md", "exec"), namespace)
+    tests = [f for name, f in namespace.items() if name.startswith("test_") and callable(f)]
+    assert len(tests) == 5
+    for test in tests:
+        test()
+    assert namespace["lowered"].nodes["d3"].steps == 4
