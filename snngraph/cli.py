@@ -133,7 +133,8 @@ def _export(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _show(args: argparse.Namespace, extra: list[str]) -> int:
     graph = _load(args.model)
-    print(graph.to_text(with_params=args.with_params), end="" if args.with_params else "\n")
+    text = graph.to_text(with_params=args.with_params)
+    print(text, end="" if text.endswith("\n") else "\n")
     if args.no_png:
         return 0
     from snngraph import spikeplot

@@ -75,14 +75,14 @@ def test_show_prints_text_and_draws(model, tmp_path, capsys):
 
 def test_show_default_picture_path_and_no_png(model, capsys):
     assert main(["show", str(model)]) == 0
+    assert capsys.readouterr().out.endswith(f"picture: {model.with_suffix('.png')}\n")
     assert model.with_suffix(".png").is_file()
     model.with_suffix(".png").unlink()
     assert main(["show", str(model), "--no-png", "--with-params"]) == 0
     assert not model.with_suffix(".png").exists()
-    out = capsys.readouterr().out.split("\n", 2)[2]  # after the first show's last line
-    with_params = sg.load(model).to_text(with_params=True)
-    assert out.endswith(with_params)
-    assert sg.parse(with_params) == sg.load(model)
+    out = capsys.readouterr().out
+    assert out == sg.load(model).to_text(with_params=True)
+    assert sg.parse(out) == sg.load(model)
 
 
 @pytest.mark.parametrize("mode", ["sequence", "step"])
