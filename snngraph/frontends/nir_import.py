@@ -211,7 +211,24 @@ def _shape_of(nodes: dict, key: str) -> tuple[int, ...]:
     shape = next(iter(types.values()), None)
     if shape is None:
         raise GraphError(f"NIR node '{key}' has no output type: cannot size the recurrent delay after it")
-    return tuple(int(d) for d in np.asarray(shape).reshape(-1))
+    dims = np.asarray(shape).reshape(-1)
+    if dims.dtype.kind not in "iuf" or not np.all(np.isfinite(dims)) or np.any(dims != np.round(dims)):
+        raise GraphError(f"NIR node '{key}': output type {dims.tolist()} must hold whole numbers")
+    return tuple(int(d) for d in dims)
+
+
+def _check_finite(node: Any, key: str) -> None:
+    """NaN in any numeric field of a NIR node (or of a fused recurrent cell) raises GraphError naming it."""
+    if isinstance(node, Recurrent):
+        _check_finite(node.cell, key)
+        _check_finite(node.w_rec, key)
+        return
+    for name, value in vars(node).items():
+        if name in ("input_type", "output_type", "metadata") or isinstance(value, (str, bytes, dict)):
+            continue
+        arr = np.asarray(value) if isinstance(value, (np.ndarray, list, tuple, float, int)) else None
+        if arr is not None and arr.dtype.kind in "fc" and np.any(np.isnan(arr)):
+            raise GraphError(f"NIR node '{key}' ({type(node).__name__}): {name} holds NaN")
 
 
 def _sum(g: Graph, handles: list[Handle], name: str, ctx: Ctx) -> Handle:
@@ -243,7 +260,14 @@ def _build(g: Graph, nodes: dict, edges: list, names: dict, ctx: Ctx) -> Graph:
             convert = CONVERTERS.get(type(node))
             if convert is None:
                 raise GraphError(f"NIR node '{key}' of type {type(node).__name__} is not supported")
-            handles[key] = convert(g, name, _sum(g, ins, name, ctx), node, ctx)
+            _check_finite(node, key)
+            try:
+                handles[key] = convert(g, name, _sum(g, ins, name, ctx), node, ctx)
+            except GraphError:
+                raise
+            except (ValueError, TypeError, OverflowError, IndexError) as err:  # malformed foreign data
+                raise GraphError(f"NIR node '{key}' ({type(node).__name__}): malformed parameters or "
+                                 f"metadata: {err}") from err
     for fb, srcs, name in pending:
         g.connect(fb, _sum(g, [handles[a] for a in srcs], name, ctx))
     _outputs(g, nodes, edges, names, handles, ctx)
@@ -251,9 +275,12 @@ def _build(g: Graph, nodes: dict, edges: list, names: dict, ctx: Ctx) -> Graph:
 
 
 def _delay_steps(node: nir.Delay, name: str, ctx: Ctx) -> int:
-    steps = np.asarray(node.delay, np.float64) / ctx.dt
-    first = float(steps.reshape(-1)[0]) if steps.size else 0.0
-    if not steps.size or not np.allclose(steps, round(first), rtol=0, atol=1e-6) or round(first) < 1:
+    try:
+        steps = np.asarray(node.delay, np.float64) / ctx.dt
+    except (TypeError, ValueError):
+        raise GraphError(f"NIR Delay '{name}': delay must be numbers, got {node.delay!r}") from None
+    first = float(steps.reshape(-1)[0]) if steps.size and np.all(np.isfinite(steps)) else 0.0
+    if not first or not np.allclose(steps, round(first), rtol=0, atol=1e-6) or round(first) < 1:
         raise GraphError(f"NIR Delay '{name}': delays {np.unique(node.delay)} must be one whole number (>= 1) of "
                          f"steps dt={ctx.dt:g} for every neuron")
     return int(round(first))
@@ -263,13 +290,19 @@ def _outputs(g: Graph, nodes: dict, edges: list, names: dict, handles: dict, ctx
     outs = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
     if any(META_INDEX in nodes[k].metadata for k in outs):  # written by to_nir: the others were added by
         outs = [k for k in outs if META_INDEX in nodes[k].metadata]  # nir's type inference for leaf nodes
-    outs.sort(key=lambda k: int(nodes[k].metadata.get(META_INDEX, len(outs))))
+    if not outs:
+        raise GraphError("NIR graph has no Output node: nothing to compute")
+    try:
+        outs.sort(key=lambda k: int(nodes[k].metadata.get(META_INDEX, len(outs))))
+    except (TypeError, ValueError, OverflowError):
+        bad = [k for k in outs if not isinstance(nodes[k].metadata.get(META_INDEX, 0), (int, np.integer))]
+        raise GraphError(f"NIR Output nodes {bad}: metadata 'index' must be an integer") from None
     for key in outs:
         node = nodes[key]
         srcs = [handles[a] for a, b in edges if b == key]
         port = node.metadata.get(META_PORT)
         if port is not None and len(srcs) == 1:
-            if port not in srcs[0].node.ports:
+            if not isinstance(port, str) or port not in srcs[0].node.ports:
                 raise GraphError(f"NIR Output '{key}': metadata port {port!r} is not an output of '{srcs[0].name}'")
             srcs = [getattr(srcs[0], str(port))]
         g.output(str(node.metadata.get(META_NAME, names[key])), _sum(g, srcs, names[key], ctx))

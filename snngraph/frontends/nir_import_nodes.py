@@ -9,6 +9,7 @@ the ``Affine``/``Linear`` node feeding the neuron (:func:`fold_leaks`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,7 +74,10 @@ class Ctx:
         reset = str(meta[META_RESET])
         if reset not in ("subtract", "zero", "none"):
             raise GraphError(f"NIR node '{name}': unknown reset_mechanism {reset!r} in metadata")
-        return reset, bool(meta.get(META_RESET_DELAY, DEFAULT_RESET[1]))
+        delay = meta.get(META_RESET_DELAY, DEFAULT_RESET[1])
+        if not isinstance(delay, (bool, np.bool_)) and delay not in (0, 1):
+            raise GraphError(f"NIR node '{name}': metadata reset_delay must be true or false, got {delay!r}")
+        return reset, bool(delay)
 
     def note_method(self, node: Any, name: str) -> None:
         if self.method is None and META_METHOD not in node.metadata and name not in self.undocumented:
@@ -81,7 +85,9 @@ class Ctx:
 
 
 def f32(value: Any) -> np.ndarray:
-    return np.array(value, dtype=np.float32)
+    """``value`` as float32; values beyond float32's range become inf (which the IR rejects, naming the node)."""
+    with np.errstate(over="ignore"):
+        return np.array(value, dtype=np.float32)
 
 
 def restore_shape(value: np.ndarray, node: Any, key: str) -> np.ndarray:
@@ -92,7 +98,10 @@ def restore_shape(value: np.ndarray, node: Any, key: str) -> np.ndarray:
     try:
         shape = tuple(int(d) for d in str(text).split(",") if d)
     except ValueError:
-        return value
+        raise ValueError(f"metadata param_shapes[{key!r}] = {text!r} is not a shape") from None
+    if any(d < 1 for d in shape) or math.prod(shape) > value.size:
+        raise ValueError(f"metadata param_shapes[{key!r}] = {text!r} does not fit the parameter's shape "
+                         f"{list(value.shape)}")
     full = value.shape
     if len(shape) > len(full):
         return value
@@ -244,7 +253,12 @@ def _affine(g: Graph, name: str, x: Handle, node: Any, ctx: Ctx) -> Handle:
 def _ints(value: Any, n: int, name: str, key: str) -> Any:
     if isinstance(value, (str, bytes)):
         return value.decode() if isinstance(value, bytes) else value
-    arr = np.atleast_1d(np.asarray(value)).astype(np.int64).reshape(-1)
+    arr = np.atleast_1d(np.asarray(value)).reshape(-1)
+    if arr.dtype.kind not in "biuf" or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)) or \
+            np.any(np.abs(arr) > 2**31):
+        raise GraphError(f"NIR node '{name}': {key} must hold whole numbers of magnitude up to 2**31, got "
+                         f"{value!r}")
+    arr = arr.astype(np.int64)
     if arr.size == 1:
         arr = np.repeat(arr, n)
     if arr.size != n:
