@@ -118,7 +118,7 @@ def train(net: torch.nn.Module, data: Digits, epochs: int, num_steps: int = NUM_
     batches = (n + batch_size - 1) // batch_size
     losses: list[float] = []
     net.train()
-    with tqdm(total=epochs * batches, desc="training", unit="batch", disable=not progress) as bar:
+    with tqdm(total=epochs * batches, desc="training", unit="batch", disable=not progress, mininterval=0.5) as bar:
         for epoch in range(epochs):
             perm = torch.randperm(n, generator=order)
             total = 0.0
