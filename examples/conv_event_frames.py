@@ -78,6 +78,7 @@ def build() -> sg.Graph:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the example with command-line ``argv``; returns what it measured (also printed)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few iterations (for tests)")
     parser.add_argument("--iterations", type=int, default=40)

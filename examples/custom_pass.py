@@ -131,6 +131,7 @@ def test_random_graphs(g):
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the example with command-line ``argv``; returns what it measured (also printed)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer random graphs (for tests)")
     args = parser.parse_args(argv)

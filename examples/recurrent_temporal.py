@@ -73,10 +73,12 @@ def readout_loss(mem: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def accuracy(mem: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of sequences whose readout membrane, averaged over the last steps, peaks at the label."""
     return (mem[-READOUT_STEPS:].mean(0).argmax(-1) == labels).float().mean().item()
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the example with command-line ``argv``; returns what it measured (also printed)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few iterations (for tests)")
     parser.add_argument("--model", choices=("rleaky", "feedback"), default="rleaky")

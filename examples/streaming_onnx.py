@@ -53,6 +53,7 @@ def stream(session: sg.runtimes.onnx.Session, spikes: np.ndarray, margin: int) -
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the example with command-line ``argv``; returns what it measured (also printed)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny training and few samples (for tests)")
     parser.add_argument("--model", default=None, help="a graph saved by sg.save (e.g. by `snngraph demo`)")

@@ -43,6 +43,7 @@ def encode(images: torch.Tensor, num_steps: int) -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the example with command-line ``argv``; returns what it measured (also printed)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one short epoch (for tests)")
     parser.add_argument("--epochs", type=int, default=10)

@@ -126,6 +126,7 @@ def evaluate(net: torch.nn.Module, data: demo.Digits, args: argparse.Namespace, 
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the example with command-line ``argv``; returns what it measured (also printed)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one epoch on a subset (for tests)")
     parser.add_argument("--epochs", type=int, default=None, help="default 10 (1 with --quick)")
