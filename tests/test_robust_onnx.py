@@ -282,8 +282,11 @@ def test_run_rejects_wrong_sequences(sessions, mode):
     one, two = sessions[f"one_{mode}"], sessions[f"two_{mode}"]
     with pytest.raises(sg.GraphError, match="T >= 1"):
         one.run(np.zeros((0, 2, 3), np.float32))
-    with pytest.raises(sg.GraphError, match="T >= 1"):
-        one.run(np.float32(1.0))
+    with pytest.raises(sg.GraphError, match="B >= 1"):
+        one.run(np.zeros((3, 0, 3), np.float32))
+    for empty in (np.float32(1.0), {}):
+        with pytest.raises(sg.GraphError, match="T >= 1"):
+            one.run(empty)
     with pytest.raises(sg.GraphError, match="same T"):
         two.run({"a": np.zeros((4, 2, 3), np.float32), "b": np.zeros((5, 2, 3), np.float32)})
     with pytest.raises(sg.GraphError, match="takes inputs \\['a', 'b'\\]"):

@@ -131,15 +131,15 @@ class Session:
         """
         seqs = dict(x_seq) if isinstance(x_seq, Mapping) else {self.input_names[0]: x_seq}
         seqs = {k: _numpy(v, f"input '{k}'") for k, v in seqs.items()}
-        lengths = {k: v.shape[0] if v.ndim else 0 for k, v in seqs.items()}
-        steps = next(iter(lengths.values()), 0)
-        if steps < 1 or any(n != steps for n in lengths.values()):
-            raise GraphError(f"model '{self.meta['graph']}': run needs sequences (T, B, ...) with T >= 1 and the "
-                             f"same T for every input; got T = {lengths}")
+        lengths = {k: tuple(v.shape[:2]) for k, v in seqs.items()}
+        steps = next(iter(lengths.values()), (0,))[:1]
+        if not lengths or any(len(n) < 2 or n[:1] != steps or min(n) < 1 for n in lengths.values()):
+            raise GraphError(f"model '{self.meta['graph']}': run needs sequences (T, B, ...) with T >= 1, B >= 1 and "
+                             f"the same T for every input; got (T, B) = {lengths}")
         if self.mode == "sequence":
             return dict(zip(self.output_names, self._run(self._feed(seqs)), strict=True))
         state, collected = None, {k: [] for k in self.output_names}
-        for t in range(steps):
+        for t in range(steps[0]):
             out, state = self.step({k: v[t] for k, v in seqs.items()}, state)
             for k, v in out.items():
                 collected[k].append(v)

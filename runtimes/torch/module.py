@@ -7,7 +7,9 @@ time. ``step`` runs the whole graph one step at a time with explicit state for s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import operator
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -81,6 +83,14 @@ class CompiledNet(nn.Module):
                 raise GraphError(f"input '{name}': expected shape {expected}, got {tuple(x.shape)}")
             if not x.is_floating_point() or (dtype is not None and x.dtype != dtype):
                 raise GraphError(f"input '{name}': expected dtype {dtype or 'floating point'}, got {x.dtype}")
+        lead = {name: tuple(x.shape[:2 if time_dim else 1]) for name, x in given.items()}
+        first = next(iter(lead.items()))
+        for name, dims in lead.items():
+            if dims != first[1]:
+                raise GraphError(f"input '{name}': leading dims {'(T, B)' if time_dim else '(B,)'} = {dims} differ "
+                                 f"from input '{first[0]}''s {first[1]}")
+        if time_dim and first[1][0] < 1:
+            raise GraphError(f"input '{first[0]}': a sequence needs at least one time step, got T = 0")
         return given
 
     # --- whole sequences ----------------------------------------------------------------------
@@ -145,16 +155,45 @@ class CompiledNet(nn.Module):
     def init_state(self, batch_size: int = 1, like: Tensor | None = None) -> State:
         """Fresh (zero) state for ``batch_size`` streams: ``{"<node>.<state>": tensor}``; delays
         keep their last ``steps`` inputs as ``"<node>.buffer"`` of shape (steps, B, ...)."""
+        try:
+            batch = operator.index(batch_size)
+        except TypeError:
+            batch = -1
+        if batch < 0 or isinstance(batch_size, bool):
+            raise GraphError(f"init_state: batch_size must be a non-negative int, got {batch_size!r}")
         ref = like if like is not None else next(self.parameters(), torch.zeros(()))
-        state = {}
+        shapes = self._state_shapes(batch)
+        for key, shape in shapes.items():
+            if math.prod(shape) > 2**31:
+                raise GraphError(f"init_state: state '{key}' of shape {shape} for batch {batch} is too large")
+        return {key: ref.new_zeros(shape) for key, shape in shapes.items()}
+
+    def _state_shapes(self, batch: int) -> dict[str, tuple[int, ...]]:
+        """``{"<node>.<state>": shape}`` of the state for ``batch`` streams, in ``init_state``'s order."""
+        shapes = {}
         for name, node in self.graph.nodes.items():
             if isinstance(node, S.Delay):
-                state[f"{name}.buffer"] = ref.new_zeros((node.steps, batch_size, *node.shape))
+                shapes[f"{name}.buffer"] = (node.steps, batch, *node.shape)
             elif node.family == "neuron":
-                shape = self._types[node.inputs[0]].shape
                 for port in node.state_ports:
-                    state[f"{name}.{port}"] = ref.new_zeros((batch_size, *shape))
-        return state
+                    shapes[f"{name}.{port}"] = (batch, *self._types[node.inputs[0]].shape)
+        return shapes
+
+    def _check_state(self, state: Any, like: Tensor) -> None:
+        """``state`` must hold exactly the entries of ``init_state``: tensors of their shape and of ``like``'s dtype."""
+        if not isinstance(state, Mapping):
+            raise GraphError(f"state must be a dict from init_state or the last step, got {type(state).__name__}")
+        shapes = self._state_shapes(like.shape[0])
+        missing, unknown = [k for k in shapes if k not in state], [k for k in state if k not in shapes]
+        if missing or unknown:
+            problems = [f"is missing {missing}"] * bool(missing) + [f"has unknown entries {unknown}"] * bool(unknown)
+            raise GraphError(f"state {' and '.join(problems)}; start from net.init_state(batch_size)")
+        for key, shape in shapes.items():
+            value = state[key]
+            if not isinstance(value, Tensor) or tuple(value.shape) != shape or value.dtype != like.dtype:
+                got = (f"{tuple(value.shape)} {value.dtype}" if isinstance(value, Tensor) else type(value).__name__)
+                raise GraphError(f"state '{key}': expected a tensor of shape {shape} and dtype {like.dtype} "
+                                 f"(batch {like.shape[0]}), got {got}")
 
     def _zero_state(self, node: Any, x: Tensor) -> tuple[Tensor, ...]:
         return tuple(torch.zeros_like(x) for _ in node.state_ports)
@@ -167,9 +206,11 @@ class CompiledNet(nn.Module):
         if state is None and args and isinstance(args[-1], dict):
             *args, state = args
         given = self._check_inputs(tuple(args), kwargs, time_dim=False)
-        batch = next(iter(given.values())).shape[0]
+        like = next(iter(given.values()))
         if state is None:
-            state = self.init_state(batch, like=next(iter(given.values())))
+            state = self.init_state(like.shape[0], like=like)
+        else:
+            self._check_state(state, like)
         values = {Ref(k, "out"): v for k, v in given.items()}
         new_state = self._step_nodes(tuple(self._order), values, state)
         return {k: values[r] for k, r in self.graph.outputs.items()}, new_state
