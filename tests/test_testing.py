@@ -120,7 +120,7 @@ def test_random_graphs_shrink_to_small_examples():
 @pytest.mark.slow
 def test_random_graphs_shrink_conv_stacks():
     g = find(random_graphs(), lambda g: "conv2d" in ops_of(g) and "leaky" in ops_of(g), settings=SHRINK)
-    assert len(g.nodes) == 3, g.to_text()
+    assert len(g.nodes) <= 4, g.to_text()  # input, conv2d, leaky (+ at most one adapter node)
 
 
 def test_random_graphs_reproduce_from_the_hypothesis_seed():
