@@ -87,10 +87,13 @@ def test_torchrun_example_two_processes(tmp_path):
     if not torchrun.exists():
         pytest.skip("torchrun not installed next to this interpreter")
     out = tmp_path / "trained.sg"
-    cmd = [str(torchrun), "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
-           str(EXAMPLES / "train_ddp.py"), "--quick", "--out", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
+    for _ in range(2):  # a second try only if another process took the free port in between
+        cmd = [str(torchrun), "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
+               str(EXAMPLES / "train_ddp.py"), "--quick", "--out", str(out)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if done.returncode == 0 or "address already in use" not in done.stderr.lower():
+            break
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "2 process(es), cpu" in done.stdout and "weights in sync on all processes: True" in done.stdout
     assert sorted(sg.load(out).outputs) == ["hidden", "mem", "spk"]
