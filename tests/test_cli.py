@@ -196,3 +196,11 @@ def test_find_benchmarks_in_this_checkout():
     if folder is None:
         pytest.skip("not a source checkout")
     assert (folder / "train_step.py").is_file() and (folder / "inference.py").is_file()
+
+
+def test_export_rejected_by_the_exporter(model, tmp_path, capsys):
+    """Exporter errors (here: a fixed T for a step model) become one-line errors, exit 1."""
+    assert main(["export", str(model), "--onnx", str(tmp_path / "s.onnx"), "--mode", "step", "--num-steps", "4"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"snngraph export: error: cannot export {model}:") and "num_steps" in err
+    assert not (tmp_path / "s.onnx").exists()
