@@ -60,12 +60,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--margin", type=int, default=4, help="stop once the leading class is this many spikes ahead")
+    parser.add_argument("--out", type=Path, default=None, help="folder for the ONNX model (default: a temp folder)")
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.samples = 1, 10
 
     g = trained_graph(args)
-    path = Path(tempfile.mkdtemp()) / f"{g.name}_step.onnx"
+    path = (args.out or Path(tempfile.mkdtemp())) / f"{g.name}_step.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
     sg.export_onnx(g, path, mode="step")
     session = sg.runtimes.onnx.Session(path)
     print(f"exported {path}: inputs {session.input_names}, outputs {session.output_names}")

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="one short epoch (for tests)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--num-steps", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=None, help="folder for the saved graph (default: a temp folder)")
     args = parser.parse_args(argv)
     epochs = 1 if args.quick else args.epochs
     torch.manual_seed(0)
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # the trained network as IR: save, load, recompile
     trained = net.to_graph()
-    path = Path(tempfile.mkdtemp()) / "digits_synaptic.sg"
+    path = (args.out or Path(tempfile.mkdtemp())) / "digits_synaptic.sg"
+    path.parent.mkdir(parents=True, exist_ok=True)
     sg.save(trained, path)
     reloaded = sg.compile(sg.load(path)).eval()
     with torch.no_grad():

@@ -38,8 +38,9 @@ def test_every_example_is_tested():
     assert {p.stem for p in EXAMPLES.glob("*.py")} <= tested
 
 
-def test_train_builder(capsys):
-    result = _load("train_builder").main(["--quick"])
+def test_train_builder(capsys, tmp_path):
+    result = _load("train_builder").main(["--quick", "--out", str(tmp_path)])
+    assert result["path"].parent == tmp_path
     assert 0.0 <= result["accuracy"] <= 1.0
     assert result["streamed_equal"] and result["reload_equal"]
     assert sg.load(result["path"]).name == "digits_synaptic"
@@ -67,8 +68,9 @@ def test_recurrent_temporal(model):
     assert torch.equal(ys, (first_b < first_a).long()) and bool((first_a != first_b).all())
 
 
-def test_streaming_onnx():
-    result = _load("streaming_onnx").main(["--quick"])
+def test_streaming_onnx(tmp_path):
+    result = _load("streaming_onnx").main(["--quick", "--out", str(tmp_path)])
+    assert result["onnx"].parent == tmp_path
     assert result["spikes_equal"]
     assert 1.0 <= result["mean_steps"] <= 25.0
     assert result["onnx"].is_file()
