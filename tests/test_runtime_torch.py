@@ -206,3 +206,22 @@ def test_mixed_parameter_dtypes_run_in_the_widest():
     with pytest.raises(sg.GraphError, match="input 'x': expected dtype torch.float64, got torch.float32"):
         net(torch.rand(2, 1, 3))
     assert net(torch.rand(2, 1, 3, dtype=torch.float64))["o"].dtype == torch.float64
+
+
+def test_learnt_beta_outside_unit_interval_saves_exports_and_reloads(tmp_path):
+    torch.manual_seed(0)
+    g = sg.Graph("learnt")
+    x = g.input("x", (4,))
+    lif = g.leaky(g.linear(x, 3, name="fc"), beta=0.9, learn_beta=True, name="lif")
+    g.output("mem", lif.mem)
+    net = sg.compile(g)
+    with torch.no_grad():
+        net.lif.beta.fill_(1.2)  # what an optimiser step can do; the kernel clamps it to 1
+    trained = net.to_graph()
+    assert trained.nodes["lif"].beta.item() == pytest.approx(1.2)
+    sg.save(trained, tmp_path / "g.sg")
+    again = sg.compile(sg.load(tmp_path / "g.sg"))
+    xs = torch.rand(5, 2, 4)
+    assert torch.equal(again(xs)["mem"], net(xs)["mem"])
+    with pytest.raises(sg.GraphError, match="beta must lie in"):
+        g.leaky(x, beta=1.2, learn_beta=True)

@@ -42,7 +42,11 @@ class Neuron(Node):
         if self.reset_mechanism not in RESETS:
             raise self.error(f"reset_mechanism must be one of {RESETS}, got {self.reset_mechanism!r}")
         for key in self.decays:
-            require_range(self, key, 0.0, 1.0)
+            # a learnt decay may leave [0, 1] during training: the kernels clamp it (as snnTorch
+            # does), and the raw value is kept so training resumes exactly; declarations are checked
+            # by the builder
+            if not getattr(self, key).learnable:
+                require_range(self, key, 0.0, 1.0)
 
     def infer(self, ins: tuple[TensorType, ...]) -> dict[str, TensorType]:
         (t,) = ins
@@ -204,7 +208,8 @@ class LeakyIntegrator(Node):
 
     def check(self) -> None:
         super().check()
-        require_range(self, "beta", 0.0, 1.0)
+        if not self.beta.learnable:  # a learnt beta is clamped by the kernel, like Neuron's decays
+            require_range(self, "beta", 0.0, 1.0)
 
     def infer(self, ins: tuple[TensorType, ...]) -> dict[str, TensorType]:
         broadcastable(self, "beta", ins[0].shape)
