@@ -57,6 +57,7 @@ class Session:
         self.output_names: list[str] = list(self.meta["outputs"])
         self.state_names: list[str] = [s["name"] for s in self.meta["states"]]
         self._state_dims = {s["name"]: s["shape"] for s in self.meta["states"]}
+        self._shapes: dict[int, dict[str, tuple[int, ...]]] = {}  # batch -> expected state shapes
         self._checks = {name: (len(dims), tuple((i, d) for i, d in enumerate(dims) if isinstance(d, int)))
                         for name, dims in self.meta["inputs"].items()}
 
@@ -84,7 +85,7 @@ class Session:
             items = ((self.input_names[0], x),)
         feed = {}
         for name, value in items:
-            arr = _array(value, f"input '{name}'")
+            arr = _array(value, "input", name)
             ndim, fixed = self._checks[name]
             if arr.ndim != ndim or any(arr.shape[i] != d for i, d in fixed):
                 raise GraphError(f"input '{name}': expected shape {_fmt(self.meta['inputs'][name])}, "
@@ -111,14 +112,19 @@ class Session:
         batch = next(iter(feed.values())).shape[0]
         if state is None:
             state = self.init_state(batch)
-        missing = [s for s in self.state_names if s not in state]
-        if missing:
-            raise GraphError(f"state is missing {missing}; start from Session.init_state(batch_size)")
-        for name in self.state_names:
-            arr = feed[name] = _array(state[name], f"state '{name}'")
-            if arr.shape != (want := self._state_shape(name, batch)):
-                raise GraphError(f"state '{name}' rejected: expected shape {want} for a batch of {batch}, "
-                                 f"got {tuple(arr.shape)}")
+        shapes = self._shapes.get(batch) or self._shapes.setdefault(
+            batch, {name: self._state_shape(name, batch) for name in self.state_names})
+        try:
+            for name, want in shapes.items():
+                arr = feed[name] = _array(state[name], "state", name)
+                if arr.shape != want:
+                    raise GraphError(f"state '{name}' rejected: expected shape {want} for a batch of {batch}, "
+                                     f"got {tuple(arr.shape)}")
+        except (KeyError, TypeError):
+            if not isinstance(state, Mapping):
+                raise GraphError(f"state must be a dict from Session.init_state, got {type(state).__name__}") from None
+            missing = [s for s in self.state_names if s not in state]
+            raise GraphError(f"state is missing {missing}; start from Session.init_state(batch_size)") from None
         results = self._run(feed)
         n = len(self.output_names)
         return dict(zip(self.output_names, results[:n], strict=True)), dict(
@@ -130,7 +136,7 @@ class Session:
         A step model is stepped over T; returns every output as ``(T, B, ...)``.
         """
         seqs = dict(x_seq) if isinstance(x_seq, Mapping) else {self.input_names[0]: x_seq}
-        seqs = {k: _numpy(v, f"input '{k}'") for k, v in seqs.items()}
+        seqs = {k: _numpy(v, "input", k) for k, v in seqs.items()}
         lengths = {k: tuple(v.shape[:2]) for k, v in seqs.items()}
         steps = next(iter(lengths.values()), (0,))[:1]
         if not lengths or any(len(n) < 2 or n[:1] != steps or min(n) < 1 for n in lengths.values()):
@@ -150,23 +156,24 @@ class Session:
                 f"outputs={self.output_names} states={len(self.state_names)}>")
 
 
-def _array(value: Any, what: str) -> np.ndarray:
+def _array(value: Any, kind: str, name: str) -> np.ndarray:
     """``value`` as a C-contiguous float32 numpy array (no copy when it already is one)."""
     if type(value) is np.ndarray and value.dtype == np.float32 and value.flags.c_contiguous:
         return value
-    return np.ascontiguousarray(_numpy(value, what), dtype=np.float32)
+    return np.ascontiguousarray(_numpy(value, kind, name), dtype=np.float32)
 
 
-def _numpy(value: Any, what: str) -> np.ndarray:
-    """``value`` (array, tensor, nested lists) as a numpy array of real numbers, or GraphError naming ``what``."""
+def _numpy(value: Any, kind: str, name: str) -> np.ndarray:
+    """``value`` (array, tensor, nested lists) as a numpy array of real numbers, or GraphError naming it."""
     try:
         if hasattr(value, "detach"):
             value = value.detach().cpu().numpy()
         arr = np.asarray(value)
     except (TypeError, ValueError) as err:
-        raise GraphError(f"{what}: expected an array of real numbers, got {type(value).__name__} ({err})") from None
+        raise GraphError(f"{kind} '{name}': expected an array of real numbers, got {type(value).__name__} "
+                         f"({err})") from None
     if arr.dtype.kind not in "biuf":
-        raise GraphError(f"{what}: expected real numbers (converted to float32), got dtype {arr.dtype}")
+        raise GraphError(f"{kind} '{name}': expected real numbers (converted to float32), got dtype {arr.dtype}")
     return arr
 
 

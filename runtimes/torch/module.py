@@ -61,6 +61,7 @@ class CompiledNet(nn.Module):
         self._stages = stages(graph)
         self._order = graph.topo_order()
         self._types = graph.types()
+        self._shape_cache: dict[int, dict[str, tuple[int, ...]]] = {}  # batch -> state shapes, for step's checks
 
     # --- helpers ------------------------------------------------------------------------------
     def _params(self, name: str) -> NodeParams | None:
@@ -183,7 +184,8 @@ class CompiledNet(nn.Module):
         """``state`` must hold exactly the entries of ``init_state``: tensors of their shape and of ``like``'s dtype."""
         if not isinstance(state, Mapping):
             raise GraphError(f"state must be a dict from init_state or the last step, got {type(state).__name__}")
-        shapes = self._state_shapes(like.shape[0])
+        batch = like.shape[0]
+        shapes = self._shape_cache.get(batch) or self._shape_cache.setdefault(batch, self._state_shapes(batch))
         missing, unknown = [k for k in shapes if k not in state], [k for k in state if k not in shapes]
         if missing or unknown:
             problems = [f"is missing {missing}"] * bool(missing) + [f"has unknown entries {unknown}"] * bool(unknown)
