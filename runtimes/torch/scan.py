@@ -52,6 +52,7 @@ class _LeakyScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor,
                 cfg: ScanConfig) -> tuple[Tensor, Tensor]:
+        ctx.set_materialize_grads(False)  # an unused output (often mem) gets None, not a zero tensor
         b = beta.clamp(0, 1)
         mems = torch.empty_like(x)
         if not cfg.spiking:

@@ -48,6 +48,7 @@ def _recurrent(spk: Tensor, weight: Tensor, bias: Tensor | None, dense: bool) ->
 class _RecurrentLeakyScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, spk0, mem0, beta, threshold, graded, weight, bias, cfg: RecurrentScanConfig):
+        ctx.set_materialize_grads(False)  # an unused output (often mem) gets None, not a zero tensor
         b = beta.clamp(0, 1)
         mems = torch.empty_like(x)
         spks = torch.empty_like(x)
