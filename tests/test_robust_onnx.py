@@ -15,6 +15,7 @@ import onnx
 import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from onnx_helpers import assert_close, eager, inputs_for, quantise
 
 import snngraph as sg
@@ -271,6 +272,8 @@ def test_step_rejects_wrong_state(sessions):
         "fb.buffer": ({**good, "fb.buffer": np.zeros((2, 4), np.float32)}, "state 'fb.buffer'.*\\(1, 2, 4\\)"),
         "dtype": ({**good, "lif.mem": np.full((2, 4), "x")}, "state 'lif.mem': expected real numbers"),
         "missing": ({"lif.mem": good["lif.mem"]}, "state is missing \\['fb.buffer'\\]"),
+        "unknown": ({**good, "lif.memory": good["lif.mem"]}, "state has unknown entries \\['lif.memory'\\]"),
+        "not a dict": (list(good.values()), "state must be a dict"),
     }
     for state, match in wrong.values():
         with pytest.raises(sg.GraphError, match=match):
@@ -297,3 +300,36 @@ def test_run_rejects_wrong_sequences(sessions, mode):
         one.run(np.zeros((4, 2, 3), np.complex64))
     spk = two.run({"a": np.ones((4, 2, 3), np.float32), "b": np.ones((4, 2, 3), np.float32)})["spk"]
     assert spk.shape == (4, 2, 4) and set(np.unique(spk)) <= {0.0, 1.0}
+
+
+# --- fuzzed metadata -------------------------------------------------------------------------------
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                max_size=4), max_leaves=12)
+META_PATHS = [("graph",), ("mode",), ("inputs",), ("inputs", "x"), ("inputs", "x", 1), ("outputs",),
+              ("outputs", "spk"), ("outputs", "spk", 0), ("states",), ("states", 0), ("states", 0, "name"),
+              ("states", 0, "shape"), ("states", 0, "shape", 0), ("states", 1, "shape", 1), ("format",), ("time",)]
+
+
+def _assign(meta: dict, path: tuple, value: Any) -> None:
+    target = meta
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
+                                                                                   HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.sampled_from(META_PATHS), JSON), min_size=1, max_size=3))
+def test_fuzzed_metadata_raises_nothing_but_graph_error(step_model, edits):
+    meta = _meta(step_model)
+    for path, value in edits:
+        with contextlib.suppress(KeyError, IndexError, TypeError):  # an earlier edit removed the container
+            _assign(meta, path, value)
+    text = json.dumps(meta)
+    with _no_big_allocation():
+        try:
+            sess = Session(_with_meta(step_model, text))
+            sess.step(np.ones((2, 3), np.float32), sess.init_state(2))
+        except sg.GraphError as err:
+            assert str(err)

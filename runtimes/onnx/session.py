@@ -125,6 +125,9 @@ class Session:
                 raise GraphError(f"state must be a dict from Session.init_state, got {type(state).__name__}") from None
             missing = [s for s in self.state_names if s not in state]
             raise GraphError(f"state is missing {missing}; start from Session.init_state(batch_size)") from None
+        if len(state) != len(shapes):
+            unknown = [k for k in state if k not in shapes]
+            raise GraphError(f"state has unknown entries {unknown}; start from Session.init_state(batch_size)")
         results = self._run(feed)
         n = len(self.output_names)
         return dict(zip(self.output_names, results[:n], strict=True)), dict(
