@@ -12,6 +12,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import snngraph as sg
 from snngraph.ir.types import Param, Ref
@@ -246,3 +248,31 @@ def test_same_seed_same_graph_trains_bit_identically_across_processes():
     (a, again, other), (b, _, _) = runs
     assert a == again == b
     assert other != a
+
+
+# --- fuzzed states and inputs -------------------------------------------------------------------------
+DTYPES = (torch.float32, torch.float64, torch.float16, torch.int64, torch.bool)
+VALUES = st.one_of(
+    st.tuples(st.lists(st.integers(0, 4), max_size=4), st.sampled_from(DTYPES)).map(
+        lambda spec: torch.zeros(spec[0], dtype=spec[1])),
+    st.sampled_from([None, 0.0, [0.0, 1.0], "syn.mem", np.zeros((2, 4), np.float32)]))
+STATE_KEYS = st.sampled_from(["syn.mem", "syn.syn", "fb.buffer", "extra", ""])
+
+
+@settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
+                                                                                   HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(STATE_KEYS, st.one_of(st.none(), VALUES)), min_size=1, max_size=3),
+       x=st.one_of(st.none(), VALUES), y=st.one_of(st.none(), VALUES))
+def test_fuzzed_step_arguments_raise_nothing_but_graph_error(net, edits, x, y):
+    """Edited states and inputs (``None``: a valid input) raise GraphError or run."""
+    x, y = (torch.zeros(2, 3) if v is None else v for v in (x, y))
+    state = net.init_state(2)
+    for key, value in edits:
+        if value is None:
+            state.pop(key, None)
+        else:
+            state[key] = value
+    try:
+        net.step(x, y, state=state)
+    except sg.GraphError as err:
+        assert str(err)
