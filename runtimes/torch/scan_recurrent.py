@@ -16,7 +16,8 @@ Backward (delayed, detached reset): with :math:`\mu_t = \partial L/\partial B_t`
     \mu_t = \lambda_t \ \text{or}\ (1 - R_t)\lambda_t \ (\text{zero})
 
 one small matmul per step; the weight gradients are one matmul over all T*B rows afterwards.
-Saved: the membrane and the spikes (bool); surrogate slopes are recomputed a few steps at a time.
+Saved: the membrane and the spikes (bool); the backward keeps one sequence-sized buffer (the
+gradient of the input) and accumulates the parameter gradients per step.
 """
 
 from __future__ import annotations
@@ -73,54 +74,62 @@ class _RecurrentLeakyScan(torch.autograd.Function):
         spk0, mem0, beta, threshold, graded, weight, bias, mems, fired = ctx.saved_tensors
         needs = ctx.needs_input_grad
         b = beta.clamp(0, 1)
-        steps = mems.shape[0]
         dtype = mems.dtype
-        spks = fired.to(dtype) * graded
-        prev_mem = torch.cat([mem0.unsqueeze(0), mems[:-1]])
-        resets = (prev_mem > threshold).to(dtype) if cfg.reset != "none" else None
-        slope = torch.empty_like(mems)  # g * sigma'(U - theta), a few steps at a time
-        chunk = max(1, -(-steps // 8))
-        for t0 in range(0, steps, chunk):
-            sl = slice(t0, t0 + chunk)
-            slope[sl] = spike_gradient(cfg.surrogate, mems[sl] - threshold, graded.expand_as(mems[sl]))
-        g_spk = grad_spk if grad_spk is not None else torch.zeros_like(mems)
-        d_spk_all = torch.empty_like(mems)
-        lam = torch.empty_like(mems)
         mu = torch.empty_like(mems)
+        acc = {k: torch.zeros_like(mems[0]) for k, need in
+               (("beta", needs[3]), ("thr", needs[4]), ("g", needs[5]), ("v", needs[6] and not cfg.all_to_all)) if need}
         back = None  # mu_{t+1}
-        for t in range(steps - 1, -1, -1):
-            d_spk = g_spk[t] if back is None else g_spk[t] + _transpose(back, weight, cfg.all_to_all)
-            d_spk_all[t] = d_spk
-            lam_t = slope[t] * d_spk
-            if grad_mem is not None:
-                lam_t = lam_t + grad_mem[t]
-            if back is not None:
-                lam_t = lam_t + b * back
-            lam[t] = lam_t
-            mu[t] = lam_t * (1 - resets[t]) if cfg.reset == "zero" else lam_t
+        for t in range(mems.shape[0] - 1, -1, -1):
+            prev_mem = mems[t - 1] if t else mem0
+            d_spk = _add(grad_spk[t] if grad_spk is not None else None,
+                         None if back is None else _transpose(back, weight, cfg.all_to_all))
+            if d_spk is None:
+                d_spk = torch.zeros_like(mem0)
+            s_term = spike_gradient(cfg.surrogate, mems[t] - threshold, d_spk * graded)
+            lam = _add(_add(s_term, grad_mem[t] if grad_mem is not None else None), None if back is None else b * back)
+            reset = (prev_mem > threshold).to(dtype) if cfg.reset != "none" else None
+            mu[t] = lam * (1 - reset) if cfg.reset == "zero" else lam
             back = mu[t]
-        prev_spk = torch.cat([spk0.unsqueeze(0), spks[:-1]])
-        grad_w = grad_b = grad_thr = grad_g = grad_beta = None
+            if "thr" in acc:
+                acc["thr"].sub_(s_term)
+                if cfg.reset == "subtract":
+                    acc["thr"].sub_(lam * reset)
+            if "g" in acc:
+                acc["g"].add_(d_spk * fired[t].to(dtype))
+            if "beta" in acc:
+                acc["beta"].add_(back * prev_mem)
+            if "v" in acc:
+                acc["v"].add_(back * (fired[t - 1].to(dtype) * graded if t else spk0))
+        grad_w = grad_b = grad_beta = None
         if needs[6]:
-            if cfg.all_to_all:
-                grad_w = mu.reshape(-1, mu.shape[-1]).t() @ prev_spk.reshape(-1, mu.shape[-1])
-            else:
-                grad_w = _reduce(mu * prev_spk, weight)
+            grad_w = _dense_weight_grad(mu, fired, graded, spk0) if cfg.all_to_all else _reduce(acc["v"], weight)
         if bias is not None and needs[7]:
             grad_b = mu.reshape(-1, mu.shape[-1]).sum(0)
         if needs[3]:
-            inside = ((beta >= 0) & (beta <= 1)).to(beta.dtype)
-            grad_beta = _reduce(mu * prev_mem, beta) * inside
-        if needs[4]:
-            total = -(slope * d_spk_all)
-            if cfg.reset == "subtract":
-                total = total - lam * resets
-            grad_thr = _reduce(total, threshold)
-        if needs[5]:
-            grad_g = _reduce(d_spk_all * fired.to(dtype), graded)
+            grad_beta = _reduce(acc["beta"], beta) * ((beta >= 0) & (beta <= 1)).to(beta.dtype)
+        grad_thr = _reduce(acc["thr"], threshold) if needs[4] else None
+        grad_g = _reduce(acc["g"], graded) if needs[5] else None
         grad_spk0 = _transpose(mu[0], weight, cfg.all_to_all) if needs[1] else None
         grad_mem0 = b * mu[0] if needs[2] else None
         return mu if needs[0] else None, grad_spk0, grad_mem0, grad_beta, grad_thr, grad_g, grad_w, grad_b, None
+
+
+def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+def _dense_weight_grad(mu: Tensor, fired: Tensor, graded: Tensor, spk0: Tensor, chunks: int = 8) -> Tensor:
+    """``sum_t mu_t^T S_{t-1}`` as matmuls over blocks of steps (a fraction of the sequence in memory)."""
+    n = mu.shape[-1]
+    grad = mu[0].reshape(-1, n).t() @ spk0.reshape(-1, n)
+    step = max(1, -(-(mu.shape[0] - 1) // chunks))
+    for t0 in range(1, mu.shape[0], step):
+        sl = slice(t0, t0 + step)
+        prev = fired[t0 - 1:t0 - 1 + mu[sl].shape[0]].to(mu.dtype) * graded
+        grad = grad + mu[sl].reshape(-1, n).t() @ prev.reshape(-1, n)
+    return grad
 
 
 def _transpose(mu: Tensor, weight: Tensor, dense: bool) -> Tensor:
