@@ -153,6 +153,16 @@ def test_hostile_nir_raises_graph_error_naming_the_node(case):
     assert _peak_allocation(load) < 64 * MiB
 
 
+def test_absurdly_nested_subgraphs_raise_graph_error():
+    inner = nir.NIRGraph(nodes={"i": nir.Input(np.array([3])), "o": nir.Output(np.array([3]))}, edges=[("i", "o")],
+                         type_check=False)
+    for _ in range(3000):
+        inner = nir.NIRGraph(nodes={"i": nir.Input(np.array([3])), "s": inner, "o": nir.Output(np.array([3]))},
+                             edges=[("i", "s"), ("s", "o")], type_check=False)
+    with pytest.raises(sg.GraphError, match="nested too deeply"):
+        sg.from_nir(_single(inner))
+
+
 def test_cycle_without_neurons_imports_as_a_one_step_loop():
     """NIR edges are instantaneous; a cycle gets NIR's implicit one-step delay (docs/nir.md), so a loop of
     stateless nodes is a well-defined discrete recurrence: y[t] = x[t] + 0.5 y[t-1], not an error."""

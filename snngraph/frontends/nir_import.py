@@ -52,7 +52,10 @@ def import_graph(graph: Any, dt: float | None, method: str | None, name: str | N
     ctx = Ctx(dt=check_dt(dt if dt is not None else stored_dt if stored_dt is not None else DEFAULT_DT), method=method)
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []
-    _flatten(graph, "", nodes, edges, top=True)
+    try:
+        _flatten(graph, "", nodes, edges, top=True)
+    except RecursionError:
+        raise GraphError("NIR graph: sub-graphs are nested too deeply") from None
     edges = _dissolve_identities(nodes, edges)
     _fuse_recurrent(nodes, edges)
     names = _names(nodes)
