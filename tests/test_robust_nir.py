@@ -163,6 +163,57 @@ def test_absurdly_nested_subgraphs_raise_graph_error():
         sg.from_nir(_single(inner))
 
 
+# --- hostile files -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def nir_file(tmp_path_factory) -> bytes:
+    torch.manual_seed(0)
+    g = sg.Graph("small")
+    fb = g.feedback((4,), name="fb")
+    s = g.synaptic(g.add(g.linear(g.input("x", (3,)), 4, name="fc"), fb), alpha=0.5, beta=0.9, name="syn")
+    g.connect(fb, g.scale(s, 0.5, name="sc"))
+    g.output("spk", s)
+    path = tmp_path_factory.mktemp("nir") / "small.nir"
+    sg.to_nir(g, dt=1.0, path=path)
+    return path.read_bytes()
+
+
+def test_file_declaring_terabytes_is_refused_before_reading(nir_file, tmp_path):
+    """A 60 kB HDF5 file can declare a 16 GiB chunked dataset it never wrote; reading it would allocate it all."""
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "huge.nir"
+    path.write_bytes(nir_file)
+    with h5py.File(path, "a") as f:
+        del f["node/nodes/fc/weight"]
+        f.create_dataset("node/nodes/fc/weight", shape=(2**16, 2**16), dtype="f4", chunks=(64, 64))
+    assert path.stat().st_size < MiB
+
+    def load() -> None:
+        with pytest.raises(sg.GraphError, match=r"huge.nir.*declare more than .*'node/nodes/fc/weight'"):
+            sg.from_nir(path)
+
+    assert _peak_allocation(load) < 64 * MiB
+
+
+def test_corrupt_files_raise_nothing_but_graph_error(nir_file, tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "corrupt.nir"
+    outcomes = {"loaded": 0, "refused": 0}
+    for i in range(60):
+        data = bytearray(nir_file)
+        for pos in rng.integers(0, len(data), size=rng.integers(1, 5)):
+            data[pos] = int(rng.integers(0, 256))
+        path.write_bytes(bytes(data[: int(rng.integers(0, len(data)))] if i % 4 == 0 else data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                verify(sg.from_nir(path))
+                outcomes["loaded"] += 1  # the bytes hit parameter values: NIR files carry no checksum
+            except sg.GraphError as err:
+                assert str(err)
+                outcomes["refused"] += 1
+    assert outcomes["refused"] >= 10, outcomes
+
+
 def test_cycle_without_neurons_imports_as_a_one_step_loop():
     """NIR edges are instantaneous; a cycle gets NIR's implicit one-step delay (docs/nir.md), so a loop of
     stateless nodes is a well-defined discrete recurrence: y[t] = x[t] + 0.5 y[t-1], not an error."""

@@ -46,6 +46,7 @@ META_INDEX = "index"  # position of an Output among the graph outputs (HDF5 sort
 DEFAULT_RESET = ("zero", False)
 DEFAULT_DT = 1.0
 DEFAULT_METHOD = "euler"
+MAX_DATA = 4 * 2**30  # bytes a NIR file may declare in all (as sg.load's file limit)
 
 
 def check_dt(dt: Any) -> float:
@@ -155,12 +156,35 @@ def _read(path: Any) -> Any:
     import nir
 
     try:
+        _check_declared_size(path)
         try:
             return nir.read(path)
         except ValueError:
             return nir.read(path, type_check=False)
-    except (OSError, ValueError, KeyError, TypeError, AssertionError) as err:
+    except (OSError, ValueError, KeyError, TypeError, AssertionError, IndexError, RuntimeError) as err:
+        # RuntimeError: h5py's errors for corrupt files (and RecursionError for absurdly nested groups)
         raise GraphError(f"NIR: cannot read {path!r}: {err}") from err
+
+
+def _check_declared_size(path: Any) -> None:
+    """Refuse a file whose datasets declare more than ``MAX_DATA`` bytes in all, before reading any: a
+    small HDF5 file can declare terabytes of (unwritten, chunked) data."""
+    import h5py
+
+    total = 0
+
+    def add(name: str, obj: Any) -> str | None:
+        nonlocal total
+        if isinstance(obj, h5py.Dataset):
+            total += int(obj.size or 0) * obj.dtype.itemsize
+            if total > MAX_DATA:
+                return f"dataset '{name}' of shape {obj.shape}"
+        return None
+
+    with h5py.File(path, "r") as f:
+        culprit = f.visititems(add)
+    if culprit is not None:
+        raise ValueError(f"its datasets declare more than {MAX_DATA} bytes ({culprit})")
 
 
 def _require_nir() -> None:
