@@ -93,6 +93,17 @@ def test_step_rejects_wrong_state_naming_the_entry(net, case):
         net.step(seq(2, 3), seq(2, 3), state=state)
 
 
+def test_state_dtype_follows_the_rule_for_inputs():
+    """A net without parameters takes any floating-point input, so any floating-point state too."""
+    g = sg.Graph("bare")
+    g.output("spk", g.leaky(g.input("x", (3,)), beta=0.9, name="lif"))
+    bare = sg.compile(g)
+    _, state = bare.step(seq(2, 3, dtype=torch.float64), bare.init_state(2))
+    assert state["lif.mem"].dtype == torch.float64
+    with pytest.raises(sg.GraphError, match=r"state 'lif.mem'.*dtype floating point.*int64"):
+        bare.step(seq(2, 3), {"lif.mem": seq(2, 3, dtype=torch.int64)})
+
+
 def test_state_passed_positionally_is_checked_too(net):
     with pytest.raises(sg.GraphError, match=r"state 'syn.mem'"):
         net.step(seq(2, 3), seq(2, 3), {**net.init_state(2), "syn.mem": seq(2, 7)})

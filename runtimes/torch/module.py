@@ -62,6 +62,7 @@ class CompiledNet(nn.Module):
         self._order = graph.topo_order()
         self._types = graph.types()
         self._shape_cache: dict[int, dict[str, tuple[int, ...]]] = {}  # batch -> state shapes, for step's checks
+        self._has_params = next(self.parameters(), None) is not None
 
     # --- helpers ------------------------------------------------------------------------------
     def _params(self, name: str) -> NodeParams | None:
@@ -181,7 +182,8 @@ class CompiledNet(nn.Module):
         return shapes
 
     def _check_state(self, state: Any, like: Tensor) -> None:
-        """``state`` must hold exactly the entries of ``init_state``: tensors of their shape and of ``like``'s dtype."""
+        """``state`` must hold exactly the entries of ``init_state``: floating-point tensors of their shape, of
+        ``like``'s (the inputs') dtype when the net has parameters."""
         if not isinstance(state, Mapping):
             raise GraphError(f"state must be a dict from init_state or the last step, got {type(state).__name__}")
         batch = like.shape[0]
@@ -190,12 +192,14 @@ class CompiledNet(nn.Module):
         if missing or unknown:
             problems = [f"is missing {missing}"] * bool(missing) + [f"has unknown entries {unknown}"] * bool(unknown)
             raise GraphError(f"state {' and '.join(problems)}; start from net.init_state(batch_size)")
+        dtype = like.dtype if self._has_params else None  # as for inputs
         for key, shape in shapes.items():
             value = state[key]
-            if not isinstance(value, Tensor) or tuple(value.shape) != shape or value.dtype != like.dtype:
+            if not isinstance(value, Tensor) or tuple(value.shape) != shape or not value.is_floating_point() or (
+                    dtype is not None and value.dtype != dtype):
                 got = (f"{tuple(value.shape)} {value.dtype}" if isinstance(value, Tensor) else type(value).__name__)
-                raise GraphError(f"state '{key}': expected a tensor of shape {shape} and dtype {like.dtype} "
-                                 f"(batch {like.shape[0]}), got {got}")
+                raise GraphError(f"state '{key}': expected a tensor of shape {shape} and dtype "
+                                 f"{dtype or 'floating point'} (batch {like.shape[0]}), got {got}")
 
     def _zero_state(self, node: Any, x: Tensor) -> tuple[Tensor, ...]:
         return tuple(torch.zeros_like(x) for _ in node.state_ports)
