@@ -1,7 +1,7 @@
 """``fuse_state_updates``: run each eligible neuron population's whole time loop as one kernel.
 
 Rewrite: ``leaky`` / ``integrate_fire`` / ``leaky_integrator`` nodes, and ``rleaky`` nodes with the
-delayed reset, outside delay loops and with a built-in surrogate, get ``fused=True``. The torch
+delayed reset, outside delay loops and with a built-in deterministic surrogate, get ``fused=True``. The torch
 runtime lowers a fused neuron to ``runtimes/torch/scan.py`` / ``scan_recurrent.py`` (forward loop
 without autograd, hand-written backward loop) and the
 synapses feeding it run once over all T*B rows (the sequence stages of ``time_structure``).
@@ -16,6 +16,9 @@ from snngraph.ir.surrogate import SURROGATE_NAMES
 from snngraph.passes.time_structure import stages
 
 SCANNABLE = ("leaky", "integrate_fire", "leaky_integrator", "rleaky")
+# SSO draws noise in its backward: a scan would draw it in another order than the step loop, so
+# gradients would differ in distribution-preserving but not identical ways; it stays unfused.
+DETERMINISTIC = tuple(n for n in SURROGATE_NAMES if n != "SSO")
 
 
 def fuse_state_updates(graph: Graph) -> Graph:
@@ -28,7 +31,7 @@ def fuse_state_updates(graph: Graph) -> Graph:
         if node.op == "rleaky" and not node.reset_delay:
             continue
         surrogate = getattr(node, "surrogate", None)
-        if node.op != "leaky_integrator" and (surrogate is None or surrogate.name not in SURROGATE_NAMES):
+        if node.op != "leaky_integrator" and (surrogate is None or surrogate.name not in DETERMINISTIC):
             continue
         changes[name] = node.replace(fused=True)
     return graph.with_nodes(changes) if changes else graph

@@ -37,7 +37,8 @@ _TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": 
 
 def assert_graphs_equivalent(a: Any, b: Any, num_steps: int = 16, batch_size: int = 2, seed: int = 0,
                              atol: float = 1e-6, rtol: float = 0.0, passes_a: Sequence[Any] | None = None,
-                             passes_b: Sequence[Any] | None = None, training: bool = False) -> None:
+                             passes_b: Sequence[Any] | None = None, training: bool = False,
+                             dtype: torch.dtype | None = None) -> None:
     """Assert that two graphs compute the same outputs and parameter gradients.
 
     Both are compiled (``sg.compile(g, passes=passes_a/b)``, the default pipeline when ``None``; an
@@ -55,6 +56,9 @@ def assert_graphs_equivalent(a: Any, b: Any, num_steps: int = 16, batch_size: in
         passes_a, passes_b: the pass pipelines to compile with.
         training: run in ``train()`` mode (dropout active with the same RNG seed on both sides,
             batch statistics); ``eval()`` by default.
+        dtype: run both in this dtype (e.g. ``torch.float64`` to compare two implementations
+            without float32 rounding noise); the nets' own dtype when ``None``. An already
+            compiled net passed in is converted in place.
 
     Raises:
         AssertionError: naming the first differing output (time step and index) or parameter
@@ -62,8 +66,10 @@ def assert_graphs_equivalent(a: Any, b: Any, num_steps: int = 16, batch_size: in
         GraphError: when a graph does not compile or does not run.
     """
     net_a, net_b = _compiled(a, passes_a), _compiled(b, passes_b)
+    if dtype is not None:
+        net_a, net_b = net_a.to(dtype), net_b.to(dtype)
     _same_inputs(net_a.graph, net_b.graph)
-    dtype = _dtype(net_a)
+    dtype = dtype or _dtype(net_a)
     inputs = spike_inputs(net_a.graph, num_steps, batch_size, seed, dtype)
     out_a, grads_a = _run(net_a, inputs, seed, training)
     out_b, grads_b = _run(net_b, inputs, seed, training)

@@ -6,5 +6,5 @@ import os
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None)
-settings.register_profile("dev", deadline=None)
+settings.register_profile("dev", deadline=None, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")

@@ -81,6 +81,8 @@ def test_fuse_marks_only_scannable_neurons_with_builtin_surrogates():
     b = g.leaky(a, beta=0.9, spike_grad=lambda u: (u > 0).float(), name="custom")
     c = g.leaky(b, beta=0.9, name="plain")
     g.output("o", c)
+    d = g.leaky(c, beta=0.9, spike_grad=sg.surrogate.SSO(), name="stochastic")
+    g.output("d", d)
     out = fuse_state_updates(insert_surrogates(g))
     assert [n for n, node in out.nodes.items() if getattr(node, "fused", False)] == ["plain"]
 

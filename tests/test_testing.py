@@ -148,8 +148,10 @@ PIPELINE = sg.passes.default_pipeline()
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_graphs(max_nodes=5, surrogates=True), st.integers(0, len(PIPELINE)))
 def test_every_prefix_of_the_default_pipeline_preserves_semantics(g, k):
-    assert_graphs_equivalent(g, g, passes_a=PIPELINE[:k], passes_b=[insert_surrogates], num_steps=6, atol=1e-5,
-                             rtol=1e-4)
+    # float64: the fused kernels' hand-written backward sums in another order than autograd, so
+    # float32 gradients that cancel to ~0 differ by rounding noise; in float64 they agree tightly
+    assert_graphs_equivalent(g, g, passes_a=PIPELINE[:k], passes_b=[insert_surrogates], num_steps=6, atol=1e-9,
+                             rtol=1e-7, dtype=torch.float64)
 
 
 def test_stochastic_surrogate_and_dropout_are_reproduced_without_touching_the_global_rng():

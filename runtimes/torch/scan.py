@@ -198,9 +198,8 @@ def _backward_reset_now(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mem
         if grad_thr is not None:
             grad_thr[t] = -gz - (mu * do_reset[t] if cfg.reset == "subtract" else 0) - (
                 nu[t] * resets[t] if cfg.reset == "subtract" else 0)
-        if grad_g is not None:
-            explicit = mu * spk[t] * (threshold if cfg.reset == "subtract" else pres[t]) / graded ** 2
-            grad_g[t] = d_spk * s[t] + explicit
+        if grad_g is not None:  # the reset uses spk/g = H exactly: only the spike output depends on g
+            grad_g[t] = g_spk_in[t] * s[t]
     grad_x = nu if ctx.needs_input_grad[0] else None
     a0 = b * (1 - _step(mem0 - threshold)) if cfg.reset == "zero" else b
     grad_mem0 = a0 * nu[0] if ctx.needs_input_grad[1] else None
