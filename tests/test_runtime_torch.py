@@ -225,3 +225,24 @@ def test_learnt_beta_outside_unit_interval_saves_exports_and_reloads(tmp_path):
     assert torch.equal(again(xs)["mem"], net(xs)["mem"])
     with pytest.raises(sg.GraphError, match="beta must lie in"):
         g.leaky(x, beta=1.2, learn_beta=True)
+
+
+def test_spatial_synapses_in_row_blocks_equal_one_call():
+    from snngraph.runtimes.torch.module import ROW_BLOCK_ELEMENTS
+
+    torch.manual_seed(0)
+    g = sg.Graph("conv")
+    x = g.input("x", (1, 30, 30))
+    c = g.conv2d(x, 4, 3, name="conv")
+    g.output("spk", g.leaky(g.avg_pool2d(c, 2), beta=0.9, name="lif"))
+    g.output("cur", c)
+    net = sg.compile(g)
+    xs = (torch.rand(12, 120, 1, 30, 30) < 0.4).float()
+    assert 2 * (ROW_BLOCK_ELEMENTS // (4 * 28 * 28)) < 12 * 120  # the blocked path runs
+    out = net(xs)
+    whole = torch.nn.functional.conv2d(xs.reshape(-1, 1, 30, 30), net.conv.weight, net.conv.bias)
+    torch.testing.assert_close(out["cur"], whole.reshape(12, 120, 4, 28, 28), rtol=1e-6, atol=1e-6)
+    out["cur"].sum().backward()
+    weight = net.conv.weight.detach().clone().requires_grad_()
+    torch.nn.functional.conv2d(xs.reshape(-1, 1, 30, 30), weight, net.conv.bias.detach()).sum().backward()
+    torch.testing.assert_close(net.conv.weight.grad, weight.grad, rtol=1e-5, atol=1e-3)
