@@ -37,6 +37,18 @@ class ScanConfig:
     spiking: bool = True
 
 
+def _subtract_forward(x: Tensor, mem0: Tensor, b: Tensor, threshold: Tensor, mems: Tensor) -> Tensor:
+    """The common case (subtract, delayed reset) in four in-place ops a step, written straight
+    into the membrane and spike sequences; bit-identical to ``b*mem + x - R*theta`` (the reset
+    term is exact, so the fused multiply-add of ``addcmul_`` rounds once, like a subtraction)."""
+    spks = torch.empty_like(x)
+    above, mem = torch.gt(mem0, threshold).to(x.dtype), mem0
+    for t in range(x.shape[0]):
+        mem = torch.mul(b, mem, out=mems[t]).add_(x[t]).addcmul_(above, threshold, value=-1)
+        above = torch.gt(mem, threshold, out=spks[t])
+    return spks
+
+
 def _step(u: Tensor) -> Tensor:
     return (u > 0).to(u.dtype)
 
@@ -63,19 +75,18 @@ class _LeakyScan(torch.autograd.Function):
             ctx.cfg = cfg
             ctx.save_for_backward(mem0, beta, threshold, graded, mems)
             return x.new_empty(0), mems
+        unit = bool((graded == 1).all())
+        ctx.cfg = cfg
+        if cfg.reset == "subtract" and cfg.reset_delay:
+            spks = _subtract_forward(x, mem0, b, threshold, mems)
+            ctx.save_for_backward(mem0, beta, threshold, graded, mems, spks > 0)
+            return (spks if unit else spks * graded), mems
         reset_now = not cfg.reset_delay and cfg.reset != "none"
         pres = torch.empty_like(x) if reset_now else None
         fired = torch.empty(x.shape, dtype=torch.bool, device=x.device)
-        unit = bool((graded == 1).all())
         mem = mem0
         above = torch.gt(mem0, threshold)  # H(U - theta) == (U > theta) exactly for finite floats
         for t in range(x.shape[0]):
-            if cfg.reset == "subtract" and not reset_now:
-                # in place into the saved sequence; bit-identical to b*mem + x - R*theta
-                out = torch.mul(b, mem, out=mems[t]).add_(x[t]).addcmul_(above.to(x.dtype), threshold, value=-1)
-                torch.gt(out, threshold, out=fired[t])
-                above, mem = fired[t], out
-                continue
             if cfg.reset == "subtract":
                 mem = b * mem + x[t] - above.to(x.dtype) * threshold
             elif cfg.reset == "zero":
@@ -92,7 +103,6 @@ class _LeakyScan(torch.autograd.Function):
             else:
                 above = fired[t]
             mems[t] = mem
-        ctx.cfg = cfg
         ctx.save_for_backward(mem0, beta, threshold, graded, mems, fired, *(() if pres is None else (pres,)))
         spks = fired.to(x.dtype)
         return (spks if unit else spks * graded), mems
