@@ -1,8 +1,8 @@
 """``fuse_state_updates``: run each eligible neuron population's whole time loop as one kernel.
 
-Rewrite: ``leaky`` / ``integrate_fire`` / ``leaky_integrator`` nodes, and ``rleaky`` nodes with the
-delayed reset, outside delay loops and with a built-in deterministic surrogate, get ``fused=True``. The torch
-runtime lowers a fused neuron to ``runtimes/torch/scan.py`` / ``scan_recurrent.py`` (forward loop
+Rewrite: ``leaky`` / ``integrate_fire`` / ``leaky_integrator`` nodes, and ``rleaky`` / ``synaptic``
+nodes with the delayed reset, outside delay loops and with a built-in deterministic surrogate, get
+``fused=True``. The torch runtime lowers a fused neuron to ``runtimes/torch/scan*.py`` (forward loop
 without autograd, hand-written backward loop) and the
 synapses feeding it run once over all T*B rows (the sequence stages of ``time_structure``).
 Neurons on a loop through a delay must advance step by step with the loop and stay unfused.
@@ -15,7 +15,8 @@ from snngraph.ir.graph import Graph
 from snngraph.ir.surrogate import SURROGATE_NAMES
 from snngraph.passes.time_structure import stages
 
-SCANNABLE = ("leaky", "integrate_fire", "leaky_integrator", "rleaky")
+SCANNABLE = ("leaky", "integrate_fire", "leaky_integrator", "rleaky", "synaptic")
+DELAYED_RESET_ONLY = ("rleaky", "synaptic")
 # SSO draws noise in its backward: a scan would draw it in another order than the step loop, so
 # gradients would differ in distribution-preserving but not identical ways; it stays unfused.
 DETERMINISTIC = tuple(n for n in SURROGATE_NAMES if n != "SSO")
@@ -28,7 +29,7 @@ def fuse_state_updates(graph: Graph) -> Graph:
     for name, node in graph.nodes.items():
         if node.op not in SCANNABLE or node.fused or name in in_loops:
             continue
-        if node.op == "rleaky" and not node.reset_delay:
+        if node.op in DELAYED_RESET_ONLY and not node.reset_delay:
             continue
         surrogate = getattr(node, "surrogate", None)
         if node.op != "leaky_integrator" and (surrogate is None or surrogate.name not in DETERMINISTIC):

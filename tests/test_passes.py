@@ -77,14 +77,16 @@ def test_fuse_marks_only_scannable_neurons_with_builtin_surrogates():
     torch.manual_seed(0)
     g = sg.Graph("mixed")
     x = g.input("x", (4,))
-    a = g.synaptic(x, alpha=0.5, beta=0.9, name="syn")
+    a = g.synaptic(x, alpha=0.5, beta=0.9, reset_delay=False, name="syn")
     b = g.leaky(a, beta=0.9, spike_grad=lambda u: (u > 0).float(), name="custom")
     c = g.leaky(b, beta=0.9, name="plain")
     g.output("o", c)
     d = g.leaky(c, beta=0.9, spike_grad=sg.surrogate.SSO(), name="stochastic")
     g.output("d", d)
+    e = g.alpha(d, alpha=0.9, beta=0.8, name="alpha")
+    g.output("e", g.synaptic(e, alpha=0.5, beta=0.9, name="syn_delayed"))
     out = fuse_state_updates(insert_surrogates(g))
-    assert [n for n, node in out.nodes.items() if getattr(node, "fused", False)] == ["plain"]
+    assert [n for n, node in out.nodes.items() if getattr(node, "fused", False)] == ["plain", "syn_delayed"]
 
 
 @pytest.mark.parametrize("p", [eliminate_dead_nodes, unroll_time, insert_surrogates, fuse_state_updates])

@@ -20,6 +20,8 @@ def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
 
     if getattr(node, "fused", False) and node.op == "rleaky":
         return _run_fused_recurrent(node, x, kwargs, state, tensors or {})
+    if getattr(node, "fused", False) and node.op == "synaptic":
+        return _run_fused_synaptic(x, kwargs, state)
     if getattr(node, "fused", False):
         return _run_fused(node, x, kwargs, state)
     step = NEURON_KERNELS[node.op].step
@@ -59,3 +61,13 @@ def _run_fused_recurrent(node: Node, x: Tensor, kwargs: dict[str, Any], state: t
     spk, mem = recurrent_leaky_scan(x, state[0], state[1], kwargs["beta"], kwargs["threshold"],
                                     kwargs["graded_spikes_factor"], weight, tensors.get("recurrent_bias"), cfg)
     return {"spk": spk, "mem": mem}
+
+
+def _run_fused_synaptic(x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...]) -> dict[str, Tensor]:
+    """A fused Synaptic population: one scan kernel over all T steps."""
+    from snngraph.runtimes.torch.scan_synaptic import SynapticScanConfig, synaptic_scan
+
+    cfg = SynapticScanConfig(kwargs["reset_mechanism"], kwargs["spike_grad"])
+    spk, syn, mem = synaptic_scan(x, state[0], state[1], kwargs["alpha"], kwargs["beta"], kwargs["threshold"],
+                                  kwargs["graded_spikes_factor"], cfg)
+    return {"spk": spk, "syn": syn, "mem": mem}

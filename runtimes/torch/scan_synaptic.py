@@ -1,0 +1,110 @@
+r"""Fused time loop of the current-based LIF (``Synaptic``, delayed reset) with a hand-written
+backward.
+
+Forward, exactly the ``synaptic_step`` kernel's operations (values are bit-identical):
+
+.. math::
+    I_t = \alpha I_{t-1} + X_t,\quad B_t = \beta U_{t-1} + I_t,\quad
+    U_t = B_t - R_t\theta\ (\text{subtract}),\ B_t - B_t R_t\ (\text{zero}),\ B_t\ (\text{none}),\quad
+    S_t = g\,H(U_t - \theta)
+
+Backward: the surrogate terms are computed for all steps at once, then two coupled linear
+recurrences run backwards: :math:`\lambda_t = \bar U_t + g\sigma'_t \bar S_t + \beta\mu_{t+1}`,
+:math:`\mu_t = \lambda_t` (or :math:`(1-R_t)\lambda_t` for zero), and
+:math:`\nu_t = \bar I_t + \mu_t + \alpha\nu_{t+1}` (the gradient of the input current).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from snngraph.ir.surrogate import Surrogate
+from snngraph.runtimes.torch.scan import _reduce, _surrogate_terms
+
+
+@dataclass(frozen=True)
+class SynapticScanConfig:
+    """Static choices: the reset rule and the surrogate."""
+
+    reset: str
+    surrogate: Surrogate
+
+
+class _SynapticScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, syn0, mem0, alpha, beta, threshold, graded, cfg: SynapticScanConfig):
+        ctx.set_materialize_grads(False)
+        a, b = alpha.clamp(0, 1), beta.clamp(0, 1)
+        syns, mems, spks = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+        syn, mem = syn0, mem0
+        above = torch.gt(mem0, threshold).to(x.dtype)
+        for t in range(x.shape[0]):
+            syn = torch.mul(a, syn, out=syns[t]).add_(x[t])
+            base = b * mem + syn
+            if cfg.reset == "subtract":
+                mem = torch.sub(base, above * threshold, out=mems[t])
+            elif cfg.reset == "zero":
+                mem = torch.sub(base, base * above, out=mems[t])
+            else:
+                mems[t] = base
+                mem = mems[t]
+            above = torch.gt(mem, threshold, out=spks[t])
+        unit = bool((graded == 1).all())
+        ctx.cfg = cfg
+        ctx.save_for_backward(syn0, mem0, alpha, beta, threshold, graded, syns, mems, spks > 0)
+        return (spks if unit else spks * graded), syns, mems
+
+    @staticmethod
+    def backward(ctx, grad_spk, grad_syn, grad_mem):
+        cfg = ctx.cfg
+        syn0, mem0, alpha, beta, threshold, graded, syns, mems, fired = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        a, b = alpha.clamp(0, 1), beta.clamp(0, 1)
+        dtype = mems.dtype
+        if grad_spk is not None:
+            lam = _surrogate_terms(cfg.surrogate, mems, threshold, graded, grad_spk, grad_mem)
+        else:
+            lam = grad_mem.clone() if grad_mem is not None else torch.zeros_like(mems)
+        surrogate_part = None
+        if needs[5] and grad_spk is not None:
+            surrogate_part = lam - grad_mem if grad_mem is not None else lam.clone()
+        first = torch.gt(mem0, threshold).to(dtype)
+        resets = torch.cat([first.unsqueeze(0), fired[:-1].to(dtype)]) if cfg.reset != "none" else None
+        nu = grad_syn.clone() if grad_syn is not None else torch.zeros_like(mems)
+        mu_next = nu_next = None
+        for t in range(mems.shape[0] - 1, -1, -1):
+            if mu_next is not None:
+                lam[t].addcmul_(mu_next, b)
+            if cfg.reset == "zero":
+                lam[t].mul_(1 - resets[t])  # lam now holds mu_t
+            nu[t].add_(lam[t])
+            if nu_next is not None:
+                nu[t].addcmul_(nu_next, a)
+            mu_next, nu_next = lam[t], nu[t]
+        mu = lam
+        grad_alpha = grad_beta = grad_thr = grad_g = None
+        if needs[3]:
+            prev_syn = torch.cat([syn0.unsqueeze(0), syns[:-1]])
+            grad_alpha = _reduce(nu * prev_syn, alpha) * ((alpha >= 0) & (alpha <= 1)).to(alpha.dtype)
+        if needs[4]:
+            prev_mem = torch.cat([mem0.unsqueeze(0), mems[:-1]])
+            grad_beta = _reduce(mu * prev_mem, beta) * ((beta >= 0) & (beta <= 1)).to(beta.dtype)
+        if needs[5]:
+            total = -surrogate_part if surrogate_part is not None else torch.zeros_like(mems)
+            if cfg.reset == "subtract":
+                total = total - mu * resets
+            grad_thr = _reduce(total, threshold)
+        if needs[6] and grad_spk is not None:
+            grad_g = _reduce(grad_spk * fired.to(dtype), graded)
+        grad_syn0 = a * nu[0] if needs[1] else None
+        grad_mem0 = b * mu[0] if needs[2] else None
+        return nu if needs[0] else None, grad_syn0, grad_mem0, grad_alpha, grad_beta, grad_thr, grad_g, None
+
+
+def synaptic_scan(x: Tensor, syn0: Tensor, mem0: Tensor, alpha: Tensor, beta: Tensor, threshold: Tensor,
+                  graded: Tensor, cfg: SynapticScanConfig) -> tuple[Tensor, Tensor, Tensor]:
+    """Run Synaptic (``reset_delay=True``) over ``x`` of shape (T, B, ...); returns ``(spk, syn, mem)``."""
+    return _SynapticScan.apply(x, syn0, mem0, alpha, beta, threshold, graded, cfg)
