@@ -3,7 +3,7 @@
 Same network, weights and data for every library, measured in one process, interleaved,
 median of several repeats; peak memory of each library in a separate process. Prints ratios.
 
-    python benchmarks/train_step.py [--quick] [--regimes mlp,shd,conv,rec] [--repeats 7] [--no-memory]
+    python benchmarks/train_step.py [--quick] [--regimes mlp,shd,conv,rec,syn] [--repeats 7] [--no-memory]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ REGIMES = {  # name: (kind, layer sizes, T, B)
     "shd": ("mlp", (700, 256, 20), 100, 128),
     "conv": ("conv", (1, 12, 32, 10), 25, 64),
     "rec": ("rec", (700, 256, 20), 100, 128),
+    "syn": ("syn", (700, 256, 20), 100, 128),  # SHD-like with current-based (Synaptic) neurons
 }
 
 
@@ -41,8 +42,12 @@ def build_snngraph(kind: str, sizes: tuple, beta: float = 0.9):
         n_in, hid, out = sizes
         x = g.input("x", (n_in,))
         cur = g.linear(x, hid, name="fc1")
-        h = g.rleaky(cur, beta, name="lif1") if kind == "rec" else g.leaky(cur, beta, name="lif1")
-        o = g.leaky(g.linear(h, out, name="fc2"), beta, name="lif2")
+        if kind == "syn":
+            h = g.synaptic(cur, 0.8, beta, name="lif1")
+            o = g.synaptic(g.linear(h, out, name="fc2"), 0.8, beta, name="lif2")
+        else:
+            h = g.rleaky(cur, beta, name="lif1") if kind == "rec" else g.leaky(cur, beta, name="lif1")
+            o = g.leaky(g.linear(h, out, name="fc2"), beta, name="lif2")
     g.output("spk", o)
     g.output("mem", o.mem)
     return sg.compile(g)
@@ -64,13 +69,18 @@ class SnnTorchNet(nn.Module):
         else:
             n_in, hid, out = sizes
             self.fc1, self.fc2 = nn.Linear(n_in, hid), nn.Linear(hid, out)
-            first = snn.RLeaky(beta=beta, linear_features=hid) if kind == "rec" else snn.Leaky(beta=beta)
-            self.lifs = nn.ModuleList([first, snn.Leaky(beta=beta)])
+            if kind == "syn":
+                self.lifs = nn.ModuleList([snn.Synaptic(alpha=0.8, beta=beta) for _ in range(2)])
+            else:
+                first = snn.RLeaky(beta=beta, linear_features=hid) if kind == "rec" else snn.Leaky(beta=beta)
+                self.lifs = nn.ModuleList([first, snn.Leaky(beta=beta)])
 
     def forward(self, x):
         import torch.nn.functional as F
 
         spk_rec, mem_rec = [], []
+        if self.kind == "syn":
+            return self._synaptic(x)
         if self.kind == "rec":
             spk1, mem1 = self.lifs[0].init_rleaky()
         else:
@@ -89,6 +99,17 @@ class SnnTorchNet(nn.Module):
                 s, mems[1] = self.lifs[1](self.fc2(s), mems[1])
             spk_rec.append(s)
             mem_rec.append(mems[-1])
+        return {"spk": torch.stack(spk_rec), "mem": torch.stack(mem_rec)}
+
+
+    def _synaptic(self, x):
+        (syn1, mem1), (syn2, mem2) = self.lifs[0].init_synaptic(), self.lifs[1].init_synaptic()
+        spk_rec, mem_rec = [], []
+        for t in range(x.shape[0]):
+            s, syn1, mem1 = self.lifs[0](self.fc1(x[t]), syn1, mem1)
+            s, syn2, mem2 = self.lifs[1](self.fc2(s), syn2, mem2)
+            spk_rec.append(s)
+            mem_rec.append(mem2)
         return {"spk": torch.stack(spk_rec), "mem": torch.stack(mem_rec)}
 
 
@@ -180,7 +201,7 @@ def peak_memory(library: str, regime: str) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--regimes", default="mlp,shd,conv,rec")
+    parser.add_argument("--regimes", default="mlp,shd,conv,rec,syn")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="2 repeats, no memory, mlp+shd only")
     parser.add_argument("--no-memory", action="store_true")
