@@ -5,7 +5,8 @@ nodes with the delayed reset, outside delay loops and with a built-in determinis
 ``fused=True``. The torch runtime lowers a fused neuron to ``runtimes/torch/scan*.py`` (forward loop
 without autograd, hand-written backward loop) and the
 synapses feeding it run once over all T*B rows (the sequence stages of ``time_structure``).
-Neurons on a loop through a delay must advance step by step with the loop and stay unfused.
+Neurons on a loop through a delay must advance step by step with the loop and stay unfused, and so
+do explicit-state neurons (``state_inputs``): they carry no state, so there is no time loop to fuse.
 Idempotent: a graph with nothing left to fuse is returned as is.
 """
 
@@ -27,7 +28,7 @@ def fuse_state_updates(graph: Graph) -> Graph:
     in_loops = {n for s in stages(graph) if s.kind == "loop" for n in s.nodes}
     changes = {}
     for name, node in graph.nodes.items():
-        if node.op not in SCANNABLE or node.fused or name in in_loops:
+        if node.op not in SCANNABLE or node.fused or name in in_loops or node.state_inputs:
             continue
         if node.op in DELAYED_RESET_ONLY and not node.reset_delay:
             continue

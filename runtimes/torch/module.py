@@ -21,6 +21,7 @@ from snngraph.ir.graph import Graph
 from snngraph.ir.types import Ref
 from snngraph.passes.manager import PassManager
 from snngraph.passes.time_structure import stages
+from snngraph.runtimes.torch.explicit_state import explicit_state_step, run_explicit_state
 from snngraph.runtimes.torch.lower import NodeParams, neuron_kwargs, param_tensors, per_step_in_training, synapse_op
 from snngraph.runtimes.torch.sequence import run_neuron_sequence
 
@@ -134,6 +135,9 @@ class CompiledNet(nn.Module):
                 out = self._rows_in_blocks(name, op, params, rows)
                 out = out.reshape(steps, -1, *out.shape[1:])
             values[Ref(name, "out")] = out
+        elif node.state_inputs:
+            ports = run_explicit_state(node, xs, neuron_kwargs(node, params))
+            values.update({Ref(name, port): seq for port, seq in ports.items()})
         else:
             ports = run_neuron_sequence(node, xs[0], neuron_kwargs(node, params), self._zero_state(node, xs[0][0]),
                                         param_tensors(node, params) if params is not None else None)
@@ -189,7 +193,7 @@ class CompiledNet(nn.Module):
         for name, node in self.graph.nodes.items():
             if isinstance(node, S.Delay):
                 shapes[f"{name}.buffer"] = (node.steps, batch, *node.shape)
-            elif node.family == "neuron":
+            elif node.family == "neuron" and not node.state_inputs:  # explicit state: inputs, not carried
                 for port in node.state_ports:
                     shapes[f"{name}.{port}"] = (batch, *self._types[node.inputs[0]].shape)
         return shapes
@@ -252,6 +256,10 @@ class CompiledNet(nn.Module):
                 continue
             from snngraph.runtimes.torch.kernels import NEURON_KERNELS
 
+            if node.state_inputs:  # explicit state: from the inputs, nothing carried
+                ports = explicit_state_step(node, xs, neuron_kwargs(node, params))
+                values.update({Ref(name, port): v for port, v in ports.items()})
+                continue
             prev = tuple(state[f"{name}.{p}"] for p in node.state_ports)
             result = NEURON_KERNELS[node.op].step(xs[0], *prev, **neuron_kwargs(node, params))
             for port, v in zip(node.ports, result[-len(node.ports):], strict=True):

@@ -59,6 +59,8 @@ def export_graph(graph: Graph, dt: float, method: str) -> nir.NIRGraph:
         convert = CONVERTERS.get(node.op)
         if convert is None:
             raise node.error("has no NIR counterpart (supported: " + ", ".join(sorted(CONVERTERS)) + ")")
+        if getattr(node, "state_inputs", False):
+            raise node.error("has explicit state inputs (state_inputs=True), which NIR cannot state")
         nodes[name] = convert(node, ctx)
         _graded(node, ctx, nodes, edges)
     for name in order:  # after every node, so that reads of graded neurons (delays come first) see the Scale

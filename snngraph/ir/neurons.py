@@ -3,6 +3,12 @@ r"""Neuron nodes: stateful populations with snnTorch 1.0.0 semantics (discrete t
 Common notation: input current :math:`I[t]`, membrane :math:`U`, spike :math:`S[t] = g\,H(U[t]-\theta)`
 with graded-spike factor :math:`g`, reset :math:`R[t] = H(U[t-1]-\theta)` (detached). With
 ``reset_delay=False`` the reset is applied in the same step the spike is emitted.
+
+Explicit state (``state_inputs=True``): the node carries no state of its own; after its current
+input it takes one input per entry of ``state_ports`` (same order), the state before each step.
+Run for one step (the fully unrolled graph of ``unroll_time(g, steps=T)``) those inputs are the
+initial state; a stateful neuron equals its explicit-state copy fed its own state ports through
+``delay(steps=1)``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class Neuron(Node):
     graded_spikes_factor: Param
     surrogate: Surrogate | None = None
     fused: bool = False  # set by the fuse_state_updates pass: run the whole time loop as one kernel
+    state_inputs: bool = False  # the state before each step comes from inputs 1.. (one per state port)
     family: ClassVar[str] = "neuron"
     ports: ClassVar[tuple[str, ...]] = ("spk", "mem")
     decays: ClassVar[tuple[str, ...]] = ()
@@ -36,6 +43,10 @@ class Neuron(Node):
     def state_ports(self) -> tuple[str, ...]:
         """The carried state, in kernel order (``spk`` first for recurrent neurons)."""
         return tuple(p for p in self.ports if p != "spk")
+
+    @property
+    def arity(self) -> tuple[int, int]:  # type: ignore[override]
+        return state_arity(self)
 
     def check(self) -> None:
         super().check()
@@ -49,7 +60,7 @@ class Neuron(Node):
                 require_range(self, key, 0.0, 1.0)
 
     def infer(self, ins: tuple[TensorType, ...]) -> dict[str, TensorType]:
-        (t,) = ins
+        t = current_type(self, ins)
         for key, value in self.fields().items():
             if isinstance(value, Param) and key not in self.matrix_params:
                 broadcastable(self, key, t.shape)
@@ -155,7 +166,7 @@ class RLeaky(Leaky):
             raise self.error("one-to-one recurrence needs V (and no recurrent.weight)")
 
     def infer(self, ins: tuple[TensorType, ...]) -> dict[str, TensorType]:
-        (t,) = ins
+        t = current_type(self, ins)
         if self.all_to_all:
             n = t.shape[-1]
             if len(t.shape) != 1 or self.recurrent_weight.shape != (n, n):
@@ -198,6 +209,7 @@ class LeakyIntegrator(Node):
 
     beta: Param
     fused: bool = False
+    state_inputs: bool = False  # as for Neuron: the state before each step comes from input 1
     op: ClassVar[str] = "leaky_integrator"
     family: ClassVar[str] = "neuron"
     ports: ClassVar[tuple[str, ...]] = ("mem",)
@@ -206,14 +218,19 @@ class LeakyIntegrator(Node):
     def state_ports(self) -> tuple[str, ...]:
         return ("mem",)
 
+    @property
+    def arity(self) -> tuple[int, int]:  # type: ignore[override]
+        return state_arity(self)
+
     def check(self) -> None:
         super().check()
         if not self.beta.learnable:  # a learnt beta is clamped by the kernel, like Neuron's decays
             require_range(self, "beta", 0.0, 1.0)
 
     def infer(self, ins: tuple[TensorType, ...]) -> dict[str, TensorType]:
-        broadcastable(self, "beta", ins[0].shape)
-        return {"mem": TensorType(ins[0].shape, ins[0].dtype)}
+        t = current_type(self, ins)
+        broadcastable(self, "beta", t.shape)
+        return {"mem": TensorType(t.shape, t.dtype)}
 
 
 @frozen
@@ -229,6 +246,26 @@ class AdaptiveLeaky(Leaky):
     op: ClassVar[str] = "adaptive_leaky"
     ports: ClassVar[tuple[str, ...]] = ("spk", "mem", "b")
     decays: ClassVar[tuple[str, ...]] = ("beta", "rho")
+
+
+def state_arity(node: Neuron | LeakyIntegrator) -> tuple[int, int]:
+    """Inputs taken: the current, plus one per state port with ``state_inputs``."""
+    n = 1 + (len(node.state_ports) if node.state_inputs else 0)
+    return n, n
+
+
+def current_type(node: Neuron | LeakyIntegrator, ins: tuple[TensorType, ...]) -> TensorType:
+    """The current input's type; with ``state_inputs`` each state input must have its shape and dtype."""
+    low, _ = state_arity(node)
+    if len(ins) != low:
+        states = f", then {', '.join(node.state_ports)}" if low > 1 else ""
+        raise node.error(f"takes {low} inputs (the current{states}), got {len(ins)}")
+    t = ins[0]
+    for port, s in zip(node.state_ports if node.state_inputs else (), ins[1:], strict=True):
+        if s.shape != t.shape or s.dtype != t.dtype:
+            raise node.error(f"state input '{port}' has type {s}, expected {TensorType(t.shape, t.dtype)} "
+                             "(the current input's shape and dtype)")
+    return t
 
 
 NEURON_OPS = ("leaky", "synaptic", "alpha", "lapicque", "rleaky", "rsynaptic", "integrate_fire",
