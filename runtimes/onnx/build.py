@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from onnx import NodeProto, ValueInfoProto, helper
 
@@ -44,7 +46,7 @@ def state_entries(graph: Graph, names: tuple[str, ...] | None = None) -> list[St
             continue
         if isinstance(node, S.Delay):
             out.append(StateEntry(f"{name}.buffer", name, "buffer", (node.steps, BATCH, *node.shape)))
-        elif node.family == "neuron":
+        elif node.family == "neuron" and not node.state_inputs:  # explicit state comes in as inputs
             shape = types[node.inputs[0]].shape
             out.extend(StateEntry(f"{name}.{p}", name, p, (BATCH, *shape)) for p in node.state_ports)
     return out
@@ -72,6 +74,9 @@ def step_nodes(e: Emitter, graph: Graph, names: list[str], values: dict[Ref, str
             xs = [values[r] for r in node.inputs]
             values[Ref(name, "out")] = lower_synapse(e, node, xs, [types[r] for r in node.inputs],
                                                      types[Ref(name, "out")])
+        elif node.state_inputs:
+            ports = lower_neuron(e, node, values[node.inputs[0]], explicit_state(node, values))
+            values.update({Ref(name, port): value for port, value in ports.items()})
         else:
             ports = lower_neuron(e, node, values[node.inputs[0]], {p: state[f"{name}.{p}"] for p in node.state_ports})
             for port, value in ports.items():
@@ -86,6 +91,11 @@ def step_nodes(e: Emitter, graph: Graph, names: list[str], values: dict[Ref, str
                 x = e.op("Concat", rest, x, axis=0, hint=name)
             new_state[f"{name}.buffer"] = x
     return new_state
+
+
+def explicit_state(node: Any, values: Mapping[Ref, str]) -> dict[str, str]:
+    """The state of an explicit-state neuron (``state_inputs``): its inputs after the current one."""
+    return {p: values[r] for p, r in zip(node.state_ports, node.inputs[1:], strict=True)}
 
 
 def build_step(graph: Graph) -> tuple[list[NodeProto], list, list, Emitter, list[StateEntry]]:
@@ -197,7 +207,11 @@ def build_sequence(graph: Graph, num_steps: int | None) -> tuple[list[NodeProto]
         name = stage.nodes[0]
         node = graph.nodes[name]
         out = Ref(name, "out")
-        if stage.kind == "loop" or node.family == "neuron":
+        if stage.kind == "seq" and node.family == "neuron" and node.state_inputs:  # no state: over all rows
+            rows = {r: vals.rows(r) for r in node.inputs}
+            for port, value in lower_neuron(e, node, rows[node.inputs[0]], explicit_state(node, rows)).items():
+                vals.set(Ref(name, port), value, "rows")
+        elif stage.kind == "loop" or node.family == "neuron":
             _scan(e, graph, stage.nodes, vals, batch, needed, first)
         elif isinstance(node, S.Input):
             vals.set(out, name, "seq")

@@ -9,7 +9,8 @@ kernels. Everything is exported in float32.
 Two modes (SPEC §7):
 
 * ``"sequence"``: inputs ``(T, B, *shape)``, outputs ``(T, B, ...)``; T and B are dynamic unless
-  ``num_steps`` fixes T.
+  ``num_steps`` fixes T. With ``num_steps`` and ``unroll=True`` the model is straight-line, built
+  from the fully unrolled graph, without ``Scan`` (``build_unrolled``).
 * ``"step"``: one time step; inputs are the graph inputs ``(B, *shape)`` followed by one tensor per
   state entry, named as ``CompiledNet.init_state`` names them (``lif1.mem``, ``fb.buffer``);
   outputs are the graph outputs followed by the new states (``lif1.mem.next``) in the same order.
@@ -35,6 +36,7 @@ from snngraph.ir.neurons import Neuron
 from snngraph.passes import default_pipeline
 from snngraph.passes.manager import PassManager
 from snngraph.runtimes.onnx.build import BATCH, TIME, build_sequence, build_step, state_entries
+from snngraph.runtimes.onnx.build_unrolled import build_unrolled
 
 MODES = ("sequence", "step")
 METADATA_KEY = "snngraph"
@@ -42,7 +44,7 @@ MIN_OPSET = 15
 
 
 def export_onnx(g_or_net: Any, path: str | os.PathLike | None, mode: str = "sequence", num_steps: int | None = None,
-                opset: int = 17) -> onnx.ModelProto:
+                opset: int = 17, unroll: bool = False) -> onnx.ModelProto:
     """Export a graph or a compiled net to ONNX; write it to ``path`` (unless ``None``) and return it.
 
     Args:
@@ -51,6 +53,8 @@ def export_onnx(g_or_net: Any, path: str | os.PathLike | None, mode: str = "sequ
         mode: ``"sequence"`` (whole ``(T, B, ...)`` sequences) or ``"step"`` (one step, explicit state).
         num_steps: fixes T in sequence mode; ``None`` keeps it dynamic.
         opset: the ONNX opset (at least 15).
+        unroll: with ``num_steps``, a straight-line model (no ``Scan``) of the fully unrolled graph,
+            same inputs and outputs; every parameter is stored once.
 
     Returns:
         The model, checked with ``onnx.checker.check_model(full_check=True)``.
@@ -60,9 +64,15 @@ def export_onnx(g_or_net: Any, path: str | os.PathLike | None, mode: str = "sequ
             (the message names the node).
     """
     _check_args(mode, num_steps, opset)
+    if unroll is not False and (unroll is not True or num_steps is None):
+        raise GraphError(f"export_onnx: unroll=True needs mode='sequence' and num_steps (a fixed T), got "
+                         f"unroll={unroll!r}, mode={mode!r}, num_steps={num_steps!r}")
     graph = _prepare(g_or_net)
     if mode == "step":
         nodes, inputs, outputs, e, entries = build_step(graph)
+    elif unroll:
+        nodes, inputs, outputs, e = build_unrolled(graph, num_steps)
+        entries = state_entries(graph)
     else:
         nodes, inputs, outputs, e = build_sequence(graph, num_steps)
         entries = state_entries(graph)
@@ -72,7 +82,7 @@ def export_onnx(g_or_net: Any, path: str | os.PathLike | None, mode: str = "sequ
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(proto, opset_imports=opsets, producer_name="snngraph", producer_version=__version__,
                               ir_version=helper.find_min_ir_version_for(opsets))
-    meta = metadata(graph, mode, num_steps, entries, opset)
+    meta = metadata(graph, mode, num_steps, entries, opset) | {"unrolled": unroll}
     helper.set_model_props(model, {METADATA_KEY: json.dumps(meta)})
     try:
         onnx.checker.check_model(model, full_check=True)
