@@ -93,6 +93,36 @@ def synapse_op(node: Node) -> Callable[[NodeParams, list[Tensor], bool], Tensor]
     raise LoweringError(f"{node.op} '{node.name}': no torch lowering")
 
 
+# ops whose result is a new tensor each run (never an alias of an input) that their backward does not save
+FRESH_RESULT = (S.Linear, S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d, S.Add, S.Concat,
+                S.Scale, S.BatchNorm)
+
+
+def scratch_inputs(graph: Any) -> frozenset[str]:
+    """Fused Leaky/IF nodes whose input current may serve as the scan's membrane buffer.
+
+    The current must be the fresh result of a synapse (``FRESH_RESULT``) read by nothing else (nor a
+    graph output), and the membrane must be read by nothing: then no one can observe the buffer
+    being overwritten, and the scan saves one (T, B, N) allocation in the forward and another in
+    the backward (see ``ScanConfig.scratch_input``).
+    """
+    reads: dict[Any, int] = {}
+    for node in graph.nodes.values():
+        for ref in node.inputs:
+            reads[ref] = reads.get(ref, 0) + 1
+    for ref in graph.outputs.values():
+        reads[ref] = reads.get(ref, 0) + 1
+    chosen = set()
+    for name, node in graph.nodes.items():
+        if not (getattr(node, "fused", False) and node.op in ("leaky", "integrate_fire")) or len(node.inputs) != 1:
+            continue
+        (current,) = node.inputs
+        membrane = type(current)(name, "mem")
+        if isinstance(graph.nodes[current.node], FRESH_RESULT) and reads[current] == 1 and membrane not in reads:
+            chosen.add(name)
+    return frozenset(chosen)
+
+
 def per_step_in_training(node: Node) -> bool:
     """Ops whose training-mode result depends on the rows seen together (batch statistics)."""
     return isinstance(node, S.BatchNorm)

@@ -22,7 +22,14 @@ from snngraph.ir.types import Ref
 from snngraph.passes.manager import PassManager
 from snngraph.passes.time_structure import stages
 from snngraph.runtimes.torch.explicit_state import explicit_state_step, run_explicit_state
-from snngraph.runtimes.torch.lower import NodeParams, neuron_kwargs, param_tensors, per_step_in_training, synapse_op
+from snngraph.runtimes.torch.lower import (
+    NodeParams,
+    neuron_kwargs,
+    param_tensors,
+    per_step_in_training,
+    scratch_inputs,
+    synapse_op,
+)
 from snngraph.runtimes.torch.sequence import run_neuron_sequence
 
 State = dict[str, Tensor]
@@ -66,6 +73,7 @@ class CompiledNet(nn.Module):
         self._types = graph.types()
         self._shape_cache: dict[int, dict[str, tuple[int, ...]]] = {}  # batch -> state shapes, for step's checks
         self._has_params = next(self.parameters(), None) is not None
+        self._scratch = scratch_inputs(graph)
 
     # --- helpers ------------------------------------------------------------------------------
     def _params(self, name: str) -> NodeParams | None:
@@ -140,7 +148,8 @@ class CompiledNet(nn.Module):
             values.update({Ref(name, port): seq for port, seq in ports.items()})
         else:
             ports = run_neuron_sequence(node, xs[0], neuron_kwargs(node, params), self._zero_state(node, xs[0][0]),
-                                        param_tensors(node, params) if params is not None else None)
+                                        param_tensors(node, params) if params is not None else None,
+                                        scratch=name in self._scratch)
             for port, seq in ports.items():
                 values[Ref(name, port)] = seq
 

@@ -35,18 +35,60 @@ class ScanConfig:
     reset_delay: bool = True
     surrogate: Surrogate | None = None
     spiking: bool = True
+    scratch_input: bool = False  # the input is private to the scan and ``mem`` is not needed (see leaky_scan)
 
 
 def _subtract_forward(x: Tensor, mem0: Tensor, b: Tensor, threshold: Tensor, mems: Tensor) -> Tensor:
     """The common case (subtract, delayed reset) in four in-place ops a step, written straight
     into the membrane and spike sequences; bit-identical to ``b*mem + x - R*theta`` (the reset
-    term is exact, so the fused multiply-add of ``addcmul_`` rounds once, like a subtraction)."""
+    term is exact, so the fused multiply-add of ``addcmul_`` rounds once, like a subtraction).
+    ``mems`` may be ``x`` itself: step t reads ``x[t]`` before overwriting it (``x + b*mem`` is
+    ``b*mem + x`` exactly)."""
     spks = torch.empty_like(x)
     above, mem = torch.gt(mem0, threshold).to(x.dtype), mem0
+    if mems is x:
+        leak = torch.empty_like(x[0])
+        for t in range(x.shape[0]):
+            mem = x[t].add_(torch.mul(b, mem, out=leak)).addcmul_(above, threshold, value=-1)
+            above = torch.gt(mem, threshold, out=spks[t])
+        return spks
     for t in range(x.shape[0]):
         mem = torch.mul(b, mem, out=mems[t]).add_(x[t]).addcmul_(above, threshold, value=-1)
         above = torch.gt(mem, threshold, out=spks[t])
     return spks
+
+
+def _delayed_forward(x: Tensor, mem0: Tensor, b: Tensor, threshold: Tensor, mems: Tensor, reset: str) -> Tensor:
+    """Zero or no reset, delayed: the step kernel's operations; ``mems`` may be ``x`` itself."""
+    spks = torch.empty_like(x)
+    mem, above = mem0, torch.gt(mem0, threshold).to(x.dtype)
+    for t in range(x.shape[0]):
+        mem = b * ((1 - above) * mem) + x[t] if reset == "zero" else b * mem + x[t]
+        mems[t] = mem
+        above = torch.gt(mem, threshold, out=spks[t])
+    return spks
+
+
+def _reset_now_forward(x: Tensor, mem0: Tensor, b: Tensor, threshold: Tensor, graded: Tensor, mems: Tensor,
+                       reset: str, unit: bool) -> tuple[Tensor, Tensor]:
+    """Reset in the step of the spike: returns the spike indicators and the pre-reset membranes."""
+    pres = torch.empty_like(x)
+    fired = torch.empty(x.shape, dtype=torch.bool, device=x.device)
+    mem = mem0
+    above = torch.gt(mem0, threshold)  # H(U - theta) == (U > theta) exactly for finite floats
+    for t in range(x.shape[0]):
+        if reset == "subtract":
+            mem = b * mem + x[t] - above.to(x.dtype) * threshold
+        else:
+            mem = b * ((1 - above.to(x.dtype)) * mem) + x[t]
+        torch.gt(mem, threshold, out=fired[t])
+        pres[t] = mem
+        spk = fired[t].to(x.dtype) if unit else fired[t].to(x.dtype) * graded
+        do_reset = spk / graded - above.to(x.dtype)
+        mem = mem - do_reset * threshold if reset == "subtract" else mem - do_reset * mem
+        above = torch.gt(mem, threshold)
+        mems[t] = mem
+    return fired.to(x.dtype), pres
 
 
 def _step(u: Tensor) -> Tensor:
@@ -65,67 +107,47 @@ class _LeakyScan(torch.autograd.Function):
     def forward(ctx, x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor,
                 cfg: ScanConfig) -> tuple[Tensor, Tensor]:
         ctx.set_materialize_grads(False)  # an unused output (often mem) gets None, not a zero tensor
+        ctx.cfg = cfg
         b = beta.clamp(0, 1)
-        mems = torch.empty_like(x)
+        mems = x if cfg.scratch_input else torch.empty_like(x)
         if not cfg.spiking:
             mem = mem0
             for t in range(x.shape[0]):
                 mem = b * mem + x[t]
                 mems[t] = mem
-            ctx.cfg = cfg
             ctx.save_for_backward(mem0, beta, threshold, graded, mems)
             return x.new_empty(0), mems
         unit = bool((graded == 1).all())
-        ctx.cfg = cfg
-        if cfg.reset == "subtract" and cfg.reset_delay:
+        extra: tuple[Tensor, ...] = ()
+        if not cfg.reset_delay and cfg.reset != "none":
+            spks, pres = _reset_now_forward(x, mem0, b, threshold, graded, mems, cfg.reset, unit)
+            extra = (pres,)
+        elif cfg.reset == "subtract":
             spks = _subtract_forward(x, mem0, b, threshold, mems)
-            ctx.save_for_backward(mem0, beta, threshold, graded, mems, spks > 0)
-            return (spks if unit else spks * graded), mems
-        reset_now = not cfg.reset_delay and cfg.reset != "none"
-        pres = torch.empty_like(x) if reset_now else None
-        fired = torch.empty(x.shape, dtype=torch.bool, device=x.device)
-        mem = mem0
-        above = torch.gt(mem0, threshold)  # H(U - theta) == (U > theta) exactly for finite floats
-        for t in range(x.shape[0]):
-            if cfg.reset == "subtract":
-                mem = b * mem + x[t] - above.to(x.dtype) * threshold
-            elif cfg.reset == "zero":
-                mem = b * ((1 - above.to(x.dtype)) * mem) + x[t]
-            else:
-                mem = b * mem + x[t]
-            torch.gt(mem, threshold, out=fired[t])
-            if reset_now:
-                pres[t] = mem
-                spk = fired[t].to(x.dtype) if unit else fired[t].to(x.dtype) * graded
-                do_reset = spk / graded - above.to(x.dtype)
-                mem = mem - do_reset * threshold if cfg.reset == "subtract" else mem - do_reset * mem
-                above = torch.gt(mem, threshold)
-            else:
-                above = fired[t]
-            mems[t] = mem
-        ctx.save_for_backward(mem0, beta, threshold, graded, mems, fired, *(() if pres is None else (pres,)))
-        spks = fired.to(x.dtype)
-        return (spks if unit else spks * graded), mems
+        else:
+            spks = _delayed_forward(x, mem0, b, threshold, mems, cfg.reset)
+        # spikes are H(mems - theta) for a delayed reset: the backward recomputes them when needed
+        ctx.save_for_backward(mem0, beta, threshold, graded, mems, *extra)
+        return (spks if unit else spks * graded), (x.new_empty(0) if cfg.scratch_input else mems)
 
     @staticmethod
     def backward(ctx, grad_spk: Tensor | None, grad_mem: Tensor | None):
         cfg = ctx.cfg
         mem0, beta, threshold, graded, mems, *rest = ctx.saved_tensors
         if not cfg.spiking:
-            return _backward_delayed(ctx, None, grad_mem, mem0, beta, threshold, graded, mems, None)
-        fired = rest[0]
-        if len(rest) > 1:
+            return _backward_delayed(ctx, None, grad_mem, mem0, beta, threshold, graded, mems)
+        if rest:
             g_out = grad_mem if grad_mem is not None else torch.zeros_like(mems)
-            return _backward_reset_now(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems, rest[1])
-        return _backward_delayed(ctx, grad_spk, grad_mem, mem0, beta, threshold, graded, mems, fired)
+            return _backward_reset_now(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems, rest[0])
+        return _backward_delayed(ctx, grad_spk, grad_mem, mem0, beta, threshold, graded, mems)
 
 
 def _surrogate_terms(surrogate: Surrogate, mems: Tensor, threshold: Tensor, graded: Tensor, grad_spk: Tensor,
-                     g_out: Tensor | None, block_elements: int = 2**18) -> Tensor:
+                     g_out: Tensor | None, out: Tensor | None = None, block_elements: int = 2**18) -> Tensor:
     """``g_out + g * sigma'(U - theta) * dL/dS`` for all steps, a few steps at a time so the
-    surrogate's temporaries stay cache-sized (peak memory and speed)."""
+    surrogate's temporaries stay cache-sized (peak memory and speed). ``out`` may be ``mems``."""
     unit = bool((graded == 1).all())
-    out = torch.empty_like(mems)
+    out = torch.empty_like(mems) if out is None else out
     step = max(1, block_elements // max(1, mems[0].numel()))
     for t0 in range(0, mems.shape[0], step):
         sl = slice(t0, t0 + step)
@@ -138,15 +160,22 @@ def _surrogate_terms(surrogate: Surrogate, mems: Tensor, threshold: Tensor, grad
     return out
 
 
-def _backward_delayed(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems, fired):
+def _backward_delayed(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems):
     """Adjoint of the delayed-reset scan: vectorised surrogate terms, then one linear recurrence
-    ``lam[t] += a[t+1] * lam[t+1]`` run in place."""
+    ``lam[t] += a[t+1] * lam[t+1]`` run in place.
+
+    With ``scratch_input`` the membranes belong to this node alone, so unless the graph is kept
+    for another backward (or beta's gradient needs them) the adjoint overwrites them in place."""
     cfg = ctx.cfg
     needs = ctx.needs_input_grad
     b = beta.clamp(0, 1)
     grad_thr = grad_g = grad_beta = None
+    fired = None
+    if cfg.spiking and (cfg.reset == "zero" or needs[4] or (needs[3] and cfg.reset == "subtract")):
+        fired = torch.gt(mems, threshold)  # the spikes of a delayed reset, exactly as in the forward
+    overwrite = cfg.scratch_input and not needs[2] and not torch._C._autograd._get_current_graph_task_keep_graph()
     if cfg.spiking and grad_spk is not None:
-        lam = _surrogate_terms(cfg.surrogate, mems, threshold, graded, grad_spk, g_out)
+        lam = _surrogate_terms(cfg.surrogate, mems, threshold, graded, grad_spk, g_out, mems if overwrite else None)
         if needs[3]:
             grad_thr = -_reduce(lam if g_out is None else lam - g_out, threshold)
         if needs[4]:

@@ -11,11 +11,12 @@ from snngraph.ir.node import Node
 
 
 def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
-                        tensors: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+                        tensors: dict[str, Tensor] | None = None, scratch: bool = False) -> dict[str, Tensor]:
     """Loop the node's step kernel over ``x`` of shape (T, B, ...); every port as (T, B, ...).
 
     Fused nodes (``fuse_state_updates``) run as one scan kernel instead; ``tensors`` holds the
-    node's parameters by field name (recurrent weights)."""
+    node's parameters by field name (recurrent weights). ``scratch``: a fused Leaky/IF may
+    overwrite ``x`` with its membrane, and its ``mem`` port is not needed (``lower.scratch_inputs``)."""
     from snngraph.runtimes.torch.kernels import NEURON_KERNELS
 
     if getattr(node, "fused", False) and node.op == "rleaky":
@@ -23,7 +24,7 @@ def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
     if getattr(node, "fused", False) and node.op == "synaptic":
         return _run_fused_synaptic(x, kwargs, state)
     if getattr(node, "fused", False):
-        return _run_fused(node, x, kwargs, state)
+        return _run_fused(node, x, kwargs, state, scratch)
     step = NEURON_KERNELS[node.op].step
     ports = node.ports
     index = {p: i for i, p in enumerate(ports)}
@@ -37,7 +38,8 @@ def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
     return {p: torch.stack(seq) for p, seq in zip(ports, outs, strict=True)}
 
 
-def _run_fused(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...]) -> dict[str, Tensor]:
+def _run_fused(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
+               scratch: bool = False) -> dict[str, Tensor]:
     """A fused Leaky / IF / LI population: one scan kernel over all T steps."""
     from snngraph.runtimes.torch.scan import ScanConfig, leaky_scan
 
@@ -46,9 +48,9 @@ def _run_fused(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tenso
     if node.op == "leaky_integrator":
         _, mem = leaky_scan(x, state[0], beta, one, one, ScanConfig(spiking=False))
         return {"mem": mem}
-    cfg = ScanConfig(kwargs["reset_mechanism"], kwargs["reset_delay"], kwargs["spike_grad"], True)
+    cfg = ScanConfig(kwargs["reset_mechanism"], kwargs["reset_delay"], kwargs["spike_grad"], True, scratch)
     spk, mem = leaky_scan(x, state[0], beta, kwargs["threshold"], kwargs["graded_spikes_factor"], cfg)
-    return {"spk": spk, "mem": mem}
+    return {"spk": spk} if scratch else {"spk": spk, "mem": mem}
 
 
 def _run_fused_recurrent(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
