@@ -54,14 +54,17 @@ class _SynapticScan(torch.autograd.Function):
             above = torch.gt(mem, threshold, out=spks[t])
         unit = bool((graded == 1).all())
         ctx.cfg = cfg
-        ctx.save_for_backward(syn0, mem0, alpha, beta, threshold, graded, syns, mems, spks > 0)
+        ctx.save_for_backward(syn0, mem0, alpha, beta, threshold, graded, syns, mems)  # spikes: H(mems - theta)
         return (spks if unit else spks * graded), syns, mems
 
     @staticmethod
     def backward(ctx, grad_spk, grad_syn, grad_mem):
         cfg = ctx.cfg
-        syn0, mem0, alpha, beta, threshold, graded, syns, mems, fired = ctx.saved_tensors
+        syn0, mem0, alpha, beta, threshold, graded, syns, mems = ctx.saved_tensors
         needs = ctx.needs_input_grad
+        fired = None  # recomputed exactly as the forward's spike test, only when needed
+        if cfg.reset != "none" or (needs[6] and grad_spk is not None):
+            fired = torch.gt(mems, threshold)
         a, b = alpha.clamp(0, 1), beta.clamp(0, 1)
         dtype = mems.dtype
         if grad_spk is not None:
