@@ -36,7 +36,15 @@ def _fast_sigmoid(x: Tensor, grad: Tensor, slope: float) -> Tensor:
 
 
 def _sigmoid(x: Tensor, grad: Tensor, slope: float) -> Tensor:
-    return grad * slope * torch.exp(-slope * x) / ((torch.exp(-slope * x) + 1) ** 2)
+    """snnTorch's expression; far below threshold it overflows (``inf/inf``) and snnTorch returns
+    nan, where the derivative is in fact ~0: those entries use the stable ``s (1 - s)`` form."""
+    e = torch.exp(-slope * x)
+    out = grad * slope * e / ((e + 1) ** 2)
+    bad = torch.isnan(out) & ~torch.isnan(grad)
+    if bad.any():
+        s = torch.sigmoid(slope * x)
+        out = torch.where(bad, grad * slope * s * (1 - s), out)
+    return out
 
 
 def _triangular(x: Tensor, grad: Tensor, threshold: float) -> Tensor:
