@@ -8,6 +8,7 @@ import torch
 import snngraph as sg
 from snngraph.runtimes.torch.lower import scratch_inputs
 from snngraph.runtimes.torch.scan import ScanConfig, leaky_scan
+from snngraph.runtimes.torch.scan_synaptic import SynapticScanConfig, synaptic_scan
 from tests.test_scan import CASES, _inputs
 
 
@@ -52,6 +53,31 @@ def test_scratch_scan_keeps_membranes_when_the_graph_is_retained():
         assert torch.equal(a, b)
 
 
+def _synaptic(reset: str, learn: bool, scratch: bool):
+    torch.manual_seed(3)
+    f64 = torch.float64
+    leaf = torch.rand(9, 3, 5, dtype=f64).requires_grad_()
+    syn0, mem0 = torch.rand(3, 5, dtype=f64).requires_grad_(), torch.rand(3, 5, dtype=f64).requires_grad_()
+    alpha, beta = torch.rand(5, dtype=f64).requires_grad_(learn), torch.rand(5, dtype=f64).requires_grad_(learn)
+    thr = (torch.rand(5, dtype=f64) + 0.5).requires_grad_(learn)
+    graded = torch.tensor(1.5, dtype=f64).requires_grad_(learn)
+    x = leaf * 1.0
+    spk, syn, mem = synaptic_scan(x, syn0, mem0, alpha, beta, thr, graded,
+                                  SynapticScanConfig(reset, CASES[0][3], scratch))
+    wrt = [leaf, syn0, mem0] + ([alpha, beta, thr, graded] if learn else [])
+    return spk, syn, torch.autograd.grad((spk * torch.rand_like(spk)).sum(), wrt)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("learn", [False, True])
+def test_scratch_synaptic_scan_equals_ordinary_scan(reset, learn):
+    spk, _, grads = _synaptic(reset, learn, scratch=False)
+    spk_s, syn_s, grads_s = _synaptic(reset, learn, scratch=True)
+    assert torch.equal(spk, spk_s) and syn_s.numel() == 0
+    for want, got in zip(grads, grads_s, strict=True):
+        assert torch.equal(want, got)
+
+
 def _graph(variant: str) -> sg.Graph:
     torch.manual_seed(0)
     g = sg.Graph(variant)
@@ -59,10 +85,12 @@ def _graph(variant: str) -> sg.Graph:
     cur = g.relu(x, name="act") if variant == "relu" else g.linear(x, 5, name="fc")
     if variant == "pool":
         cur = g.max_pool1d(g.conv1d(g.input("y", (2, 6)), 3, 3, name="conv"), 2, name="pool")
-    lif = g.leaky(cur, 0.9, name="lif")
+    lif = g.synaptic(cur, 0.7, 0.9, name="lif") if variant.startswith("syn") else g.leaky(cur, 0.9, name="lif")
     g.output("spk", lif)
     if variant == "mem_out":
         g.output("mem", lif.mem)
+    if variant == "syn_current_out":
+        g.output("syn", lif.syn)
     if variant == "current_out":
         g.output("cur", cur)
     if variant == "two_readers":
@@ -71,7 +99,8 @@ def _graph(variant: str) -> sg.Graph:
 
 
 @pytest.mark.parametrize("variant,chosen", [("plain", {"lif"}), ("mem_out", set()), ("current_out", set()),
-                                            ("two_readers", set()), ("relu", set()), ("pool", {"lif"})])
+                                            ("two_readers", set()), ("relu", set()), ("pool", {"lif"}),
+                                            ("syn", {"lif"}), ("syn_current_out", set())])
 def test_scratch_only_where_the_buffer_is_private(variant, chosen):
     net = sg.compile(_graph(variant))
     assert set(scratch_inputs(net.graph)) == chosen
@@ -85,8 +114,9 @@ def test_scratch_only_where_the_buffer_is_private(variant, chosen):
         assert torch.equal(got[key], want[key]), key
 
 
-def test_scratch_training_step_matches_unfused_gradients():
-    g = _graph("plain")
+@pytest.mark.parametrize("variant", ["plain", "syn"])
+def test_scratch_training_step_matches_unfused_gradients(variant):
+    g = _graph(variant)
     net = sg.compile(g).double()
     unfused = sg.compile(g, passes=[sg.passes.unroll_time, sg.passes.insert_surrogates]).double()
     unfused.load_state_dict(net.state_dict())

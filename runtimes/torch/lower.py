@@ -97,14 +97,16 @@ def synapse_op(node: Node) -> Callable[[NodeParams, list[Tensor], bool], Tensor]
 FRESH_RESULT = (S.Linear, S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d, S.Add, S.Concat,
                 S.Scale, S.BatchNorm)
 
+SCRATCH_NEURONS = ("leaky", "integrate_fire", "synaptic")  # fused scans that take ``scratch_input``
+
 
 def scratch_inputs(graph: Any) -> frozenset[str]:
-    """Fused Leaky/IF nodes whose input current may serve as the scan's membrane buffer.
+    """Fused Leaky/IF/Synaptic nodes whose input current may serve as the scan's state buffer.
 
     The current must be the fresh result of a synapse (``FRESH_RESULT``) read by nothing else (nor a
-    graph output), and the membrane must be read by nothing: then no one can observe the buffer
-    being overwritten, and the scan saves one (T, B, N) allocation in the forward and another in
-    the backward (see ``ScanConfig.scratch_input``).
+    graph output), and only the spikes may be read: then no one can observe the buffers being
+    overwritten, and the scan saves one (T, B, N) allocation in the forward and another in the
+    backward (see ``ScanConfig.scratch_input``).
     """
     reads: dict[Any, int] = {}
     for node in graph.nodes.values():
@@ -114,11 +116,11 @@ def scratch_inputs(graph: Any) -> frozenset[str]:
         reads[ref] = reads.get(ref, 0) + 1
     chosen = set()
     for name, node in graph.nodes.items():
-        if not (getattr(node, "fused", False) and node.op in ("leaky", "integrate_fire")) or len(node.inputs) != 1:
+        if not getattr(node, "fused", False) or node.op not in SCRATCH_NEURONS or len(node.inputs) != 1:
             continue
         (current,) = node.inputs
-        membrane = type(current)(name, "mem")
-        if isinstance(graph.nodes[current.node], FRESH_RESULT) and reads[current] == 1 and membrane not in reads:
+        state_read = any(type(current)(name, port) in reads for port in node.ports if port != "spk")
+        if isinstance(graph.nodes[current.node], FRESH_RESULT) and reads[current] == 1 and not state_read:
             chosen.add(name)
     return frozenset(chosen)
 

@@ -31,6 +31,7 @@ class SynapticScanConfig:
 
     reset: str
     surrogate: Surrogate
+    scratch_input: bool = False  # the input is private and ``syn``/``mem`` are not needed (``lower.scratch_inputs``)
 
 
 class _SynapticScan(torch.autograd.Function):
@@ -38,11 +39,16 @@ class _SynapticScan(torch.autograd.Function):
     def forward(ctx, x, syn0, mem0, alpha, beta, threshold, graded, cfg: SynapticScanConfig):
         ctx.set_materialize_grads(False)
         a, b = alpha.clamp(0, 1), beta.clamp(0, 1)
-        syns, mems, spks = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+        syns = x if cfg.scratch_input else torch.empty_like(x)
+        mems, spks = torch.empty_like(x), torch.empty_like(x)
         syn, mem = syn0, mem0
         above = torch.gt(mem0, threshold).to(x.dtype)
+        leak = torch.empty_like(x[0]) if cfg.scratch_input else None
         for t in range(x.shape[0]):
-            syn = torch.mul(a, syn, out=syns[t]).add_(x[t])
+            if cfg.scratch_input:  # x[t] + a*syn is a*syn + x[t] exactly
+                syn = x[t].add_(torch.mul(a, syn, out=leak))
+            else:
+                syn = torch.mul(a, syn, out=syns[t]).add_(x[t])
             base = b * mem + syn
             if cfg.reset == "subtract":
                 mem = torch.sub(base, above * threshold, out=mems[t])
@@ -54,7 +60,11 @@ class _SynapticScan(torch.autograd.Function):
             above = torch.gt(mem, threshold, out=spks[t])
         unit = bool((graded == 1).all())
         ctx.cfg = cfg
-        ctx.save_for_backward(syn0, mem0, alpha, beta, threshold, graded, syns, mems)  # spikes: H(mems - theta)
+        # spikes are H(mems - theta); the currents are needed only for alpha's gradient
+        kept_syns = syns if ctx.needs_input_grad[3] else x.new_empty(0)
+        ctx.save_for_backward(syn0, mem0, alpha, beta, threshold, graded, kept_syns, mems)
+        if cfg.scratch_input:
+            return (spks if unit else spks * graded), x.new_empty(0), x.new_empty(0)
         return (spks if unit else spks * graded), syns, mems
 
     @staticmethod
@@ -67,8 +77,11 @@ class _SynapticScan(torch.autograd.Function):
             fired = torch.gt(mems, threshold)
         a, b = alpha.clamp(0, 1), beta.clamp(0, 1)
         dtype = mems.dtype
+        # a scratch scan's membranes are its own: the adjoint may overwrite them (see scan._backward_delayed)
+        overwrite = cfg.scratch_input and not needs[4] and not torch._C._autograd._get_current_graph_task_keep_graph()
         if grad_spk is not None:
-            lam = _surrogate_terms(cfg.surrogate, mems, threshold, graded, grad_spk, grad_mem)
+            lam = _surrogate_terms(cfg.surrogate, mems, threshold, graded, grad_spk, grad_mem,
+                                   mems if overwrite else None)
         else:
             lam = grad_mem.clone() if grad_mem is not None else torch.zeros_like(mems)
         surrogate_part = None

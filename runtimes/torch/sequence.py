@@ -15,14 +15,14 @@ def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
     """Loop the node's step kernel over ``x`` of shape (T, B, ...); every port as (T, B, ...).
 
     Fused nodes (``fuse_state_updates``) run as one scan kernel instead; ``tensors`` holds the
-    node's parameters by field name (recurrent weights). ``scratch``: a fused Leaky/IF may
-    overwrite ``x`` with its membrane, and its ``mem`` port is not needed (``lower.scratch_inputs``)."""
+    node's parameters by field name (recurrent weights). ``scratch``: a fused Leaky/IF/Synaptic
+    may overwrite ``x`` with its state, and only its ``spk`` port is needed (``lower.scratch_inputs``)."""
     from snngraph.runtimes.torch.kernels import NEURON_KERNELS
 
     if getattr(node, "fused", False) and node.op == "rleaky":
         return _run_fused_recurrent(node, x, kwargs, state, tensors or {})
     if getattr(node, "fused", False) and node.op == "synaptic":
-        return _run_fused_synaptic(x, kwargs, state)
+        return _run_fused_synaptic(x, kwargs, state, scratch)
     if getattr(node, "fused", False):
         return _run_fused(node, x, kwargs, state, scratch)
     step = NEURON_KERNELS[node.op].step
@@ -65,11 +65,12 @@ def _run_fused_recurrent(node: Node, x: Tensor, kwargs: dict[str, Any], state: t
     return {"spk": spk, "mem": mem}
 
 
-def _run_fused_synaptic(x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...]) -> dict[str, Tensor]:
+def _run_fused_synaptic(x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
+                        scratch: bool = False) -> dict[str, Tensor]:
     """A fused Synaptic population: one scan kernel over all T steps."""
     from snngraph.runtimes.torch.scan_synaptic import SynapticScanConfig, synaptic_scan
 
-    cfg = SynapticScanConfig(kwargs["reset_mechanism"], kwargs["spike_grad"])
+    cfg = SynapticScanConfig(kwargs["reset_mechanism"], kwargs["spike_grad"], scratch)
     spk, syn, mem = synaptic_scan(x, state[0], state[1], kwargs["alpha"], kwargs["beta"], kwargs["threshold"],
                                   kwargs["graded_spikes_factor"], cfg)
-    return {"spk": spk, "syn": syn, "mem": mem}
+    return {"spk": spk} if scratch else {"spk": spk, "syn": syn, "mem": mem}
