@@ -125,6 +125,21 @@ def scratch_inputs(graph: Any) -> frozenset[str]:
     return frozenset(chosen)
 
 
+def spike_fed_linears(graph: Any) -> dict[str, str]:
+    """Linear nodes that read a neuron's spikes: ``{linear: neuron}``. While that neuron's graded
+    factor is 1 its spikes are exactly 0/1 and the linear may run as ``spike_linear`` (not so with
+    a plain callable as spike function: it may return any values)."""
+    found = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, S.Linear) and node.inputs[0].port == "spk":
+            source = graph.nodes[node.inputs[0].node]
+            surrogate = getattr(source, "surrogate", None)
+            if (source.family == "neuron" and getattr(source, "graded_spikes_factor", None) is not None
+                    and (surrogate is None or surrogate.name != "callable")):
+                found[name] = source.name
+    return found
+
+
 def per_step_in_training(node: Node) -> bool:
     """Ops whose training-mode result depends on the rows seen together (batch statistics)."""
     return isinstance(node, S.BatchNorm)

@@ -28,9 +28,11 @@ from snngraph.runtimes.torch.lower import (
     param_tensors,
     per_step_in_training,
     scratch_inputs,
+    spike_fed_linears,
     synapse_op,
 )
 from snngraph.runtimes.torch.sequence import run_neuron_sequence
+from snngraph.runtimes.torch.spike_linear import spike_linear
 
 State = dict[str, Tensor]
 SPATIAL = (S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d)
@@ -74,6 +76,7 @@ class CompiledNet(nn.Module):
         self._shape_cache: dict[int, dict[str, tuple[int, ...]]] = {}  # batch -> state shapes, for step's checks
         self._has_params = next(self.parameters(), None) is not None
         self._scratch = scratch_inputs(graph)
+        self._spike_fed = spike_fed_linears(graph)
 
     # --- helpers ------------------------------------------------------------------------------
     def _params(self, name: str) -> NodeParams | None:
@@ -140,7 +143,10 @@ class CompiledNet(nn.Module):
                 out = torch.stack([op(params, [x[t] for x in xs], True) for t in range(steps)])
             else:
                 rows = [x.reshape(-1, *x.shape[2:]) for x in xs]
-                out = self._rows_in_blocks(name, op, params, rows)
+                if name in self._spike_fed and self._unit_spikes(self._spike_fed[name]):
+                    out = spike_linear(rows[0], params.weight, params.bias if node.bias is not None else None)
+                else:
+                    out = self._rows_in_blocks(name, op, params, rows)
                 out = out.reshape(steps, -1, *out.shape[1:])
             values[Ref(name, "out")] = out
         elif node.state_inputs:
@@ -152,6 +158,10 @@ class CompiledNet(nn.Module):
                                         scratch=name in self._scratch)
             for port, seq in ports.items():
                 values[Ref(name, port)] = seq
+
+    def _unit_spikes(self, neuron: str) -> bool:
+        """Whether ``neuron``'s spikes are exactly 0/1 now (its graded factor, perhaps learnt, is 1)."""
+        return bool((self._params(neuron).get("graded_spikes_factor") == 1).all())
 
     def _rows_in_blocks(self, name: str, op: Any, params: Any, rows: list[Tensor]) -> Tensor:
         """All T*B rows at once; convolutions and pooling in blocks of rows whose output stays
