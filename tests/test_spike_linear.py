@@ -28,6 +28,17 @@ def test_values_and_gradients_equal_f_linear_bit_for_bit(dtype, bias):
         assert torch.equal(a, c)
 
 
+def test_leading_dimensions_fold_like_f_linear():
+    spikes = (torch.rand(5, 3, 2, 6, dtype=torch.float64) < 0.5).double().requires_grad_()
+    weight = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(5, 3, 2, 4, dtype=torch.float64)
+    want = torch.autograd.grad(F.linear(spikes, weight), [spikes, weight], grad)
+    got_out = spike_linear(spikes, weight, None)
+    assert torch.equal(got_out, F.linear(spikes, weight))
+    for a, c in zip(torch.autograd.grad(got_out, [spikes, weight], grad), want, strict=True):
+        assert torch.equal(a, c)
+
+
 def test_saves_the_spikes_as_bool():
     spikes = (torch.rand(50, 8) < 0.5).float()
     weight = torch.randn(3, 8, requires_grad=True)

@@ -40,7 +40,7 @@ class _SpikeLinear(torch.autograd.Function):
 
 
 def spike_linear(spikes: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """``F.linear(spikes, weight, bias)`` for rows ``(N, in)`` of 0/1 ``spikes``, saving them as bool.
+    """``F.linear(spikes, weight, bias)`` for 0/1 ``spikes`` of shape ``(..., in)``, saving them as bool.
 
     The caller guarantees every entry is exactly 0 or 1 (a neuron's spikes with unit amplitude).
     Without autograd it is ``F.linear``.
@@ -48,4 +48,7 @@ def spike_linear(spikes: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     if not torch.is_grad_enabled() or not (spikes.requires_grad or weight.requires_grad
                                            or (bias is not None and bias.requires_grad)):
         return F.linear(spikes, weight, bias)
-    return _SpikeLinear.apply(spikes, weight, bias)
+    if spikes.dim() == 2:
+        return _SpikeLinear.apply(spikes, weight, bias)
+    rows = spikes.reshape(-1, spikes.shape[-1])  # F.linear folds leading dims the same way
+    return _SpikeLinear.apply(rows, weight, bias).reshape(*spikes.shape[:-1], weight.shape[0])
