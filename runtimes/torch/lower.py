@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from snngraph.ir import synapses as S
 from snngraph.ir.errors import LoweringError
 from snngraph.ir.node import Node
-from snngraph.ir.types import Param
+from snngraph.ir.types import Param, Ref
 
 
 class NodeParams(nn.Module):
@@ -123,6 +123,38 @@ def scratch_inputs(graph: Any) -> frozenset[str]:
         if isinstance(graph.nodes[current.node], FRESH_RESULT) and reads[current] == 1 and not state_read:
             chosen.add(name)
     return frozenset(chosen)
+
+
+SPATIAL = (S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d)
+
+
+def spatial_chains(graph: Any) -> dict[str, tuple[str, ...]]:
+    """Runs of convolutions and pooling where each result is read only by the next: ``{head: run}``.
+
+    The runtime takes a block of rows through the whole run before the next block, so only the
+    last node's result is concatenated: a convolution's large output never exists for all T*B
+    rows at once outside autograd's saved blocks."""
+    reads: dict[Any, list[str]] = {}
+    for name, node in graph.nodes.items():
+        for ref in node.inputs:
+            reads.setdefault(ref, []).append(name)
+    for ref in graph.outputs.values():
+        reads.setdefault(ref, []).append("")
+    chains, seen = {}, set()
+    for name, node in graph.nodes.items():
+        if name in seen or not isinstance(node, SPATIAL):
+            continue
+        run = [name]
+        while True:
+            readers = reads.get(Ref(run[-1], "out"), [])
+            nxt = graph.nodes.get(readers[0]) if len(readers) == 1 else None
+            if not isinstance(nxt, SPATIAL) or len(nxt.inputs) != 1:
+                break
+            run.append(nxt.name)
+        if len(run) > 1:
+            chains[name] = tuple(run)
+            seen.update(run)
+    return chains
 
 
 def spike_fed_linears(graph: Any) -> dict[str, str]:
