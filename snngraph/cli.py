@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="'sequence': input (T, B, ...); 'step': one time step with explicit state tensors")
     export.add_argument("--num-steps", type=_positive_int, default=None, metavar="T",
                         help="fix the number of time steps (default: dynamic)")
+    export.add_argument("--unroll", action="store_true",
+                        help="with --num-steps: a straight-line model without Scan (the fully unrolled graph)")
 
     show = sub.add_parser("show", help="print a saved graph as text IR and draw it",
                           description="Print the text IR of a graph saved with sg.save and draw it as a picture.")
@@ -123,11 +125,12 @@ def _export(args: argparse.Namespace, extra: list[str]) -> int:
     if out.parent and not out.parent.exists():
         raise CommandError(f"output folder does not exist: {out.parent}")
     try:
-        sg.export_onnx(graph, str(out), mode=args.mode, num_steps=args.num_steps)
+        sg.export_onnx(graph, str(out), mode=args.mode, num_steps=args.num_steps, unroll=args.unroll)
     except (sg.GraphError, sg.LoweringError) as e:
         raise CommandError(f"cannot export {args.model}: {e}") from e
     steps = args.num_steps if args.num_steps is not None else "dynamic"
-    print(f"wrote {out} (graph '{graph.name}', mode={args.mode}, time steps: {steps})")
+    unrolled = ", unrolled" if args.unroll else ""
+    print(f"wrote {out} (graph '{graph.name}', mode={args.mode}, time steps: {steps}{unrolled})")
     return 0
 
 

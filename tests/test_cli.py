@@ -107,6 +107,25 @@ def test_export_fixed_num_steps(model, tmp_path):
     assert dims[0].dim_value == 5
 
 
+def test_export_unrolled_has_no_scan_and_matches(model, tmp_path, capsys):
+    out = tmp_path / "unrolled.onnx"
+    assert main(["export", str(model), "--onnx", str(out), "--num-steps", "4", "--unroll"]) == 0
+    assert "unrolled" in capsys.readouterr().out
+    proto = onnx.load(str(out))
+    assert not {n.op_type for n in proto.graph.node} & {"Scan", "Loop"}
+    net = sg.compile(sg.load(model)).eval()
+    xs = (torch.rand(4, 2, 6) * 2).float()
+    with torch.no_grad():
+        want = net(xs)
+    got = sg.runtimes.onnx.Session(out).run(xs)
+    np.testing.assert_array_equal(got["spk"], want["spk"].numpy())
+
+
+def test_export_unroll_needs_num_steps(model, tmp_path, capsys):
+    assert main(["export", str(model), "--onnx", str(tmp_path / "u.onnx"), "--unroll"]) == 1
+    assert "cannot export" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", ["show", "export"])
 def test_missing_model_file(tmp_path, capsys, command):
     argv = [command, str(tmp_path / "nope.sg")] + (["--onnx", str(tmp_path / "x.onnx")] if command == "export" else [])
