@@ -16,9 +16,12 @@ ATAN = Surrogate("atan", (("alpha", 2.0),))
 T, B, N = 8, 3, 5
 
 
-@pytest.mark.parametrize("reset,dense,per_neuron",
-                         list(itertools.product(["subtract", "zero", "none"], [True, False], [False, True])))
-def test_recurrent_scan_matches_step_loop(reset, dense, per_neuron):
+CASES = [(*case, 1.5, "all") for case in itertools.product(["subtract", "zero", "none"], [True, False], [False, True])]
+UNIT = [(reset, True, True, 1.0, loss) for reset in ("subtract", "zero") for loss in ("all", "spk")]
+
+
+@pytest.mark.parametrize("reset,dense,per_neuron,graded,loss_on", CASES + UNIT)
+def test_recurrent_scan_matches_step_loop(reset, dense, per_neuron, graded, loss_on):
     torch.manual_seed(0)
     f64 = torch.float64
     x = (torch.rand(T, B, N, dtype=f64) * 1.2).requires_grad_()
@@ -26,7 +29,7 @@ def test_recurrent_scan_matches_step_loop(reset, dense, per_neuron):
     mem0 = torch.rand(B, N, dtype=f64).requires_grad_()
     beta = (torch.rand(N) if per_neuron else torch.tensor(0.8)).double().requires_grad_()
     thr = (torch.rand(N) + 0.5 if per_neuron else torch.tensor(1.0)).double().requires_grad_()
-    graded = torch.tensor(1.5, dtype=f64).requires_grad_()
+    graded = torch.tensor(graded, dtype=f64).requires_grad_(loss_on == "all")
     weight = (torch.randn(N, N, dtype=f64) * 0.5 if dense else torch.rand(N, dtype=f64)).requires_grad_()
     bias = (torch.randn(N, dtype=f64) * 0.1).requires_grad_() if dense else None
     spk, mem = recurrent_leaky_scan(x, spk0, mem0, beta, thr, graded, weight, bias,
@@ -44,10 +47,11 @@ def test_recurrent_scan_matches_step_loop(reset, dense, per_neuron):
     ref_spk, ref_mem = torch.stack(spks), torch.stack(mems)
     assert torch.equal(spk, ref_spk) and torch.equal(mem, ref_mem)
     assert 0 < ref_spk.count_nonzero() < ref_spk.numel()
-    w1, w2 = torch.rand_like(spk), torch.rand_like(mem)
-    leaves = [x, spk0, mem0, beta, thr, graded, weight] + ([bias] if dense else [])
+    w1, w2 = torch.rand_like(spk), torch.rand_like(mem) * (loss_on == "all")
+    learnt_graded = [graded] if graded.requires_grad else []
+    leaves = [x, spk0, mem0, beta, thr, *learnt_graded, weight] + ([bias] if dense else [])
     got = torch.autograd.grad((spk * w1).sum() + (mem * w2).sum(), leaves)
     want = torch.autograd.grad((ref_spk * w1).sum() + (ref_mem * w2).sum(), leaves)
-    names = ["x", "spk0", "mem0", "beta", "threshold", "graded", "weight", "bias"]
+    names = ["x", "spk0", "mem0", "beta", "threshold", *(["graded"] if learnt_graded else []), "weight", "bias"]
     for name, a, b in zip(names, got, want, strict=False):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=lambda m, n=name: f"{n}: {m}")

@@ -51,33 +51,40 @@ class _RecurrentLeakyScan(torch.autograd.Function):
     def forward(ctx, x, spk0, mem0, beta, threshold, graded, weight, bias, cfg: RecurrentScanConfig):
         ctx.set_materialize_grads(False)  # an unused output (often mem) gets None, not a zero tensor
         b = beta.clamp(0, 1)
-        mems = torch.empty_like(x)
-        spks = torch.empty_like(x)
+        mems, spks = torch.empty_like(x), torch.empty_like(x)
+        unit = bool((graded == 1).all())
         spk, mem = spk0, mem0
+        above = (mem0 > threshold).to(x.dtype)  # the reset R_t: the previous step's spike indicator
         for t in range(x.shape[0]):
-            reset = (mem > threshold).to(x.dtype) if cfg.reset != "none" else None
-            mem = b * mem + x[t] + _recurrent(spk, weight, bias, cfg.all_to_all)
+            # b*mem + x + V(spk) - R*theta, written in place; the reset term is exact (R is 0 or 1),
+            # so addcmul_ rounds once like the step kernel's subtraction
+            mem = torch.mul(b, mem, out=mems[t]).add_(x[t]).add_(_recurrent(spk, weight, bias, cfg.all_to_all))
             if cfg.reset == "subtract":
-                mem = mem - reset * threshold
+                mem.addcmul_(above, threshold, value=-1)
             elif cfg.reset == "zero":
-                mem = mem - reset * mem
-            mems[t] = mem
-            spk = (mem > threshold).to(x.dtype) * graded  # a fresh tensor: BLAS rounding can depend on alignment
-            spks[t] = spk
+                mem.sub_(above * mem)
+            above = torch.gt(mem, threshold, out=spks[t])
+            # the recurrent input reads a fresh tensor: BLAS rounding can depend on alignment
+            spk = above.clone() if unit else above * graded
+        if not unit:
+            spks.mul_(graded)
         ctx.cfg = cfg
-        ctx.save_for_backward(spk0, mem0, beta, threshold, graded, weight, bias, mems, spks > 0)
+        ctx.save_for_backward(spk0, mem0, beta, threshold, graded, weight, bias, mems)  # spikes: H(mems - theta)
         return spks, mems
 
     @staticmethod
     def backward(ctx, grad_spk, grad_mem):
         cfg = ctx.cfg
-        spk0, mem0, beta, threshold, graded, weight, bias, mems, fired = ctx.saved_tensors
+        spk0, mem0, beta, threshold, graded, weight, bias, mems = ctx.saved_tensors
         needs = ctx.needs_input_grad
+        fired = torch.gt(mems, threshold) if needs[5] or needs[6] else None  # exactly the forward's spikes
         b = beta.clamp(0, 1)
         dtype = mems.dtype
         mu = torch.empty_like(mems)
         acc = {k: torch.zeros_like(mems[0]) for k, need in
                (("beta", needs[3]), ("thr", needs[4]), ("g", needs[5]), ("v", needs[6] and not cfg.all_to_all)) if need}
+        unit = bool((graded == 1).all())
+        need_reset = cfg.reset == "zero" or (cfg.reset == "subtract" and "thr" in acc)
         back = None  # mu_{t+1}
         for t in range(mems.shape[0] - 1, -1, -1):
             prev_mem = mems[t - 1] if t else mem0
@@ -85,15 +92,22 @@ class _RecurrentLeakyScan(torch.autograd.Function):
                          None if back is None else _transpose(back, weight, cfg.all_to_all))
             if d_spk is None:
                 d_spk = torch.zeros_like(mem0)
-            s_term = spike_gradient(cfg.surrogate, mems[t] - threshold, d_spk * graded)
-            lam = _add(_add(s_term, grad_mem[t] if grad_mem is not None else None), None if back is None else b * back)
-            reset = (prev_mem > threshold).to(dtype) if cfg.reset != "none" else None
-            mu[t] = lam * (1 - reset) if cfg.reset == "zero" else lam
-            back = mu[t]
+            s_term = spike_gradient(cfg.surrogate, mems[t] - threshold, d_spk if unit else d_spk * graded)
+            lam = mu[t]  # (s_term + dL/dU_t) + beta mu_{t+1}, built in place
+            if grad_mem is not None:
+                torch.add(s_term, grad_mem[t], out=lam)
+            else:
+                lam.copy_(s_term)
+            if back is not None:
+                lam.add_(b * back)
+            reset = (prev_mem > threshold).to(dtype) if need_reset else None
             if "thr" in acc:
                 acc["thr"].sub_(s_term)
                 if cfg.reset == "subtract":
                     acc["thr"].sub_(lam * reset)
+            if cfg.reset == "zero":
+                lam.mul_(1 - reset)  # mu_t
+            back = lam
             if "g" in acc:
                 acc["g"].add_(d_spk * fired[t].to(dtype))
             if "beta" in acc:
