@@ -8,6 +8,7 @@ import torch
 import snngraph as sg
 from snngraph.runtimes.torch.lower import scratch_inputs
 from snngraph.runtimes.torch.scan import ScanConfig, leaky_scan
+from snngraph.runtimes.torch.scan_recurrent import RecurrentScanConfig, recurrent_leaky_scan
 from snngraph.runtimes.torch.scan_synaptic import SynapticScanConfig, synaptic_scan
 from tests.test_scan import CASES, _inputs
 
@@ -78,6 +79,33 @@ def test_scratch_synaptic_scan_equals_ordinary_scan(reset, learn):
         assert torch.equal(want, got)
 
 
+def _recurrent(reset: str, dense: bool, learn: bool, scratch: bool):
+    torch.manual_seed(5)
+    f64 = torch.float64
+    leaf = (torch.rand(9, 3, 5, dtype=f64) * 1.2).requires_grad_()
+    spk0, mem0 = (torch.rand(3, 5, dtype=f64) < 0.3).to(f64), torch.rand(3, 5, dtype=f64).requires_grad_()
+    beta, thr = torch.rand(5, dtype=f64).requires_grad_(learn), (torch.rand(5, dtype=f64) + 0.5).requires_grad_(learn)
+    graded = torch.tensor(1.0, dtype=f64)
+    weight = (torch.randn(5, 5, dtype=f64) * 0.5 if dense else torch.rand(5, dtype=f64)).requires_grad_()
+    bias = (torch.randn(5, dtype=f64) * 0.1).requires_grad_() if dense else None
+    x = leaf * 1.0
+    spk, mem = recurrent_leaky_scan(x, spk0, mem0, beta, thr, graded, weight, bias,
+                                    RecurrentScanConfig(reset, CASES[0][3], dense, scratch))
+    wrt = [leaf, mem0, weight] + ([bias] if dense else []) + ([beta, thr] if learn else [])
+    return spk, mem, torch.autograd.grad((spk * torch.rand_like(spk)).sum(), wrt)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("dense", [True, False])
+@pytest.mark.parametrize("learn", [False, True])
+def test_scratch_recurrent_scan_equals_ordinary_scan(reset, dense, learn):
+    spk, _, grads = _recurrent(reset, dense, learn, scratch=False)
+    spk_s, mem_s, grads_s = _recurrent(reset, dense, learn, scratch=True)
+    assert torch.equal(spk, spk_s) and mem_s.numel() == 0
+    for want, got in zip(grads, grads_s, strict=True):
+        assert torch.equal(want, got)
+
+
 def _graph(variant: str) -> sg.Graph:
     torch.manual_seed(0)
     g = sg.Graph(variant)
@@ -85,7 +113,12 @@ def _graph(variant: str) -> sg.Graph:
     cur = g.relu(x, name="act") if variant == "relu" else g.linear(x, 5, name="fc")
     if variant == "pool":
         cur = g.max_pool1d(g.conv1d(g.input("y", (2, 6)), 3, 3, name="conv"), 2, name="pool")
-    lif = g.synaptic(cur, 0.7, 0.9, name="lif") if variant.startswith("syn") else g.leaky(cur, 0.9, name="lif")
+    if variant.startswith("syn"):
+        lif = g.synaptic(cur, 0.7, 0.9, name="lif")
+    elif variant == "rleaky":
+        lif = g.rleaky(cur, 0.9, name="lif")
+    else:
+        lif = g.leaky(cur, 0.9, name="lif")
     g.output("spk", lif)
     if variant == "mem_out":
         g.output("mem", lif.mem)
@@ -100,7 +133,8 @@ def _graph(variant: str) -> sg.Graph:
 
 @pytest.mark.parametrize("variant,chosen", [("plain", {"lif"}), ("mem_out", set()), ("current_out", set()),
                                             ("two_readers", set()), ("relu", set()), ("pool", {"lif"}),
-                                            ("syn", {"lif"}), ("syn_current_out", set())])
+                                            ("syn", {"lif"}), ("syn_current_out", set()),
+                                            ("rleaky", {"lif"})])
 def test_scratch_only_where_the_buffer_is_private(variant, chosen):
     net = sg.compile(_graph(variant))
     assert set(scratch_inputs(net.graph)) == chosen
@@ -114,7 +148,7 @@ def test_scratch_only_where_the_buffer_is_private(variant, chosen):
         assert torch.equal(got[key], want[key]), key
 
 
-@pytest.mark.parametrize("variant", ["plain", "syn"])
+@pytest.mark.parametrize("variant", ["plain", "syn", "rleaky"])
 def test_scratch_training_step_matches_unfused_gradients(variant):
     g = _graph(variant)
     net = sg.compile(g).double()

@@ -40,6 +40,7 @@ class RecurrentScanConfig:
     reset: str
     surrogate: Surrogate
     all_to_all: bool
+    scratch_input: bool = False  # the input is private and ``mem`` is not needed (``lower.scratch_inputs``)
 
 
 def _recurrent(spk: Tensor, weight: Tensor, bias: Tensor | None, dense: bool) -> Tensor:
@@ -51,14 +52,20 @@ class _RecurrentLeakyScan(torch.autograd.Function):
     def forward(ctx, x, spk0, mem0, beta, threshold, graded, weight, bias, cfg: RecurrentScanConfig):
         ctx.set_materialize_grads(False)  # an unused output (often mem) gets None, not a zero tensor
         b = beta.clamp(0, 1)
-        mems, spks = torch.empty_like(x), torch.empty_like(x)
+        mems = x if cfg.scratch_input else torch.empty_like(x)
+        spks = torch.empty_like(x)
+        leak = torch.empty_like(x[0]) if cfg.scratch_input else None
         unit = bool((graded == 1).all())
         spk, mem = spk0, mem0
         above = (mem0 > threshold).to(x.dtype)  # the reset R_t: the previous step's spike indicator
         for t in range(x.shape[0]):
             # b*mem + x + V(spk) - R*theta, written in place; the reset term is exact (R is 0 or 1),
-            # so addcmul_ rounds once like the step kernel's subtraction
-            mem = torch.mul(b, mem, out=mems[t]).add_(x[t]).add_(_recurrent(spk, weight, bias, cfg.all_to_all))
+            # so addcmul_ rounds once like the step kernel's subtraction; x + b*mem is b*mem + x exactly
+            if cfg.scratch_input:
+                mem = x[t].add_(torch.mul(b, mem, out=leak))
+            else:
+                mem = torch.mul(b, mem, out=mems[t]).add_(x[t])
+            mem.add_(_recurrent(spk, weight, bias, cfg.all_to_all))
             if cfg.reset == "subtract":
                 mem.addcmul_(above, threshold, value=-1)
             elif cfg.reset == "zero":
@@ -70,7 +77,7 @@ class _RecurrentLeakyScan(torch.autograd.Function):
             spks.mul_(graded)
         ctx.cfg = cfg
         ctx.save_for_backward(spk0, mem0, beta, threshold, graded, weight, bias, mems)  # spikes: H(mems - theta)
-        return spks, mems
+        return spks, (x.new_empty(0) if cfg.scratch_input else mems)
 
     @staticmethod
     def backward(ctx, grad_spk, grad_mem):
@@ -80,7 +87,9 @@ class _RecurrentLeakyScan(torch.autograd.Function):
         fired = torch.gt(mems, threshold) if needs[5] or needs[6] else None  # exactly the forward's spikes
         b = beta.clamp(0, 1)
         dtype = mems.dtype
-        mu = torch.empty_like(mems)
+        # step t reads U_t and U_{t-1} before writing mu_t: a scratch scan's own membranes can take it
+        own = cfg.scratch_input and not torch._C._autograd._get_current_graph_task_keep_graph()
+        mu = mems if own else torch.empty_like(mems)
         acc = {k: torch.zeros_like(mems[0]) for k, need in
                (("beta", needs[3]), ("thr", needs[4]), ("g", needs[5]), ("v", needs[6] and not cfg.all_to_all)) if need}
         unit = bool((graded == 1).all())

@@ -15,12 +15,12 @@ def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
     """Loop the node's step kernel over ``x`` of shape (T, B, ...); every port as (T, B, ...).
 
     Fused nodes (``fuse_state_updates``) run as one scan kernel instead; ``tensors`` holds the
-    node's parameters by field name (recurrent weights). ``scratch``: a fused Leaky/IF/Synaptic
+    node's parameters by field name (recurrent weights). ``scratch``: a fused Leaky/IF/RLeaky/Synaptic
     may overwrite ``x`` with its state, and only its ``spk`` port is needed (``lower.scratch_inputs``)."""
     from snngraph.runtimes.torch.kernels import NEURON_KERNELS
 
     if getattr(node, "fused", False) and node.op == "rleaky":
-        return _run_fused_recurrent(node, x, kwargs, state, tensors or {})
+        return _run_fused_recurrent(node, x, kwargs, state, tensors or {}, scratch)
     if getattr(node, "fused", False) and node.op == "synaptic":
         return _run_fused_synaptic(x, kwargs, state, scratch)
     if getattr(node, "fused", False):
@@ -54,15 +54,15 @@ def _run_fused(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tenso
 
 
 def _run_fused_recurrent(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
-                         tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+                         tensors: dict[str, Tensor], scratch: bool = False) -> dict[str, Tensor]:
     """A fused RLeaky population: one recurrent scan kernel over all T steps."""
     from snngraph.runtimes.torch.scan_recurrent import RecurrentScanConfig, recurrent_leaky_scan
 
-    cfg = RecurrentScanConfig(kwargs["reset_mechanism"], kwargs["spike_grad"], node.all_to_all)
+    cfg = RecurrentScanConfig(kwargs["reset_mechanism"], kwargs["spike_grad"], node.all_to_all, scratch)
     weight = tensors["recurrent_weight"] if node.all_to_all else tensors["V"]
     spk, mem = recurrent_leaky_scan(x, state[0], state[1], kwargs["beta"], kwargs["threshold"],
                                     kwargs["graded_spikes_factor"], weight, tensors.get("recurrent_bias"), cfg)
-    return {"spk": spk, "mem": mem}
+    return {"spk": spk} if scratch else {"spk": spk, "mem": mem}
 
 
 def _run_fused_synaptic(x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
