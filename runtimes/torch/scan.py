@@ -255,6 +255,9 @@ def leaky_scan(x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded:
                cfg: ScanConfig) -> tuple[Tensor, Tensor]:
     """Run Leaky (IF with ``beta=1``; LI with ``cfg.spiking=False``) over ``x`` of shape (T, B, ...).
 
-    Returns ``(spk, mem)`` sequences (``spk`` is empty for LI).
+    Returns ``(spk, mem)`` sequences (``spk`` is empty for LI). With ``cfg.scratch_input`` the
+    caller hands ``x`` over: the membranes are written into it, ``mem`` comes back empty, and
+    the backward writes the input gradient over them (unless the graph is kept for another
+    backward or beta needs them).
     """
     return _LeakyScan.apply(x, mem0, beta, threshold, graded, cfg)
