@@ -159,3 +159,22 @@ def test_scratch_training_step_matches_unfused_gradients(variant):
         model(x)["spk"].pow(2).sum().backward()
     for (name, a), (_, b) in zip(net.named_parameters(), unfused.named_parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("kind", ["synaptic", "rleaky"])
+def test_scratch_state_survives_a_retained_backward(kind):
+    torch.manual_seed(2)
+    f64 = torch.float64
+    leaf = (torch.rand(7, 2, 4, dtype=f64) * 1.5).requires_grad_()
+    x = leaf * 1.0
+    zeros, half = torch.zeros(2, 4, dtype=f64), torch.tensor(0.5, dtype=f64)
+    thr, one = torch.tensor(1.0, dtype=f64), torch.tensor(1.0, dtype=f64)
+    if kind == "synaptic":
+        spk = synaptic_scan(x, zeros, zeros, half, half, thr, one, SynapticScanConfig("subtract", CASES[0][3], True))[0]
+    else:
+        weight = torch.randn(4, 4, dtype=f64, requires_grad=True)
+        spk = recurrent_leaky_scan(x, zeros, zeros, half, thr, one, weight, None,
+                                   RecurrentScanConfig("subtract", CASES[0][3], True, True))[0]
+    first = torch.autograd.grad(spk.sum(), [leaf], retain_graph=True)
+    second = torch.autograd.grad(spk.sum(), [leaf])
+    assert torch.equal(first[0], second[0])

@@ -91,6 +91,13 @@ def _reset_now_forward(x: Tensor, mem0: Tensor, b: Tensor, threshold: Tensor, gr
     return fired.to(x.dtype), pres
 
 
+def graph_kept() -> bool:
+    """Whether the running backward keeps the graph (``retain_graph``/``create_graph``), so saved
+    tensors must survive it; True where this torch cannot tell (then nothing is overwritten)."""
+    keep = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return True if keep is None else bool(keep())
+
+
 def _step(u: Tensor) -> Tensor:
     return (u > 0).to(u.dtype)
 
@@ -173,7 +180,7 @@ def _backward_delayed(ctx, grad_spk, g_out, mem0, beta, threshold, graded, mems)
     fired = None
     if cfg.spiking and (cfg.reset == "zero" or needs[4] or (needs[3] and cfg.reset == "subtract")):
         fired = torch.gt(mems, threshold)  # the spikes of a delayed reset, exactly as in the forward
-    overwrite = cfg.scratch_input and not needs[2] and not torch._C._autograd._get_current_graph_task_keep_graph()
+    overwrite = cfg.scratch_input and not needs[2] and not graph_kept()
     if cfg.spiking and grad_spk is not None:
         lam = _surrogate_terms(cfg.surrogate, mems, threshold, graded, grad_spk, g_out, mems if overwrite else None)
         if needs[3]:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from snngraph.ir.surrogate import Surrogate
-from snngraph.runtimes.torch.scan import _reduce
+from snngraph.runtimes.torch.scan import _reduce, graph_kept
 from snngraph.runtimes.torch.surrogates import spike_gradient
 
 
@@ -88,7 +88,7 @@ class _RecurrentLeakyScan(torch.autograd.Function):
         b = beta.clamp(0, 1)
         dtype = mems.dtype
         # step t reads U_t and U_{t-1} before writing mu_t: a scratch scan's own membranes can take it
-        own = cfg.scratch_input and not torch._C._autograd._get_current_graph_task_keep_graph()
+        own = cfg.scratch_input and not graph_kept()
         mu = mems if own else torch.empty_like(mems)
         acc = {k: torch.zeros_like(mems[0]) for k, need in
                (("beta", needs[3]), ("thr", needs[4]), ("g", needs[5]), ("v", needs[6] and not cfg.all_to_all)) if need}

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from snngraph.ir.surrogate import Surrogate
-from snngraph.runtimes.torch.scan import _reduce, _surrogate_terms
+from snngraph.runtimes.torch.scan import _reduce, _surrogate_terms, graph_kept
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class _SynapticScan(torch.autograd.Function):
         a, b = alpha.clamp(0, 1), beta.clamp(0, 1)
         dtype = mems.dtype
         # a scratch scan's membranes are its own: the adjoint may overwrite them (see scan._backward_delayed)
-        overwrite = cfg.scratch_input and not needs[4] and not torch._C._autograd._get_current_graph_task_keep_graph()
+        overwrite = cfg.scratch_input and not needs[4] and not graph_kept()
         if grad_spk is not None:
             lam = _surrogate_terms(cfg.surrogate, mems, threshold, graded, grad_spk, grad_mem,
                                    mems if overwrite else None)
