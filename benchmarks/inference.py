@@ -12,7 +12,10 @@ per-step loop (``nn.Linear`` + ``snn.Leaky``). The streaming ONNX session runs w
 thread and with torch's thread count (the target line uses the faster); a model of the step's two
 ``Gemm``s alone shows its latency floor. Repeats are interleaved (A, B, C, A, B, C, ...) and the
 median is reported, with each contender's ratio to snnTorch. Target: the ONNX streaming step at
-least 5x faster than snnTorch's eager step.
+least 5x faster than snnTorch's eager step. Between timed blocks the benchmark pauses briefly
+(untimed): onnxruntime's worker threads spin-wait after each run (its default, which serves
+back-to-back streaming latency) and would otherwise slow whichever contender is timed next
+(measured: snngraph's eager sequence 26.2 ms right after onnxruntime, 16.8 ms with spinning off).
 
 Run: ``python benchmarks/inference.py [--quick]``.
 """
@@ -35,6 +38,7 @@ from snngraph.runtimes.onnx import Session
 
 SIZES = (784, 1000, 10)
 BETA = 0.95
+PAUSE_S = 0.05  # untimed pause before each timed block
 
 
 def build_graph(seed: int = 0) -> sg.Graph:
@@ -89,6 +93,7 @@ def interleaved(contenders: dict[str, Callable[[], object]], repeats: int, calls
             fn()
     for _ in range(repeats):
         for key, fn in contenders.items():
+            time.sleep(PAUSE_S)  # let the previous contender's spinning worker threads go idle
             start = time.perf_counter()
             for _ in range(calls):
                 fn()

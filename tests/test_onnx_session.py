@@ -227,3 +227,17 @@ def test_export_without_path_returns_checked_model():
     model = sg.export_onnx(stateful_graph(), None, mode="step")
     onnx.checker.check_model(model, full_check=True)
     assert model.opset_import[0].version == 17
+
+
+@pytest.mark.parametrize("spin", [False, True])
+def test_session_thread_options_keep_results(tmp_path, spin):
+    g = stateful_graph()
+    export_and_check(g, tmp_path / "seq.onnx")
+    xs = np.random.default_rng(0).random((5, 2, 6)).astype(np.float32)
+    default = Session(tmp_path / "seq.onnx").run(xs)
+    tuned = Session(tmp_path / "seq.onnx", threads=1, spin=spin).run(xs)
+    assert default.keys() == tuned.keys()
+    for key in default:
+        np.testing.assert_array_equal(tuned[key], default[key])
+    options = Session(tmp_path / "seq.onnx", spin=spin)._sess.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spin else "0")
