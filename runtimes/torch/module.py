@@ -3,6 +3,11 @@
 Feed-forward parts run as sequence stages: each synapse once over all T*B rows, each neuron
 population through its time loop. Cycles closed by delays run as loop stages, one step at a
 time. ``step`` runs the whole graph one step at a time with explicit state for streaming.
+
+Lowering choices that change memory and speed, never values (see ``lower.py``): runs of
+convolutions and pooling go block by block (``spatial_chains``); a fused neuron may keep its
+state in its private input current's buffer (``scratch_inputs``); a linear fed by 0/1 spikes
+saves them as bool (``spike_fed_linears``, ``spike_linear.py``).
 """
 
 from __future__ import annotations
