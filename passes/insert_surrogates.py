@@ -7,16 +7,15 @@ Rewrite: ``Neuron(surrogate=None)`` -> ``Neuron(surrogate=default)`` (snnTorch's
 from __future__ import annotations
 
 from snngraph.ir.graph import Graph
-from snngraph.ir.neurons import Neuron
-from snngraph.ir.surrogate import Surrogate
+from snngraph.ir.surrogate import DEFAULT_SURROGATE, Surrogate
 
-ATAN = Surrogate("atan", (("alpha", 2.0),))
+ATAN = DEFAULT_SURROGATE
 
 
 def insert_surrogates(graph: Graph, default: Surrogate = ATAN) -> Graph:
     """Give every spiking node without a surrogate the ``default`` one."""
     changes = {n: node.replace(surrogate=default) for n, node in graph.nodes.items()
-               if isinstance(node, Neuron) and node.surrogate is None}
+               if node.family == "neuron" and node.model.spiking and node.surrogate is None}
     return graph.with_nodes(changes) if changes else graph
 
 

@@ -280,7 +280,8 @@ class _Drawer:
             kw = dict(beta=self.value(x.shape, 0.3, 0.95, (0.9, 0.5)))
         else:
             kw = dict(R=self.pick((1.0, 2.0)), C=self.value(x.shape, 0.5, 4.0, (2.0, 5.0)))
-        return self._with_state(self.g.lapicque(x, time_step=self.pick((1.0, 0.5)), **kw, **self._common(x)))
+        return self._with_state(self.g.lapicque(x, time_step=self.pick((1.0, 0.5)), **kw,
+                                                **self._common(x, reset_delay=False)))
 
     def _recurrent(self, x: Handle) -> dict[str, Any]:
         n = x.shape[-1]

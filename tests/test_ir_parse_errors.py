@@ -52,7 +52,7 @@ CASES = {
     "mismatched_declared_port_type": (4, LINES[3].replace("spk=spike f32[3]", "spk=f32[3]"), "declares type"),
     "shape_mismatch": (3, LINES[2].replace("in_features=4", "in_features=5"), "expects 5 input features"),
     "weight_shape_mismatch": (3, LINES[2].replace("f32[3,4]", "f32[4,3]"), "weight must have shape"),
-    "beta_out_of_range": (4, LINES[3].replace("beta=0.9", "beta=1.5"), "beta must lie in [0.0, 1.0]"),
+    "beta_out_of_range": (4, LINES[3].replace("beta=0.9", "beta=1.5"), "beta must lie in [0, 1]"),
     "non_finite_parameter": (4, LINES[3].replace("threshold=1.0", "threshold=inf"), "threshold"),
     "nan_parameter_values": (3, LINES[2].replace("bias=param<f32[3]>", "bias=param<f32[3]>(1.0, nan, 2.0)"),
                              "non-finite"),

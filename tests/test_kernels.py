@@ -82,7 +82,7 @@ def test_kernel_signature(op):
     positional = [p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
     keywords = [p.name for p in params if p.kind == p.KEYWORD_ONLY]
     assert positional == ["x", *STATE_NAMES[op]]
-    assert tuple(keywords) == KEYWORDS[op]
+    assert sorted(keywords) == sorted(KEYWORDS[op])  # the declared names; order is the declaration's
 
 
 @pytest.mark.parametrize("op", sorted(STATE_NAMES))

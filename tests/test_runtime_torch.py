@@ -142,7 +142,7 @@ def test_state_dict_names_and_to_graph_after_training():
     net = sg.compile(g)
     assert list(net.state_dict()) == [
         "fc1.weight", "fc1.bias", "lif1.beta", "lif1.threshold", "lif1.graded_spikes_factor", "fc2.weight",
-        "fc2.bias", "lif2.threshold", "lif2.graded_spikes_factor", "lif2.beta", "scale1.factor"]
+        "fc2.bias", "lif2.beta", "lif2.threshold", "lif2.graded_spikes_factor", "scale1.factor"]
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
     x = torch.rand(9, 2, 6) * 2
     for _ in range(3):

@@ -32,7 +32,7 @@ from onnx import helper, numpy_helper
 from snngraph import __version__
 from snngraph.ir.errors import GraphError, LoweringError
 from snngraph.ir.graph import Graph
-from snngraph.ir.neurons import Neuron
+from snngraph.ir.node import Node
 from snngraph.passes import default_pipeline
 from snngraph.passes.manager import PassManager
 from snngraph.runtimes.onnx.build import BATCH, TIME, build_sequence, build_step, state_entries
@@ -105,12 +105,12 @@ def _prepare(g_or_net: Any) -> Graph:
         raise GraphError(f"export_onnx expects an sg.Graph or a compiled net, got {type(g_or_net).__name__}")
     graph = PassManager(default_pipeline(), verify=True)(graph)
     for node in graph.nodes.values():
-        if isinstance(node, Neuron):
+        if node.family == "neuron" and node.model.spiking:
             check_heaviside_forward(node)
     return graph
 
 
-def check_heaviside_forward(node: Neuron) -> None:
+def check_heaviside_forward(node: Node) -> None:
     """The export computes spikes as ``(mem - threshold) > 0``: a user callable must do the same."""
     spec = node.surrogate
     if spec is None or spec.name != "callable":

@@ -15,9 +15,9 @@ from snngraph.ir.node import Node
 
 def explicit_state_step(node: Node, xs: list[Tensor], kwargs: dict[str, Any]) -> dict[str, Tensor]:
     """One step over rows ``(N, ...)``: the current ``xs[0]``, the state ``xs[1:]``; every port."""
-    from snngraph.runtimes.torch.kernels import NEURON_KERNELS
+    from snngraph.runtimes.torch.kernels import kernel_for
 
-    result = NEURON_KERNELS[node.op].step(xs[0], *xs[1:], **kwargs)[-len(node.ports):]
+    result = kernel_for(node.op).step(xs[0], *xs[1:], **kwargs)[-len(node.ports):]
     return dict(zip(node.ports, result, strict=True))
 
 

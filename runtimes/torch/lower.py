@@ -2,13 +2,12 @@
 
 Synapse ops work on rows ``(N, *shape)``; the module applies them to one step ``(B, ...)`` or
 to a whole sequence flattened to ``(T*B, ...)``. Neurons lower to the step kernels of
-``kernels.NEURON_KERNELS``, the same maths the ``snngraph.nn`` modules run.
+``kernels.kernel_for``, derived from their declarations, the same maths the ``snngraph.nn`` modules run.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ from torch import Tensor, nn
 from snngraph.ir import synapses as S
 from snngraph.ir.errors import LoweringError
 from snngraph.ir.node import Node
+from snngraph.ir.surrogate import DEFAULT_SURROGATE
 from snngraph.ir.types import Param, Ref
 
 
@@ -177,36 +177,22 @@ def per_step_in_training(node: Node) -> bool:
     return isinstance(node, S.BatchNorm)
 
 
-@functools.cache
-def kernel_keywords(step: Callable) -> frozenset[str]:
-    return frozenset(k for k, v in inspect.signature(step).parameters.items() if v.kind is v.KEYWORD_ONLY)
-
-
 def neuron_kwargs(node: Node, mod: NodeParams) -> dict[str, Any]:
-    """Keyword arguments of the node's step kernel, read from its fields and current parameters."""
-    from snngraph.runtimes.torch.kernels import NEURON_KERNELS
-
-    kernel = NEURON_KERNELS[node.op]
-    accepted = kernel_keywords(kernel.step)
-    kw: dict[str, Any] = {}
-    tensors = param_tensors(node, mod)
-    for key, value in node.fields().items():
-        if key in ("recurrent_weight", "recurrent_bias", "V", "all_to_all", "surrogate"):
-            continue
-        kw[key] = tensors[key] if isinstance(value, Param) else value
-    if "spike_grad" in accepted:
-        surrogate = getattr(node, "surrogate", None)
-        if surrogate is None:
-            from snngraph.passes.insert_surrogates import ATAN
-
-            surrogate = ATAN
+    """Keyword arguments of the node's step kernel: its parameters (current tensors), options,
+    spike function (the node's surrogate, default ``atan``) and, for recurrent models, the recurrence."""
+    model = node.model
+    tensors = param_tensors(node, mod) if mod is not None else {}
+    kw: dict[str, Any] = {k: tensors[k] for k in model.params}
+    kw.update({k: getattr(node, k) for k in model.options})
+    if model.spiking:
+        surrogate = node.surrogate if node.surrogate is not None else DEFAULT_SURROGATE
         # a plain callable given as spike_grad (snnTorch surrogate functions, user code) runs as is
         kw["spike_grad"] = surrogate.fn if surrogate.name == "callable" else surrogate
-    if "recurrent" in accepted:
+    if model.recurrent:
         if node.all_to_all:
             w, b = tensors["recurrent_weight"], tensors.get("recurrent_bias")
             kw["recurrent"] = lambda s: F.linear(s, w, b)
         else:
             v = tensors["V"]
             kw["recurrent"] = lambda s: v * s
-    return {k: v for k, v in kw.items() if k in accepted}
+    return kw

@@ -288,14 +288,14 @@ class CompiledNet(nn.Module):
             if node.family == "synapse":
                 values[Ref(name, "out")] = self._ops[name](params, xs, self.training)
                 continue
-            from snngraph.runtimes.torch.kernels import NEURON_KERNELS
+            from snngraph.runtimes.torch.kernels import kernel_for
 
             if node.state_inputs:  # explicit state: from the inputs, nothing carried
                 ports = explicit_state_step(node, xs, neuron_kwargs(node, params))
                 values.update({Ref(name, port): v for port, v in ports.items()})
                 continue
             prev = tuple(state[f"{name}.{p}"] for p in node.state_ports)
-            result = NEURON_KERNELS[node.op].step(xs[0], *prev, **neuron_kwargs(node, params))
+            result = kernel_for(node.op).step(xs[0], *prev, **neuron_kwargs(node, params))
             for port, v in zip(node.ports, result[-len(node.ports):], strict=True):
                 values[Ref(name, port)] = v
             for port in node.state_ports:

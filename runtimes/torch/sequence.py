@@ -17,15 +17,11 @@ def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
     Fused nodes (``fuse_state_updates``) run as one scan kernel instead; ``tensors`` holds the
     node's parameters by field name (recurrent weights). ``scratch``: a fused Leaky/IF/RLeaky/Synaptic
     may overwrite ``x`` with its state, and only its ``spk`` port is needed (``lower.scratch_inputs``)."""
-    from snngraph.runtimes.torch.kernels import NEURON_KERNELS
+    from snngraph.runtimes.torch.kernels import kernel_for
 
-    if getattr(node, "fused", False) and node.op == "rleaky":
-        return _run_fused_recurrent(node, x, kwargs, state, tensors or {}, scratch)
-    if getattr(node, "fused", False) and node.op == "synaptic":
-        return _run_fused_synaptic(x, kwargs, state, scratch)
     if getattr(node, "fused", False):
-        return _run_fused(node, x, kwargs, state, scratch)
-    step = NEURON_KERNELS[node.op].step
+        return SCAN_RUNNERS[node.op](node, x, kwargs, state, tensors or {}, scratch)
+    step = kernel_for(node.op).step
     ports = node.ports
     index = {p: i for i, p in enumerate(ports)}
     state_at = [index[p] for p in node.state_ports]
@@ -39,7 +35,7 @@ def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
 
 
 def _run_fused(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
-               scratch: bool = False) -> dict[str, Tensor]:
+               tensors: dict[str, Tensor], scratch: bool = False) -> dict[str, Tensor]:
     """A fused Leaky / IF / LI population: one scan kernel over all T steps."""
     from snngraph.runtimes.torch.scan import ScanConfig, leaky_scan
 
@@ -65,8 +61,8 @@ def _run_fused_recurrent(node: Node, x: Tensor, kwargs: dict[str, Any], state: t
     return {"spk": spk} if scratch else {"spk": spk, "mem": mem}
 
 
-def _run_fused_synaptic(x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
-                        scratch: bool = False) -> dict[str, Tensor]:
+def _run_fused_synaptic(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
+                        tensors: dict[str, Tensor], scratch: bool = False) -> dict[str, Tensor]:
     """A fused Synaptic population: one scan kernel over all T steps."""
     from snngraph.runtimes.torch.scan_synaptic import SynapticScanConfig, synaptic_scan
 
@@ -74,3 +70,8 @@ def _run_fused_synaptic(x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, 
     spk, syn, mem = synaptic_scan(x, state[0], state[1], kwargs["alpha"], kwargs["beta"], kwargs["threshold"],
                                   kwargs["graded_spikes_factor"], cfg)
     return {"spk": spk} if scratch else {"spk": spk, "syn": syn, "mem": mem}
+
+
+SCAN_RUNNERS = {"leaky": _run_fused, "integrate_fire": _run_fused, "leaky_integrator": _run_fused,
+                "rleaky": _run_fused_recurrent, "synaptic": _run_fused_synaptic}
+"""Model name -> its scan; the models (and options) are those of ``capabilities.SCANS``."""

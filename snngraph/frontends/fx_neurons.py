@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from snngraph import surrogate as sgs
 from snngraph.ir.errors import GraphError
+from snngraph.ir.model import get_model
 from snngraph.ir.surrogate import Surrogate
 
 if TYPE_CHECKING:
@@ -120,14 +121,6 @@ def _check_options(module: nn.Module, where: str) -> None:
         raise GraphError(f"{where}: state_quant is not supported by sg.trace")
 
 
-def _common(module: nn.Module, where: str) -> dict[str, Any]:
-    _check_options(module, where)
-    return dict(threshold=_value(module, "threshold"), learn_threshold=_learn(module, "threshold"),
-                reset_mechanism=module.reset_mechanism, spike_grad=as_surrogate(module.spike_grad, where),
-                graded_spikes_factor=_value(module, "graded_spikes_factor"),
-                learn_graded_spikes_factor=_learn(module, "graded_spikes_factor"))
-
-
 def _recurrence(module: nn.Module, where: str) -> dict[str, Any]:
     if not module.all_to_all:
         return dict(all_to_all=False, V=_value(module, "V"), learn_recurrent=_learn(module, "V"))
@@ -143,25 +136,25 @@ def _recurrence(module: nn.Module, where: str) -> dict[str, Any]:
 
 
 def add_neuron(g: Graph, x: Handle, module: nn.Module, kind: NeuronKind, name: str, where: str) -> Handle:
-    """Add the IR node of neuron ``module`` (named ``name``) fed by ``x``; return its handle."""
-    op = kind.op
-    if op == "leaky_integrator":
-        return g.leaky_integrator(x, beta=_decay(module, "beta"), learn_beta=_learn(module, "beta"), name=name)
-    kw = _common(module, where)
-    if op not in ("alpha",):
-        kw["reset_delay"] = bool(getattr(module, "reset_delay", True))
-    if op in ("leaky", "synaptic", "alpha", "rleaky", "rsynaptic", "adaptive_leaky"):
-        kw.update(beta=_decay(module, "beta"), learn_beta=_learn(module, "beta"))
-    if op in ("synaptic", "alpha", "rsynaptic"):
-        kw.update(alpha=_decay(module, "alpha"), learn_alpha=_learn(module, "alpha"))
-    if op in ("rleaky", "rsynaptic"):
+    """Add the IR node of neuron ``module`` (named ``name``) fed by ``x``; return its handle.
+
+    Every declared parameter, learn flag and option of the model is read from the module's attribute
+    of the same name (snnTorch's names), so the mapping follows the model's declaration."""
+    _check_options(module, where)
+    model = get_model(kind.op, where)
+    kw: dict[str, Any] = {}
+    for key, spec in model.params.items():
+        kw[key] = _decay(module, key) if spec.clamped else _value(module, key)
+        if spec.learnable:
+            kw[f"learn_{key}"] = _learn(module, key)
+    for key, option in model.options.items():
+        value = getattr(module, key, option.default)
+        kw[key] = bool(value) if isinstance(option.default, bool) else value
+    if model.spiking:
+        kw["spike_grad"] = as_surrogate(module.spike_grad, where)
+    if model.recurrent:
         kw.update(_recurrence(module, where))
-    if op == "lapicque":
-        kw.update(R=_value(module, "R"), C=_value(module, "C"), time_step=_value(module, "time_step"))
-    if op == "adaptive_leaky":
-        kw.update(rho=_decay(module, "rho"), learn_rho=_learn(module, "rho"),
-                  adaptation=_value(module, "adaptation"), learn_adaptation=_learn(module, "adaptation"))
-    return getattr(g, op)(x, name=name, **kw)
+    return g.neuron(model.name, x, name=name, **kw)
 
 
 # --- surrogates ---------------------------------------------------------------------------------------

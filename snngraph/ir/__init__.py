@@ -3,6 +3,7 @@
 Pure Python + numpy: nothing here imports torch or onnx at import time.
 """
 
+import snngraph.models  # noqa: E402, F401, I001  (registers the built-in neuron models, after the IR it needs)
 from snngraph.ir.errors import GraphError, LoweringError, PassError
 from snngraph.ir.graph import Graph, Handle
 from snngraph.ir.node import NODE_KINDS, Node

@@ -45,3 +45,7 @@ class Surrogate:
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params)
         return f"{self.name}({args})"
+
+
+DEFAULT_SURROGATE = Surrogate("atan", (("alpha", 2.0),))
+"""snnTorch's default spike function, ``atan(alpha=2.0)``: the one place it is stated."""

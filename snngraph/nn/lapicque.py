@@ -8,9 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from snngraph.ir.errors import GraphError
+from snngraph.models.lapicque import is_given
 from snngraph.nn.base import LIF
 from snngraph.runtimes.torch.kernels import lapicque_rc, lapicque_step
-from snngraph.runtimes.torch.kernels_lapicque import is_given
 
 __all__ = ["Lapicque"]
 

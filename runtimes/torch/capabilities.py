@@ -1,0 +1,53 @@
+"""What the torch runtime can fuse: the neuron models (and options) that have a hand-written scan.
+
+Plain data and predicates, no torch: the backend-neutral ``fuse_state_updates`` pass asks this table
+(``sg.passes.default_pipeline()`` passes it in). The scans themselves are registered against the
+same names in :mod:`snngraph.runtimes.torch.sequence` (``SCAN_RUNNERS``) and tested bit for bit
+against the model's derived step kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from snngraph.ir.surrogate import DEFAULT_SURROGATE, SURROGATE_NAMES
+
+# SSO draws noise in its backward: a scan would draw it in another order than the step loop, so
+# gradients would differ in distribution-preserving but not identical ways; it stays unfused, and so
+# do plain callables (their backward is unknown to the scans).
+DETERMINISTIC = tuple(n for n in SURROGATE_NAMES if n != "SSO")
+
+
+def _any(node: Any) -> bool:
+    return True
+
+
+def _delayed_reset(node: Any) -> bool:
+    return node.reset_delay
+
+
+SCANS: dict[str, Callable[[Any], bool]] = {
+    "leaky": _any,
+    "integrate_fire": _any,
+    "leaky_integrator": _any,
+    "rleaky": _delayed_reset,
+    "synaptic": _delayed_reset,
+}
+"""Model name -> which of its nodes (by options) the torch scans cover."""
+
+
+def torch_can_fuse(node: Any) -> bool:
+    """Whether the torch runtime has a scan for ``node`` (its model, options and surrogate).
+
+    A node without a surrogate yet counts as having the default (``atan``), so fusing does not depend
+    on ``insert_surrogates`` having run first.
+    """
+    rule = SCANS.get(node.op)
+    if rule is None:
+        return False
+    if node.model.spiking:
+        surrogate = node.surrogate if node.surrogate is not None else DEFAULT_SURROGATE
+        if surrogate.name not in DETERMINISTIC:
+            return False
+    return rule(node)

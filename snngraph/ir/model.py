@@ -1,0 +1,276 @@
+r"""Neuron models, declared once: parameters, state, options and one step function.
+
+A model is plain data plus a step function written against a small ``ops`` interface::
+
+    @sg.neuron_model("adaptive_if", params={"beta": 0.9, "threshold": 1.0, "rho": 0.8, "b": 0.2},
+                     state=("mem", "a"))
+    def adaptive_if(ops, x, state, p):
+        theta = p["threshold"] + p["b"] * state["a"]
+        mem = p["beta"] * state["mem"] + x
+        spk = ops.spike(mem - theta)
+        mem = mem - ops.detach(spk) * theta
+        return spk, {"mem": mem, "a": p["rho"] * state["a"] + ops.detach(spk)}
+
+Everything else follows from the declaration: the IR node class (its fields, ports, checks, text
+form and file format, see :mod:`snngraph.ir.model_node`), the builder (``g.neuron(name, x, ...)``
+and, for built-in models, ``g.<name>(x, ...)``), the torch step kernel (``ops`` over tensors) and
+the ONNX lowering (``ops`` emitting nodes). Registering never executes anything read from a file:
+files and text name a model, and a name that is not registered is an error.
+
+The ``ops`` interface, implemented by every backend: arithmetic ``+ - * /`` and unary ``-``
+between values, parameters and floats; ``spike(v)`` (Heaviside forward, the node's surrogate
+backward); ``detach(v)``; ``clamp(v, lo, hi)``; ``exp``; ``log``; ``abs``; ``where(cond, a, b)``
+(``cond`` a 0/1 value); comparisons ``gt``, ``ge``, ``lt``, ``le`` yielding 0/1 values;
+``minimum``/``maximum``; and, for recurrent models, ``recurrent(spk)`` (the node's recurrent
+weights applied to the previous spikes). ``p`` holds the parameters (scalars or per-neuron
+values) and the options (plain Python values: branch on them with ``if``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from snngraph.ir.errors import GraphError
+from snngraph.ir.types import check_name
+
+StepFn = Callable[[Any, Any, dict[str, Any], dict[str, Any]], tuple[Any, dict[str, Any]]]
+RESERVED = frozenset({"name", "inputs", "surrogate", "fused", "state_inputs", "spk", "learn", "spike_grad", "x",
+                      "all_to_all", "recurrent_weight", "recurrent_bias", "V", "out"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ParamSpec:
+    """One parameter of a model.
+
+    Attributes:
+        default: the value when the builder is not given one; ``None`` makes it required.
+        low, high: the allowed closed range (``None``: unbounded); ``strict_low``: ``low`` itself excluded.
+        clamped: the step function clamps the value into range, so a *learnt* value may leave it during
+            training (snnTorch's decays); declared values are always checked.
+        per_neuron: per-neuron arrays (broadcasting to the neuron's shape) are allowed.
+        learnable: ``learn=(name,)`` / ``learn_<name>=True`` may make it a trainable parameter.
+    """
+
+    default: float | None = None
+    low: float | None = None
+    high: float | None = None
+    strict_low: bool = False
+    clamped: bool = False
+    per_neuron: bool = True
+    learnable: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("default", "low", "high"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise GraphError(f"ParamSpec {key} must be a finite number or None, got {value!r}")
+
+    def violation(self, lo: float, hi: float) -> str | None:
+        """Why values spanning ``[lo, hi]`` are out of range, or ``None``."""
+        below = self.low is not None and (lo <= self.low if self.strict_low else lo < self.low)
+        if below or (self.high is not None and hi > self.high):
+            left = "(" if self.strict_low else "["
+            low = "-inf" if self.low is None else f"{self.low:g}"
+            high = "inf" if self.high is None else f"{self.high:g}"
+            return f"must lie in {left}{low}, {high}], got values in [{lo:g}, {hi:g}]"
+        return None
+
+
+DECAY = ParamSpec(None, 0.0, 1.0, clamped=True)  # a required decay in [0, 1], clamped by the step (beta, alpha)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OptionSpec:
+    """A discrete option: its allowed values, the first being the default."""
+
+    choices: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        kinds = {type(c) for c in self.choices}
+        if not self.choices or len(kinds) != 1 or kinds - {str, bool, int}:
+            raise GraphError(f"an option's choices must be non-empty and all str, all bool or all int: {self.choices}")
+
+    @property
+    def default(self) -> Any:
+        return self.choices[0]
+
+    @property
+    def type_name(self) -> str:
+        return type(self.default).__name__
+
+
+RESET = OptionSpec(("subtract", "zero", "none"))
+RESET_DELAY = OptionSpec((True, False))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class NeuronModel:
+    """A neuron model's one declaration (see the module docstring).
+
+    Attributes:
+        name: the op name in graphs, text and files.
+        params: parameter name -> :class:`ParamSpec`, in declaration order.
+        state: the state variables, each also an output port.
+        step: ``step(ops, x, state, p) -> (out, new_state)``; ``out`` is the spike output (or, for a
+            non-spiking model, the value of its first state).
+        options: option name -> :class:`OptionSpec`.
+        spiking: whether the model emits spikes (port ``spk``, a surrogate); otherwise its value is its first state.
+        recurrent: whether the previous spikes feed back through ``ops.recurrent`` (all-to-all weights
+            ``<node>.recurrent.weight/.bias``, or one-to-one ``V``); ``spk`` is then state too.
+        check: extra invariant ``check(values) -> message | None`` over the numpy parameter values.
+        prepare: builder hook ``prepare(kwargs, where) -> kwargs`` resolving extra keywords
+            (``extra_keywords``) into parameters (Lapicque's ``beta`` into ``R`` and ``C``).
+        extra_keywords: builder-only keywords and their defaults.
+        positional: the builder's positional parameters after ``x`` (default: ``params`` in order).
+        builtin: built-in models also get a builder method ``g.<name>``.
+    """
+
+    name: str
+    params: Mapping[str, ParamSpec]
+    state: tuple[str, ...]
+    step: StepFn
+    options: Mapping[str, OptionSpec] = dataclasses.field(default_factory=dict)
+    spiking: bool = True
+    recurrent: bool = False
+    check: Callable[[dict[str, Any]], str | None] | None = None
+    prepare: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
+    extra_keywords: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    positional: tuple[str, ...] | None = None
+    builtin: bool = False
+    doc: str = ""
+
+    @property
+    def ports(self) -> tuple[str, ...]:
+        """Output ports: ``spk`` then the state (spiking), or the state alone."""
+        return ("spk", *self.state) if self.spiking else self.state
+
+    @property
+    def state_ports(self) -> tuple[str, ...]:
+        """The carried state, in kernel order: recurrent models carry their spikes first."""
+        return ("spk", *self.state) if self.recurrent else self.state
+
+    @property
+    def keywords(self) -> frozenset[str]:
+        """What a step kernel accepts besides the input and state."""
+        extra = {"spike_grad"} if self.spiking else set()
+        return frozenset(self.params) | frozenset(self.options) | extra | ({"recurrent"} if self.recurrent else set())
+
+    def defaults(self) -> dict[str, Any]:
+        """Declared defaults of the parameters that have one, and of every option."""
+        out = {k: s.default for k, s in self.params.items() if s.default is not None}
+        out.update({k: o.default for k, o in self.options.items()})
+        return out
+
+
+MODELS: dict[str, NeuronModel] = {}
+_REGISTERED_HOOKS: list[Callable[[NeuronModel], None]] = []
+
+
+def _check_declaration(model: NeuronModel) -> None:
+    from snngraph.ir.node import NODE_KINDS
+
+    where = f"neuron model {model.name!r}"
+    check_name(model.name, "neuron model")
+    if model.name in NODE_KINDS or model.name in MODELS:
+        raise GraphError(f"{where}: the name is taken by a registered node kind or model")
+    if not callable(model.step):
+        raise GraphError(f"{where}: step must be callable")
+    if not model.state or len(set(model.state)) != len(model.state):
+        raise GraphError(f"{where}: state must be a non-empty tuple of distinct names")
+    names = [*model.params, *model.options, *model.state, *model.extra_keywords]
+    for key in names:
+        check_name(key, f"{where} field")
+        if key in RESERVED or key.startswith("learn_"):
+            raise GraphError(f"{where}: {key!r} is a reserved name")
+    if len(set(names)) != len(names):
+        raise GraphError(f"{where}: parameter, option and state names must be distinct")
+    for key, spec in model.params.items():
+        if not isinstance(spec, ParamSpec):
+            raise GraphError(f"{where}: parameter {key!r} must be a ParamSpec or a number")
+    try:
+        inspect.signature(model.step).bind(None, None, {}, {})
+    except TypeError:
+        raise GraphError(f"{where}: step must take (ops, x, state, p)") from None
+
+
+def register(model: NeuronModel) -> NeuronModel:
+    """Check ``model`` and register it: its node kind, and its builder method if built in."""
+    from snngraph.ir.model_node import node_class
+
+    _check_declaration(model)
+    node_class(model)  # registers the node kind under model.name
+    MODELS[model.name] = model
+    for hook in _REGISTERED_HOOKS:
+        hook(model)
+    return model
+
+
+def _as_spec(key: str, value: Any, name: str) -> ParamSpec:
+    if isinstance(value, ParamSpec):
+        return value
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return ParamSpec(None if value is None else float(value))
+    raise GraphError(f"neuron model {name!r}: parameter {key!r} must be a number, None (required) or ParamSpec")
+
+
+def _as_option(key: str, value: Any, name: str) -> OptionSpec:
+    if isinstance(value, OptionSpec):
+        return value
+    if isinstance(value, (tuple, list)):
+        return OptionSpec(tuple(value))
+    raise GraphError(f"neuron model {name!r}: option {key!r} must be a tuple of choices (the first is the default)")
+
+
+def neuron_model(name: str, *, params: Mapping[str, Any], state: tuple[str, ...] | str,
+                 options: Mapping[str, Any] | None = None, spiking: bool = True, recurrent: bool = False,
+                 check: Callable[[dict[str, Any]], str | None] | None = None, **extra: Any
+                 ) -> Callable[[StepFn], NeuronModel]:
+    """Declare and register a neuron model; decorates its step function ``(ops, x, state, p) -> (out, new_state)``.
+
+    Args:
+        name: the model's op name (``g.neuron(name, x, ...)``, text and files).
+        params: name -> default (a number; ``None`` for a required one) or a :class:`ParamSpec`.
+        state: the state variables (each an output port besides ``spk``).
+        options: name -> tuple of allowed values, the first the default (e.g. ``("subtract", "zero")``).
+        spiking: whether the model spikes (default); a non-spiking model's value is its first state.
+        recurrent: previous spikes feed back through ``ops.recurrent``.
+        check: extra invariant over the parameter values (numpy arrays): returns an error message or ``None``.
+        **extra: further :class:`NeuronModel` fields (``prepare``, ``extra_keywords``, ``positional``, ``builtin``).
+
+    Returns:
+        A decorator returning the registered :class:`NeuronModel`.
+    """
+    if isinstance(state, str):
+        state = (state,)
+
+    def declare(step: StepFn) -> NeuronModel:
+        model = NeuronModel(
+            name=name, params={k: _as_spec(k, v, name) for k, v in params.items()}, state=tuple(state), step=step,
+            options={k: _as_option(k, v, name) for k, v in (options or {}).items()}, spiking=spiking,
+            recurrent=recurrent, check=check, doc=inspect.getdoc(step) or "", **extra)
+        return register(model)
+
+    return declare
+
+
+def neuron_models() -> dict[str, NeuronModel]:
+    """Every registered neuron model, built-in and user-defined, by name."""
+    import snngraph.models  # noqa: F401  (the built-in declarations)
+
+    return dict(MODELS)
+
+
+def get_model(name: str, where: str = "") -> NeuronModel:
+    """The registered model ``name``; ``GraphError`` naming it otherwise."""
+    import snngraph.models  # noqa: F401
+
+    model = MODELS.get(name) if isinstance(name, str) else None
+    if model is None:
+        raise GraphError(f"{where + ': ' if where else ''}neuron model {name!r} is not registered "
+                         f"(registered: {sorted(MODELS)}; declare it with sg.neuron_model)")
+    return model

@@ -1,0 +1,139 @@
+"""The IR node of a declared neuron model: a frozen dataclass generated from the declaration.
+
+Fields, in order: the model's parameters (``Param``), its options, ``surrogate`` (spiking models),
+the recurrence (``all_to_all``, ``recurrent_weight``/``recurrent_bias`` or ``V``; recurrent
+models), then ``fused`` (set by ``fuse_state_updates``) and ``state_inputs`` (explicit state: the
+state before each step comes from inputs 1.., one per state port; see ``unroll_time(g, steps=T)``).
+The text form, the file format and the loader all read these fields, so they follow the declaration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+
+from snngraph.ir.model import NeuronModel
+from snngraph.ir.node import Node, broadcastable
+from snngraph.ir.types import Param, TensorType
+
+__all__ = ["ModelNeuron", "current_type", "node_class", "state_arity"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelNeuron(Node):
+    """Base of every neuron node; its subclasses are made by :func:`node_class`, one per model."""
+
+    family: ClassVar[str] = "neuron"
+    model: ClassVar[NeuronModel]
+    matrix_params: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def state_ports(self) -> tuple[str, ...]:
+        """The carried state, in kernel order (``spk`` first for recurrent neurons)."""
+        return self.model.state_ports
+
+    @property
+    def arity(self) -> tuple[int, int]:  # type: ignore[override]
+        return state_arity(self)
+
+    def check(self) -> None:
+        super().check()
+        model = self.model
+        for key, spec in model.params.items():
+            param = getattr(self, key)
+            if not spec.per_neuron and not param.is_scalar:
+                raise self.error(f"{key} must be a scalar, got shape {list(param.shape)}")
+            if spec.clamped and param.learnable:  # a learnt decay may leave its range; the step clamps it
+                continue
+            if param.value.size and (message := spec.violation(float(param.value.min()), float(param.value.max()))):
+                raise self.error(f"{key} {message}")
+        for key, option in model.options.items():
+            value = getattr(self, key)
+            if type(value) is not type(option.default) or value not in option.choices:
+                raise self.error(f"{key} must be one of {option.choices}, got {value!r}")
+        learnt = any(getattr(self, k).learnable for k in model.params)  # learnt values drift; declarations are
+        if model.check is not None and not learnt and (message := model.check(self.param_values())):  # checked
+            raise self.error(message)
+        if model.recurrent:
+            _check_recurrence(self)
+
+    def param_values(self) -> dict[str, np.ndarray]:
+        """The declared parameters' values by name."""
+        return {k: getattr(self, k).value for k in self.model.params}
+
+    def infer(self, ins: tuple[TensorType, ...]) -> dict[str, TensorType]:
+        t = current_type(self, ins)
+        if self.model.recurrent and self.all_to_all:
+            n = t.shape[-1]
+            if len(t.shape) != 1 or self.recurrent_weight.shape != (n, n):
+                raise self.error(f"all_to_all recurrence needs a 1-D input and a [{n}, {n}] recurrent.weight; "
+                                 f"got input {list(t.shape)} and weight {list(self.recurrent_weight.shape)}")
+            if self.recurrent_bias is not None and self.recurrent_bias.shape != (n,):
+                raise self.error(f"recurrent.bias must have shape [{n}]")
+        for key, value in self.fields().items():
+            if isinstance(value, Param) and key not in self.matrix_params:
+                broadcastable(self, key, t.shape)
+        types = {p: TensorType(t.shape, t.dtype) for p in self.ports}
+        if "spk" in types:
+            types["spk"] = TensorType(t.shape, t.dtype, spike=True)
+        return types
+
+
+def _check_recurrence(node: Any) -> None:
+    if node.all_to_all and (node.recurrent_weight is None or node.V is not None):
+        raise node.error("all_to_all recurrence needs recurrent.weight (and no V)")
+    if not node.all_to_all and (node.V is None or node.recurrent_weight is not None or node.recurrent_bias is not None):
+        raise node.error("one-to-one recurrence needs V (and no recurrent.weight)")
+
+
+def state_arity(node: Any) -> tuple[int, int]:
+    """Inputs taken: the current, plus one per state port with ``state_inputs``."""
+    n = 1 + (len(node.state_ports) if node.state_inputs else 0)
+    return n, n
+
+
+def current_type(node: Any, ins: tuple[TensorType, ...]) -> TensorType:
+    """The current input's type; with ``state_inputs`` each state input must have its shape and dtype."""
+    low, _ = state_arity(node)
+    if len(ins) != low:
+        states = f", then {', '.join(node.state_ports)}" if low > 1 else ""
+        raise node.error(f"takes {low} inputs (the current{states}), got {len(ins)}")
+    t = ins[0]
+    for port, s in zip(node.state_ports if node.state_inputs else (), ins[1:], strict=True):
+        if s.shape != t.shape or s.dtype != t.dtype:
+            raise node.error(f"state input '{port}' has type {s}, expected {TensorType(t.shape, t.dtype)} "
+                             "(the current input's shape and dtype)")
+    return t
+
+
+def class_name(model_name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in model_name.split("_")) or "Model"
+
+
+def node_class(model: NeuronModel) -> type[ModelNeuron]:
+    """The node class of ``model`` (registered as node kind ``model.name``)."""
+    fields: list[tuple[str, Any, Any]] = []
+    for key, spec in model.params.items():
+        default = dataclasses.MISSING if spec.default is None else Param(spec.default)
+        fields.append((key, "Param", dataclasses.field(default=default)))
+    for key, option in model.options.items():
+        fields.append((key, option.type_name, dataclasses.field(default=option.default)))
+    if model.spiking:
+        fields.append(("surrogate", "Surrogate | None", dataclasses.field(default=None)))
+    namespace: dict[str, Any] = {"op": model.name, "model": model, "ports": model.ports, "__doc__": model.doc,
+                                 "__module__": __name__}
+    if model.recurrent:
+        fields += [("all_to_all", "bool", dataclasses.field(default=True)),
+                   ("recurrent_weight", "Param | None", dataclasses.field(default=None)),
+                   ("recurrent_bias", "Param | None", dataclasses.field(default=None)),
+                   ("V", "Param | None", dataclasses.field(default=None))]
+        namespace["param_aliases"] = {"recurrent_weight": "recurrent.weight", "recurrent_bias": "recurrent.bias"}
+        namespace["matrix_params"] = ("recurrent_weight", "recurrent_bias")
+    fields += [("fused", "bool", dataclasses.field(default=False)),
+               ("state_inputs", "bool", dataclasses.field(default=False))]
+    cls = dataclasses.make_dataclass(class_name(model.name), fields, bases=(ModelNeuron,), namespace=namespace,
+                                     frozen=True, kw_only=True)
+    return cls
+

@@ -1,0 +1,8 @@
+"""The built-in neuron models, each declared once (see :mod:`snngraph.ir.model`).
+
+Importing this package registers them; a new model is one file here plus its tests.
+"""
+
+from snngraph.models import adaptive_leaky, alpha, lapicque, leaky, leaky_integrator, recurrent, synaptic
+
+__all__ = ["adaptive_leaky", "alpha", "lapicque", "leaky", "leaky_integrator", "recurrent", "synaptic"]
