@@ -34,7 +34,7 @@ def _restore_torch_threads():
 
 def test_every_example_is_tested():
     tested = {"train_builder", "conv_event_frames", "recurrent_temporal", "streaming_onnx", "custom_pass",
-              "train_ddp", "trace_snntorch"}
+              "train_ddp", "trace_snntorch", "user_neuron_model"}
     assert {p.stem for p in EXAMPLES.glob("*.py")} <= tested
 
 
@@ -76,6 +76,16 @@ def test_streaming_onnx(tmp_path):
     assert result["onnx"].is_file()
 
 
+def test_user_neuron_model():
+    """docs/neuron-models.md's example: declared once, trained, streamed, saved and exported."""
+    first = _load("user_neuron_model")
+    result = first.main(["--quick", "--steps", "12"])
+    assert result["streamed_equal"] and result["reload_equal"] and result["onnx_spikes_equal"]
+    assert 0.0 <= result["accuracy"] <= 1.0
+    again = _load("user_neuron_model")  # the same declaration run again returns the registered model
+    assert again.adaptive_if is first.adaptive_if is sg.neuron_models()["adaptive_if"]
+
+
 def test_custom_pass():
     module = _load("custom_pass")
     result = module.main(["--quick"])
@@ -105,6 +115,16 @@ def test_readme_code_runs(tmp_path, monkeypatch):
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
     assert (tmp_path / "mlp.onnx").is_file()
+
+
+def test_neuron_models_doc_code_runs():
+    """docs/neuron-models.md's code, in order in one namespace: declare, build, compile."""
+    namespace: dict = {"__name__": "neuron_models_doc"}
+    blocks = _python_blocks(EXAMPLES.parent / "docs" / "neuron-models.md")
+    assert len(blocks) == 2
+    for block in blocks:
+        exec(compile(block, "docs/neuron-models.md", "exec"), namespace)
+    assert namespace["net"](torch.rand(4, 2, 8))["a"].shape == (4, 2, 32)
 
 
 def test_writing_a_pass_doc_code_runs():

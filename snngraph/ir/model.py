@@ -49,8 +49,9 @@ class ParamSpec:
     Attributes:
         default: the value when the builder is not given one; ``None`` makes it required.
         low, high: the allowed closed range (``None``: unbounded); ``strict_low``: ``low`` itself excluded.
-        clamped: the step function clamps the value into range, so a *learnt* value may leave it during
-            training (snnTorch's decays); declared values are always checked.
+        clamped: the step function clamps the value into range (snnTorch's decays); front-ends clip
+            imported values into it. Declared values are always checked; learnt ones may leave the range
+            during training (the node keeps them, so training resumes exactly).
         per_neuron: per-neuron arrays (broadcasting to the neuron's shape) are allowed.
         learnable: ``learn=(name,)`` / ``learn_<name>=True`` may make it a trainable parameter.
     """
@@ -171,13 +172,24 @@ MODELS: dict[str, NeuronModel] = {}
 _REGISTERED_HOOKS: list[Callable[[NeuronModel], None]] = []
 
 
-def _check_declaration(model: NeuronModel) -> None:
+def _same_declaration(a: NeuronModel, b: NeuronModel) -> bool:
+    """Whether ``b`` declares what ``a`` does (a module or notebook cell run again)."""
+    code = lambda m: (m.step.__code__.co_code, m.step.__code__.co_consts)  # noqa: E731
+    fields = ("params", "state", "options", "spiking", "recurrent", "extra_keywords", "positional", "builtin")
+    return all(getattr(a, f) == getattr(b, f) for f in fields) and code(a) == code(b)
+
+
+def _check_declaration(model: NeuronModel, replace: bool) -> None:
     from snngraph.ir.node import NODE_KINDS
 
     where = f"neuron model {model.name!r}"
     check_name(model.name, "neuron model")
-    if model.name in NODE_KINDS or model.name in MODELS:
-        raise GraphError(f"{where}: the name is taken by a registered node kind or model")
+    old = MODELS.get(model.name)
+    if old is not None and old.builtin:
+        raise GraphError(f"{where}: the name is a built-in model's")
+    if (old is None and model.name in NODE_KINDS) or (old is not None and not replace):
+        raise GraphError(f"{where}: the name is taken by a registered node kind or model (pick another name, "
+                         "or pass replace=True to redeclare your own model)")
     if not callable(model.step):
         raise GraphError(f"{where}: step must be callable")
     if not model.state or len(set(model.state)) != len(model.state):
@@ -198,11 +210,18 @@ def _check_declaration(model: NeuronModel) -> None:
         raise GraphError(f"{where}: step must take (ops, x, state, p)") from None
 
 
-def register(model: NeuronModel) -> NeuronModel:
-    """Check ``model`` and register it: its node kind, and its builder method if built in."""
+def register(model: NeuronModel, replace: bool = False) -> NeuronModel:
+    """Check ``model`` and register it: its node kind, and its builder method if built in.
+
+    Declaring the very same model again (a module imported twice, a notebook cell run again) returns
+    the registered one; ``replace=True`` redeclares a user model under its name (graphs built with the
+    old declaration keep their old node class)."""
     from snngraph.ir.model_node import node_class
 
-    _check_declaration(model)
+    old = MODELS.get(model.name)
+    if old is not None and not old.builtin and not replace and _same_declaration(old, model):
+        return old
+    _check_declaration(model, replace)
     node_class(model)  # registers the node kind under model.name
     MODELS[model.name] = model
     for hook in _REGISTERED_HOOKS:
@@ -228,8 +247,8 @@ def _as_option(key: str, value: Any, name: str) -> OptionSpec:
 
 def neuron_model(name: str, *, params: Mapping[str, Any], state: tuple[str, ...] | str,
                  options: Mapping[str, Any] | None = None, spiking: bool = True, recurrent: bool = False,
-                 check: Callable[[dict[str, Any]], str | None] | None = None, **extra: Any
-                 ) -> Callable[[StepFn], NeuronModel]:
+                 check: Callable[[dict[str, Any]], str | None] | None = None, replace: bool = False,
+                 **extra: Any) -> Callable[[StepFn], NeuronModel]:
     """Declare and register a neuron model; decorates its step function ``(ops, x, state, p) -> (out, new_state)``.
 
     Args:
@@ -240,6 +259,7 @@ def neuron_model(name: str, *, params: Mapping[str, Any], state: tuple[str, ...]
         spiking: whether the model spikes (default); a non-spiking model's value is its first state.
         recurrent: previous spikes feed back through ``ops.recurrent``.
         check: extra invariant over the parameter values (numpy arrays): returns an error message or ``None``.
+        replace: redeclare a user model already registered under ``name``.
         **extra: further :class:`NeuronModel` fields (``prepare``, ``extra_keywords``, ``positional``, ``builtin``).
 
     Returns:
@@ -253,7 +273,7 @@ def neuron_model(name: str, *, params: Mapping[str, Any], state: tuple[str, ...]
             name=name, params={k: _as_spec(k, v, name) for k, v in params.items()}, state=tuple(state), step=step,
             options={k: _as_option(k, v, name) for k, v in (options or {}).items()}, spiking=spiking,
             recurrent=recurrent, check=check, doc=inspect.getdoc(step) or "", **extra)
-        return register(model)
+        return register(model, replace)
 
     return declare
 

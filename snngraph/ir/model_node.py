@@ -45,8 +45,8 @@ class ModelNeuron(Node):
             param = getattr(self, key)
             if not spec.per_neuron and not param.is_scalar:
                 raise self.error(f"{key} must be a scalar, got shape {list(param.shape)}")
-            if spec.clamped and param.learnable:  # a learnt decay may leave its range; the step clamps it
-                continue
+            if param.learnable:  # training may move a learnt value out of its declared range (a decay's step
+                continue         # clamps it); declared values are checked by the builder, and saving loses nothing
             if param.value.size and (message := spec.violation(float(param.value.min()), float(param.value.max()))):
                 raise self.error(f"{key} {message}")
         for key, option in model.options.items():

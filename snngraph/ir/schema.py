@@ -68,7 +68,8 @@ def build_node(op: str, name: str, inputs: tuple[Ref, ...], fields: dict[str, An
     """Construct a node of kind ``op`` from checked field values; raise GraphError naming ``where``."""
     cls = NODE_KINDS.get(op) if isinstance(op, str) else None
     if cls is None:
-        raise GraphError(f"{where}: unknown op {op!r}")
+        raise GraphError(f"{where}: unknown op {op!r}: not a node kind nor a registered neuron model "
+                         "(sg.neuron_models(); declare it with sg.neuron_model before loading)")
     check_name(name)
     types = field_types(cls)
     unknown = set(fields) - set(types)
@@ -85,12 +86,19 @@ def build_node(op: str, name: str, inputs: tuple[Ref, ...], fields: dict[str, An
 
 
 def placeholder(node_op: str, field: str, shape: tuple[int, ...], dtype: str, learnable: bool) -> Param:
-    """A parameter whose values the text left out: torch-like init for weights, ones for
-    batch-norm scales and variances and Lapicque's R, C and time step, zeros otherwise (biases included)."""
-    if field in ("weight", "recurrent_weight") and node_op in ("linear", "conv1d", "conv2d", "rleaky", "rsynaptic"):
+    """A parameter whose values the text left out: torch-like init for weights, ones for batch-norm
+    scales and variances, a neuron model's declared default (ones for a required positive one, such
+    as Lapicque's R and C), zeros otherwise (biases included)."""
+    from snngraph.ir.model import MODELS
+
+    spec = MODELS[node_op].params.get(field) if node_op in MODELS else None
+    recurrent = field == "recurrent_weight" and spec is None and node_op in MODELS
+    if recurrent or (field == "weight" and node_op in ("linear", "conv1d", "conv2d")):
         value = kaiming_weight(shape)
-    elif (node_op, field) in (("batch_norm", "weight"), ("batch_norm", "running_var"), ("lapicque", "R"),
-                              ("lapicque", "C"), ("lapicque", "time_step")):
+    elif spec is not None and spec.default is not None:
+        value = np.full(shape, spec.default)
+    elif (spec is not None and spec.strict_low) or (node_op, field) in (("batch_norm", "weight"),
+                                                                        ("batch_norm", "running_var")):
         value = np.ones(shape)
     else:
         value = np.zeros(shape)

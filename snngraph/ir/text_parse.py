@@ -265,7 +265,8 @@ def _build(parsed: list) -> tuple[list, dict]:
         from snngraph.ir.node import NODE_KINDS
 
         if op not in NODE_KINDS:
-            raise GraphError(f"line {lineno}: unknown op {op!r}")
+            raise GraphError(f"line {lineno}: unknown op {op!r}: not a node kind nor a registered neuron model "
+                             "(sg.neuron_models(); declare it with sg.neuron_model before parsing)")
         headers[name] = NODE_KINDS[op]
     nodes, declared = [], {}
     for op, name, refs, fields, types, lineno in parsed:
