@@ -89,6 +89,29 @@ def test_fuse_marks_only_scannable_neurons_with_builtin_surrogates():
     assert [n for n, node in out.nodes.items() if getattr(node, "fused", False)] == ["plain", "syn_delayed"]
 
 
+def test_fusing_does_not_depend_on_insert_surrogates_having_run():
+    """A neuron without a surrogate yet has the default (atan): fusing first fuses the same nodes."""
+    g = mlp()
+    before = {n for n, node in fuse_state_updates(g).nodes.items() if getattr(node, "fused", False)}
+    after = {n for n, node in fuse_state_updates(insert_surrogates(g)).nodes.items() if getattr(node, "fused", False)}
+    assert before == after == {"lif1", "if1", "li"}
+    assert insert_surrogates(fuse_state_updates(g)).to_text() == fuse_state_updates(insert_surrogates(g)).to_text()
+
+
+def test_fusion_is_asked_of_the_target():
+    """The pass knows no model: it fuses exactly what the target's capability says it can."""
+    from snngraph.passes.fuse_state_updates import FuseStateUpdates
+    from snngraph.runtimes.torch.capabilities import SCANS
+
+    asked = []
+    only_leaky = FuseStateUpdates(lambda node: asked.append(node.name) or node.op == "leaky")
+    out = only_leaky(mlp())
+    assert sorted(asked) == ["if1", "li", "lif1"]
+    assert [n for n, node in out.nodes.items() if getattr(node, "fused", False)] == ["lif1"]
+    assert FuseStateUpdates(lambda node: False)(mlp()).to_text() == mlp().to_text()
+    assert set(SCANS) == set(__import__("snngraph.runtimes.torch.sequence", fromlist=["x"]).SCAN_RUNNERS)
+
+
 @pytest.mark.parametrize("p", [eliminate_dead_nodes, unroll_time, insert_surrogates, fuse_state_updates])
 def test_passes_are_idempotent_and_verified(p):
     for g in (mlp(), loop_graph()):
