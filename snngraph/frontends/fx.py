@@ -14,10 +14,11 @@ Conventions:
 - **State.** Neurons with ``init_hidden=True`` (and snnTorch neurons called without state, which
   keep it on the instance) carry their state in the graph. In the explicit style
   ``forward(x, mem1, mem2) -> (spk, mem1, mem2)``, an argument that feeds a neuron's state is
-  recognised as that state and removed from the graph's inputs, and a returned value that is such
-  a carried state is removed from the outputs (a neuron's spikes and the first occurrence of a
-  non-spiking readout's membrane are always kept); ``keep_state_outputs=True`` keeps them.
-  Arguments that ``forward`` never uses are dropped.
+  recognised as that state and removed from the graph's inputs. Every value ``forward`` returns is
+  a graph output, carried state included (users record membranes for their losses);
+  ``keep_state_outputs=False`` drops returned carried state (a neuron's spikes and the first
+  occurrence of a non-spiking readout's membrane are always kept). Arguments that ``forward`` never
+  uses are dropped.
 - **Outputs** keep the order ``forward`` returns them in. Names: ``output_names`` when given; the
   keys when ``forward`` returns a dict; the port names (``spk``, ``mem``) when every output is a
   different port of one neuron (so a lone neuron's spikes are ``spk``); ``out`` for a single other
@@ -55,7 +56,7 @@ __all__ = ["trace"]
 
 
 def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: str | None = None,
-          output_names: list[str] | tuple[str, ...] | None = None, keep_state_outputs: bool = False) -> Graph:
+          output_names: list[str] | tuple[str, ...] | None = None, keep_state_outputs: bool = True) -> Graph:
     """Trace a per-step model into an IR graph (SPEC §6).
 
     Args:
@@ -65,7 +66,8 @@ def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: s
             that loops over time itself: the arguments it takes (e.g. ``(T, B, ...)``).
         name: the graph's name (default: the module's class name).
         output_names: names of the graph outputs, in the order ``forward`` returns them.
-        keep_state_outputs: keep returned carried state (``mem1`` ...) as graph outputs.
+        keep_state_outputs: keep returned carried state (``mem1`` ...) as graph outputs (default);
+            ``False`` drops it, keeping spikes and a readout's first membrane.
 
     Returns:
         The graph; ``sg.compile`` runs it over sequences ``(T, B, ...)``. Like any new module, the
