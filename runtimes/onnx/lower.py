@@ -116,9 +116,16 @@ class Emitter:
 
 
 def param_value(node: Node, key: str) -> np.ndarray:
-    """A parameter field of ``node`` as float32 (export runs in float32)."""
-    value = getattr(node, key)
-    return np.asarray(value.value, dtype=np.float32)
+    """A parameter field of ``node`` as float32 (export runs in float32).
+
+    Raises:
+        LoweringError: naming the node, for float64 values beyond the float32 range.
+    """
+    value = getattr(node, key).value
+    if value.size and float(np.max(np.abs(value))) > float(np.finfo(np.float32).max):
+        raise LoweringError(f"{node.op} '{node.name}': parameter '{key}' has values beyond the float32 range, and the "
+                            "ONNX export runs in float32")
+    return np.asarray(value, dtype=np.float32)
 
 
 def is_one(node: Node, key: str) -> bool:

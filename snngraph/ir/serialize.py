@@ -13,7 +13,7 @@ import numpy as np
 
 from snngraph.ir.errors import GraphError
 from snngraph.ir.schema import build_node
-from snngraph.ir.surrogate import SURROGATE_NAMES, Surrogate
+from snngraph.ir.surrogate import SURROGATE_NAMES, Surrogate, checked_surrogate
 from snngraph.ir.types import Param, Ref
 
 FORMAT = "snngraph.graph/1"
@@ -32,16 +32,26 @@ def _encode(value: Any, where: str) -> Any:
     return value
 
 
+def _real(value: Any) -> bool:
+    """A JSON number that is a float or fits one (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
 def _decode(value: Any, where: str) -> Any:
     if isinstance(value, dict):
         if set(value) != {"surrogate", "params"} or value["surrogate"] not in SURROGATE_NAMES:
             raise GraphError(f"{where}: malformed surrogate {value!r:.80}")
         params = value["params"]
         if not isinstance(params, list) or not all(
-                isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], (int, float))
-                for p in params):
+                isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and _real(p[1]) for p in params):
             raise GraphError(f"{where}: malformed surrogate parameters")
-        return Surrogate(value["surrogate"], tuple((k, float(v)) for k, v in params))
+        return checked_surrogate(value["surrogate"], tuple((k, float(v)) for k, v in params), where)
     if isinstance(value, list):
         return tuple(value)
     return value
@@ -147,7 +157,8 @@ def _from_structure(s: dict, tensors: dict[str, np.ndarray], path: str) -> Any:
                     spec.get("learnable"), bool):
                 raise GraphError(f"{where}: parameter {key!r} refers to a missing tensor")
             arr, shape = tensors[spec["tensor"]], spec.get("shape")
-            if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape) or \
+            if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                      for d in shape) or \
                     int(np.prod(shape, dtype=np.float64)) != arr.size:
                 raise GraphError(f"{where}: parameter {key!r} has a malformed shape")
             arr = arr.reshape(shape)
