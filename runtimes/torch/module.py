@@ -276,8 +276,7 @@ class CompiledNet(nn.Module):
 
         Call as ``out_t, state = net.step(x_t, state)``.
         """
-        if state is None and args and isinstance(args[-1], dict):
-            *args, state = args
+        args, state = self._split_state(args, kwargs, state)
         given = self._check_inputs(tuple(args), kwargs, time_dim=False)
         like = next(iter(given.values()))
         if state is None:
@@ -287,6 +286,23 @@ class CompiledNet(nn.Module):
         values = {Ref(k, "out"): v for k, v in given.items()}
         new_state = self._step_nodes(tuple(self._order), values, state)
         return {k: values[r] for k, r in self.graph.outputs.items()}, new_state
+
+    def _split_state(self, args: tuple, kwargs: dict, state: Any) -> tuple[tuple, Any]:
+        """Separate a positional state (``net.step(x, state)``) from the inputs.
+
+        ``None`` in the state's place means a fresh state, as ``state=None`` does; a last positional
+        argument beyond the inputs that is neither a dict nor ``None`` is not a state.
+        """
+        extra = len(args) + len(kwargs) - len(self.graph.inputs)
+        if state is not None or not args or extra < 1 and not isinstance(args[-1], Mapping):
+            return args, state
+        if isinstance(args[-1], Mapping) or args[-1] is None:
+            return args[:-1], args[-1]
+        if extra == 1 and not isinstance(args[-1], Tensor):
+            raise GraphError(f"step: the state (after the inputs {list(self.graph.inputs)}) must be a dict from "
+                             f"net.init_state() or the last step, or None for a fresh state; got "
+                             f"{type(args[-1]).__name__}")
+        return args, state
 
     def _step_nodes(self, names: tuple[str, ...], values: dict[Ref, Tensor], state: State) -> State:
         """Evaluate ``names`` (in topological order) for one step; return their new state."""

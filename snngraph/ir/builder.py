@@ -100,8 +100,10 @@ class GraphBuilder(NeuronBuilder):
 
         if isinstance(value, Handle):
             if value.graph is not self:
-                raise GraphError(f"{where}: value {value.name!r} belongs to graph '{value.graph.name}', not "
-                                 f"'{self.name}'")
+                other = f"another graph also named '{self.name}'" if value.graph.name == self.name else \
+                    f"graph '{value.graph.name}'"
+                raise GraphError(f"{where}: value {value.name!r} belongs to {other}, not to graph '{self.name}' "
+                                 "(handles cannot cross graphs)")
             return value.ref
         if isinstance(value, str):
             node, _, port = value.lstrip("%").partition(".")

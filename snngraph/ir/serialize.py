@@ -57,12 +57,22 @@ def _decode(value: Any, where: str) -> Any:
     return value
 
 
+def _path(path: Any, what: str) -> str:
+    """``path`` as a str: a str or an ``os.PathLike`` naming one (bytes paths are refused)."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str):
+        raise GraphError(f"{what}: path must be a str or os.PathLike, got {type(path).__name__} {path!r:.80}")
+    return path
+
+
 def save(graph: Any, path: str | os.PathLike) -> None:
     """Write ``graph`` (structure and parameter values) to one ``.sg`` safetensors file."""
     from safetensors.numpy import save_file
 
     from snngraph.ir.verify import verify
 
+    path = _path(path, "sg.save")
     verify(graph)
     nodes, tensors = [], {}
     for name, node in graph.nodes.items():
@@ -79,7 +89,7 @@ def save(graph: Any, path: str | os.PathLike) -> None:
     outputs = [[k, r.node, r.port] for k, r in graph.outputs.items()]
     structure = {"format": FORMAT, "name": graph.name, "nodes": nodes, "outputs": outputs}
     text = json.dumps(structure)
-    save_file(tensors, os.fspath(path), metadata={"snngraph": text, CHECKSUM_KEY: checksum(text, tensors)})
+    save_file(tensors, path, metadata={"snngraph": text, CHECKSUM_KEY: checksum(text, tensors)})
 
 
 def checksum(structure: str, tensors: dict[str, np.ndarray]) -> str:
@@ -95,7 +105,7 @@ def checksum(structure: str, tensors: dict[str, np.ndarray]) -> str:
 
 def load(path: str | os.PathLike) -> Any:
     """Read a graph written by :func:`save`; a corrupt or hostile file raises ``GraphError``."""
-    path = os.fspath(path)
+    path = _path(path, "sg.load")
     try:
         size = os.path.getsize(path)
     except OSError as e:
