@@ -67,8 +67,11 @@ def _path(path: Any, what: str) -> str:
 
 
 def save(graph: Any, path: str | os.PathLike) -> None:
-    """Write ``graph`` (structure and parameter values) to one ``.sg`` safetensors file."""
-    from safetensors.numpy import save_file
+    """Write ``graph`` (structure and parameter values) to one ``.sg`` safetensors file.
+
+    The file is created like any file Python writes (mode 0666 less the umask: 0644 by default).
+    """
+    from safetensors.numpy import save as to_bytes
 
     from snngraph.ir.verify import verify
 
@@ -89,7 +92,9 @@ def save(graph: Any, path: str | os.PathLike) -> None:
     outputs = [[k, r.node, r.port] for k, r in graph.outputs.items()]
     structure = {"format": FORMAT, "name": graph.name, "nodes": nodes, "outputs": outputs}
     text = json.dumps(structure)
-    save_file(tensors, path, metadata={"snngraph": text, CHECKSUM_KEY: checksum(text, tensors)})
+    data = to_bytes(tensors, metadata={"snngraph": text, CHECKSUM_KEY: checksum(text, tensors)})
+    with open(path, "wb") as f:  # safetensors' save_file creates files readable by their owner only (0600)
+        f.write(data)
 
 
 def checksum(structure: str, tensors: dict[str, np.ndarray]) -> str:
