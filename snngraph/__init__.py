@@ -4,10 +4,7 @@ Public names are imported lazily, so ``import snngraph`` stays cheap and the IR 
 torch or onnx until a runtime is used.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from importlib import import_module as _import_module
 
 __version__ = "0.1.0"
 
@@ -49,12 +46,13 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
+    """Import a public name on first use (PEP 562)."""
     try:
         module, attr = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'snngraph' has no attribute {name!r}") from None
-    value = importlib.import_module(module)
+    value = _import_module(module)
     if attr is not None:
         value = getattr(value, attr)
     globals()[name] = value
@@ -62,4 +60,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    """The public names (``__all__``) and ``__version__``: no helpers, no imported modules."""
+    return sorted([*__all__, "__version__"])

@@ -162,3 +162,49 @@ def test_unsupported_layer_options(layer, shape, pattern):
     model = nn.Sequential(layer, snn.Leaky(beta=0.9, init_hidden=True))
     with pytest.raises(sg.GraphError, match=pattern):
         sg.trace(model, torch.zeros(2, *shape))
+
+
+# --- tied weights (#19 item 12) ------------------------------------------------------------------------
+class _Tied(nn.Module):
+    def __init__(self, tie_bias: bool = False, tie_beta: bool = False):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 4), nn.Linear(4, 4)
+        self.fc2.weight = self.fc1.weight
+        if tie_bias:
+            self.fc2.weight = nn.Parameter(self.fc1.weight.detach().clone())
+            self.fc2.bias = self.fc1.bias
+        self.lif1 = snn.Leaky(beta=0.9, init_hidden=True, learn_beta=True)
+        self.lif2 = snn.Leaky(beta=0.9, init_hidden=True, learn_beta=True)
+        if tie_beta:
+            self.fc2.weight = nn.Parameter(self.fc1.weight.detach().clone())
+            self.lif2.beta = self.lif1.beta
+
+    def forward(self, x):
+        return self.lif2(self.fc2(self.lif1(self.fc1(x))))
+
+
+@pytest.mark.parametrize("kwargs, first, second", [
+    ({}, "fc1.weight", "fc2.weight"),
+    ({"tie_bias": True}, "fc1.bias", "fc2.bias"),
+    ({"tie_beta": True}, "lif1.beta", "lif2.beta"),
+])
+def test_tied_parameters_are_refused_naming_both_modules(kwargs, first, second):
+    with pytest.raises(sg.GraphError, match="tied weights") as info:
+        sg.trace(_Tied(**kwargs), torch.zeros(2, 4))
+    message = str(info.value)
+    assert f"'{second}'" in message and f"'{first}'" in message and "test_fx_errors.py:" in message
+
+
+def test_tied_weights_in_sequential_name_the_indices():
+    model = nn.Sequential(nn.Linear(4, 4), snn.Leaky(beta=0.9, init_hidden=True), nn.Linear(4, 4),
+                          snn.Leaky(beta=0.9, init_hidden=True))
+    model[2].weight = model[0].weight
+    with pytest.raises(sg.GraphError, match=r"'2\.weight'.*same tensor as '0\.weight'.*model\[2\]\.weight"):
+        sg.trace(model, torch.zeros(2, 4))
+
+
+def test_untied_copies_still_trace():
+    model = _Tied()
+    model.fc2.weight = nn.Parameter(model.fc1.weight.detach().clone())
+    g = sg.trace(model, torch.zeros(2, 4))
+    assert {"fc1.weight", "fc2.weight", "lif1.beta", "lif2.beta"} <= set(g.params())

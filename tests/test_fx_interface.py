@@ -29,13 +29,26 @@ class DocstringStyle(nn.Module):
         return mem1, spk1, mem2, spk2
 
 
-def test_unused_argument_dropped_state_removed_order_kept():
+def test_unused_argument_dropped_state_inputs_removed_every_return_kept_in_order():
     torch.manual_seed(0)
     model = DocstringStyle()
     xs = inputs(4)
     state = [torch.zeros(B, 6), torch.zeros(B, 6), torch.zeros(B, 3)]
     g = check_equivalent(model, (xs[0], None, None, None), xs,
-                         lambda: run_explicit(model, xs, state, outputs=[1, 3], carry=[(0, 0), (2, 2)]))
+                         lambda: run_explicit(model, xs, state, outputs=[0, 1, 2, 3], carry=[(0, 0), (2, 2)]))
+    assert list(g.inputs) == ["x"] and list(g.outputs) == ["out0", "out1", "out2", "out3"]
+    assert [(r.node, r.port) for r in g.outputs.values()] == [("lif1", "mem"), ("lif1", "spk"), ("lif2", "mem"),
+                                                              ("lif2", "spk")]
+
+
+def test_keep_state_outputs_false_drops_returned_carried_state():
+    torch.manual_seed(0)
+    model = DocstringStyle()
+    xs = inputs(4)
+    state = [torch.zeros(B, 6), torch.zeros(B, 6), torch.zeros(B, 3)]
+    g = check_equivalent(model, (xs[0], None, None, None), xs,
+                         lambda: run_explicit(model, xs, state, outputs=[1, 3], carry=[(0, 0), (2, 2)]),
+                         keep_state_outputs=False)
     assert list(g.inputs) == ["x"] and list(g.outputs) == ["out0", "out1"]
     assert g.outputs["out0"].node == "lif1" and g.outputs["out1"].node == "lif2"
 
@@ -116,8 +129,8 @@ def test_lone_neuron_traced_by_itself():
     rlif = snn.RLeaky(beta=0.9, linear_features=5)
     zeros = [torch.zeros(B, 5), torch.zeros(B, 5)]
     g = check_equivalent(rlif, (xs[0], *zeros), xs,
-                         lambda: run_explicit(rlif, xs, zeros, outputs=[0], carry=[(0, 0), (1, 1)]))
-    assert list(g.outputs) == ["spk"] and "rleaky.recurrent.weight" in dict(sg.compile(g).named_parameters())
+                         lambda: run_explicit(rlif, xs, zeros, outputs=[0, 1], carry=[(0, 0), (1, 1)]))
+    assert list(g.outputs) == ["spk", "mem"] and "rleaky.recurrent.weight" in dict(sg.compile(g).named_parameters())
 
 
 def test_neuron_tuple_used_as_tensor_is_explained():

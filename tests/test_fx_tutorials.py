@@ -73,25 +73,32 @@ class RecurrentHidden(nn.Module):
         return self.lif2(self.fc2(spk1) + spk1)
 
 
-def test_tutorial5_mlp_explicit_state():
+def test_tutorial5_mlp_explicit_state_keeps_every_returned_value():
     torch.manual_seed(0)
     model = Tutorial5()
     xs = inputs(20)
     zeros = (torch.zeros(B, 30), torch.zeros(B, 4))
     g = check_equivalent(model, (xs[0], *zeros), xs,
-                         lambda: run_explicit(model, xs, zeros, outputs=[0], carry=[(0, 2), (1, 1)]))
-    assert list(g.inputs) == ["x"] and list(g.outputs) == ["spk"]
+                         lambda: run_explicit(model, xs, zeros, outputs=[0, 1, 2], carry=[(0, 2), (1, 1)]))
+    assert list(g.inputs) == ["x"] and list(g.outputs) == ["out0", "out1", "out2"]  # spk2, mem2, mem1
+    assert [(r.node, r.port) for r in g.outputs.values()] == [("lif2", "spk"), ("lif2", "mem"), ("lif1", "mem")]
     assert {"fc1", "lif1", "fc2", "lif2"} <= set(g.nodes)
 
 
-def test_tutorial5_keeps_membranes_on_request():
+def test_tutorial5_drops_carried_membranes_on_request():
     torch.manual_seed(0)
     model = Tutorial5()
     xs = inputs(20)
     zeros = (torch.zeros(B, 30), torch.zeros(B, 4))
     g = check_equivalent(model, (xs[0], None, None), xs,
-                         lambda: run_explicit(model, xs, zeros, outputs=[0, 1, 2], carry=[(0, 2), (1, 1)]),
-                         keep_state_outputs=True, output_names=["spk", "mem", "mem1"])
+                         lambda: run_explicit(model, xs, zeros, outputs=[0], carry=[(0, 2), (1, 1)]),
+                         keep_state_outputs=False)
+    assert list(g.inputs) == ["x"] and list(g.outputs) == ["spk"]
+
+
+def test_tutorial5_output_names():
+    torch.manual_seed(0)
+    g = sg.trace(Tutorial5(), (inputs(20)[0], None, None), output_names=["spk", "mem", "mem1"])
     assert list(g.outputs) == ["spk", "mem", "mem1"]
 
 
@@ -112,9 +119,11 @@ def test_recurrent_rleaky_explicit_state():
     xs = inputs(8)
     zeros = (torch.zeros(B, 16), torch.zeros(B, 16), torch.zeros(B, 4), torch.zeros(B, 4))
     g = check_equivalent(model, (xs[0], *zeros), xs,
-                         lambda: run_explicit(model, xs, zeros, outputs=[0, 2],
+                         lambda: run_explicit(model, xs, zeros, outputs=[0, 1, 2, 3],
                                               carry=[(0, 2), (1, 3), (2, 0), (3, 1)]))
-    assert list(g.outputs) == ["out0", "out1"]  # spikes of both layers; membranes are carried state
+    assert list(g.outputs) == ["out0", "out1", "out2", "out3"]  # spk2, mem2, spk1, mem1
+    dropped = sg.trace(model, (xs[0], *zeros), keep_state_outputs=False)
+    assert [r.node for r in dropped.outputs.values()] == ["lif2", "lif1"]  # the spikes of both layers
     assert g.nodes["lif1"].all_to_all and not g.nodes["lif2"].all_to_all
 
 

@@ -289,3 +289,14 @@ def test_fuzz_parse_mutated_listing(edits):
 @given(st.lists(st.sampled_from(VOCAB), max_size=40))
 def test_fuzz_parse_token_soup(tokens):
     assert_only_graph_error("graph g\n  %y = " + "".join(tokens) + "\nend\n")
+
+
+def test_paths_must_be_str_or_path_like(tmp_path):
+    path, _ = saved(tmp_path, "leaky")
+    assert sg.load(str(path)) == sg.load(path) == GRAPHS["leaky"]
+    with pytest.raises(sg.GraphError, match=r"sg.load: path must be a str or os.PathLike, got bytes"):
+        sg.load(str(path).encode())
+    with pytest.raises(sg.GraphError, match=r"sg.load: path must be a str or os.PathLike, got int"):
+        sg.load(3)
+    with pytest.raises(sg.GraphError, match=r"sg.save: path must be a str or os.PathLike, got bytes"):
+        sg.save(GRAPHS["leaky"], str(tmp_path / "b.sg").encode())

@@ -171,3 +171,15 @@ def test_handle_port_errors():
     assert v["s"].mem.ref == Ref("lif", "mem")
     with pytest.raises(AttributeError, match="'lif' has no output 'syn'"):
         v["s"].syn  # noqa: B018
+
+
+def test_handle_of_another_graph_with_the_same_name_says_so():
+    a, b = sg.Graph("g"), sg.Graph("g")
+    x = a.input("x", (3,))
+    b.input("x", (3,))
+    with pytest.raises(sg.GraphError, match=r"linear 'fc': value 'x' belongs to another graph also named 'g', not "
+                                            r"to graph 'g'"):
+        b.linear(x, 2, name="fc")
+    other = sg.Graph("h")
+    with pytest.raises(sg.GraphError, match=r"belongs to graph 'g', not to graph 'h'"):
+        other.output("o", x)

@@ -287,3 +287,21 @@ def test_fuzzed_step_arguments_raise_nothing_but_graph_error(net, edits, x, y):
         net.step(x, y, state=state)
     except sg.GraphError as err:
         assert str(err)
+
+
+# --- positional state (#19 item 15) -----------------------------------------------------------------
+def test_step_with_none_as_state_starts_fresh(net):
+    torch.manual_seed(2)
+    x, y = torch.rand(2, 3), torch.rand(2, 3)
+    want, want_state = net.step(x, y, net.init_state(2))
+    got, got_state = net.step(x, y, None)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    assert all(torch.equal(got_state[k], want_state[k]) for k in want_state)
+
+
+def test_step_with_a_positional_non_dict_state_says_what_state_must_be(net):
+    with pytest.raises(sg.GraphError, match=r"state \(after the inputs \['x', 'y'\]\) must be a dict from "
+                                            r"net.init_state\(\).*or None for a fresh state; got list"):
+        net.step(seq(2, 3), seq(2, 3), list(net.init_state(2).values()))
+    with pytest.raises(sg.GraphError, match=r"input 'y': expected a tensor of shape \(B, 3\), got NoneType"):
+        net.step(seq(2, 3), None)  # None stands for the state only after every input

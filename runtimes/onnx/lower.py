@@ -116,9 +116,16 @@ class Emitter:
 
 
 def param_value(node: Node, key: str) -> np.ndarray:
-    """A parameter field of ``node`` as float32 (export runs in float32)."""
-    value = getattr(node, key)
-    return np.asarray(value.value, dtype=np.float32)
+    """A parameter field of ``node`` as float32 (export runs in float32).
+
+    Raises:
+        LoweringError: naming the node, for float64 values beyond the float32 range.
+    """
+    value = getattr(node, key).value
+    if value.size and float(np.max(np.abs(value))) > float(np.finfo(np.float32).max):
+        raise LoweringError(f"{node.op} '{node.name}': parameter '{key}' has values beyond the float32 range, and the "
+                            "ONNX export runs in float32")
+    return np.asarray(value, dtype=np.float32)
 
 
 def is_one(node: Node, key: str) -> bool:
@@ -159,6 +166,20 @@ def _batch_norm(e: Emitter, node: S.BatchNorm, x: str) -> str:
                 epsilon=float(node.eps), hint=node.name)
 
 
+def _max_pool(e: Emitter, node: Node, x: str) -> str:
+    """``MaxPool`` that propagates NaN like torch: a window holding a NaN gives NaN.
+
+    onnxruntime's ``MaxPool`` skips NaN (a window ``[nan, 0]`` gives 0), so a NaN reaching a
+    neuron would spike in the export and not in torch. A second ``MaxPool`` over the NaN mask
+    (padding never fills a whole window) selects the windows to overwrite with NaN.
+    """
+    attrs = _spatial_attrs(node, conv=False)
+    pooled = e.op("MaxPool", x, hint=node.name, **attrs)
+    mask = e.op("Cast", e.op("IsNaN", x, hint=node.name), to=FLOAT, hint=node.name)
+    window = e.op("Cast", e.op("MaxPool", mask, hint=node.name, **attrs), to=TensorProto.BOOL, hint=node.name)
+    return e.op("Where", window, e.const(np.float32("nan")), pooled, hint=node.name)
+
+
 def lower_synapse(e: Emitter, node: Node, xs: list[str], in_types: list[TensorType], out_type: TensorType) -> str:
     """Lower a (non-delay) synapse over rows ``(N, *shape)``; return the output's name.
 
@@ -179,7 +200,7 @@ def lower_synapse(e: Emitter, node: Node, xs: list[str], in_types: list[TensorTy
         ins = [x, e.param(n, "weight")] + ([e.param(n, "bias")] if n.bias is not None else [])
         return e.op("Conv", *ins, hint=h, **_spatial_attrs(n, conv=True))
     if isinstance(n, (S.MaxPool1d, S.MaxPool2d)):
-        return e.op("MaxPool", x, hint=h, **_spatial_attrs(n, conv=False))
+        return _max_pool(e, n, x)
     if isinstance(n, (S.AvgPool1d, S.AvgPool2d)):
         return e.op("AveragePool", x, hint=h, count_include_pad=1, **_spatial_attrs(n, conv=False))
     if isinstance(n, S.Flatten):

@@ -27,6 +27,7 @@ from snngraph.ir.types import Ref
 from snngraph.passes.manager import PassManager
 from snngraph.passes.time_structure import stages
 from snngraph.runtimes.torch.explicit_state import explicit_state_step, run_explicit_state
+from snngraph.runtimes.torch.fused_check import check_fused
 from snngraph.runtimes.torch.lower import (
     SPATIAL,
     NodeParams,
@@ -52,6 +53,7 @@ def compile(graph: Graph, passes: Sequence[Any] | None = None, verify: bool = Tr
     if not isinstance(graph, Graph):
         raise GraphError(f"sg.compile expects an snngraph Graph, got {type(graph).__name__}")
     lowered = PassManager(default_pipeline() if passes is None else passes, verify=verify)(graph)
+    check_fused(lowered)
     return CompiledNet(lowered, source=graph)
 
 
@@ -90,6 +92,20 @@ class CompiledNet(nn.Module):
     def _params(self, name: str) -> NodeParams | None:
         return self._modules.get(name)  # type: ignore[return-value]
 
+    def _dtype(self) -> torch.dtype | None:
+        """The dtype inputs must have: the parameters', else that of constant weights or statistics (matmul,
+        convolution and batch norm need their operands in one dtype); ``None`` (any floating point) for a
+        net whose constants are only element-wise (a bare neuron)."""
+        for t in self.parameters():
+            if t.is_floating_point():
+                return t.dtype
+        for key, t in self.named_buffers():
+            node = self.graph.nodes.get(key.split(".", 1)[0])
+            synapse = node is not None and node.family == "synapse"
+            if t.is_floating_point() and (t.dim() >= 2 or (t.dim() == 1 and synapse)):
+                return t.dtype
+        return None
+
     def _check_inputs(self, args: tuple, kwargs: dict, time_dim: bool) -> dict[str, Tensor]:
         inputs = self.graph.inputs
         if len(args) + len(kwargs) != len(inputs) or set(kwargs) - set(inputs):
@@ -97,7 +113,7 @@ class CompiledNet(nn.Module):
                              f"and {sorted(kwargs)}")
         given = dict(zip(inputs, args, strict=False)) | kwargs
         lead = "(T, B, " if time_dim else "(B, "
-        dtype = next((p.dtype for p in self.parameters()), None)
+        dtype = self._dtype()
         for name, node in inputs.items():
             x = given[name]
             expected = f"{lead}{', '.join(map(str, node.shape))})"
@@ -234,7 +250,7 @@ class CompiledNet(nn.Module):
 
     def _check_state(self, state: Any, like: Tensor) -> None:
         """``state`` must hold exactly the entries of ``init_state``: floating-point tensors of their shape, of
-        ``like``'s (the inputs') dtype when the net has parameters."""
+        ``like``'s (the inputs') dtype when the net has parameters or buffers."""
         if not isinstance(state, Mapping):
             raise GraphError(f"state must be a dict from init_state or the last step, got {type(state).__name__}")
         batch = like.shape[0]
@@ -243,7 +259,7 @@ class CompiledNet(nn.Module):
         if missing or unknown:
             problems = [f"is missing {missing}"] * bool(missing) + [f"has unknown entries {unknown}"] * bool(unknown)
             raise GraphError(f"state {' and '.join(problems)}; start from net.init_state(batch_size)")
-        dtype = like.dtype if self._has_params else None  # as for inputs
+        dtype = like.dtype if self._dtype() is not None else None  # as for inputs
         for key, shape in shapes.items():
             value = state[key]
             if not isinstance(value, Tensor) or tuple(value.shape) != shape or not value.is_floating_point() or (
@@ -260,8 +276,7 @@ class CompiledNet(nn.Module):
 
         Call as ``out_t, state = net.step(x_t, state)``.
         """
-        if state is None and args and isinstance(args[-1], dict):
-            *args, state = args
+        args, state = self._split_state(args, kwargs, state)
         given = self._check_inputs(tuple(args), kwargs, time_dim=False)
         like = next(iter(given.values()))
         if state is None:
@@ -271,6 +286,23 @@ class CompiledNet(nn.Module):
         values = {Ref(k, "out"): v for k, v in given.items()}
         new_state = self._step_nodes(tuple(self._order), values, state)
         return {k: values[r] for k, r in self.graph.outputs.items()}, new_state
+
+    def _split_state(self, args: tuple, kwargs: dict, state: Any) -> tuple[tuple, Any]:
+        """Separate a positional state (``net.step(x, state)``) from the inputs.
+
+        ``None`` in the state's place means a fresh state, as ``state=None`` does; a last positional
+        argument beyond the inputs that is neither a dict nor ``None`` is not a state.
+        """
+        extra = len(args) + len(kwargs) - len(self.graph.inputs)
+        if state is not None or not args or extra < 1 and not isinstance(args[-1], Mapping):
+            return args, state
+        if isinstance(args[-1], Mapping) or args[-1] is None:
+            return args[:-1], args[-1]
+        if extra == 1 and not isinstance(args[-1], Tensor):
+            raise GraphError(f"step: the state (after the inputs {list(self.graph.inputs)}) must be a dict from "
+                             f"net.init_state() or the last step, or None for a fresh state; got "
+                             f"{type(args[-1]).__name__}")
+        return args, state
 
     def _step_nodes(self, names: tuple[str, ...], values: dict[Ref, Tensor], state: State) -> State:
         """Evaluate ``names`` (in topological order) for one step; return their new state."""

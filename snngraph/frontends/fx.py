@@ -14,14 +14,18 @@ Conventions:
 - **State.** Neurons with ``init_hidden=True`` (and snnTorch neurons called without state, which
   keep it on the instance) carry their state in the graph. In the explicit style
   ``forward(x, mem1, mem2) -> (spk, mem1, mem2)``, an argument that feeds a neuron's state is
-  recognised as that state and removed from the graph's inputs, and a returned value that is such
-  a carried state is removed from the outputs (a neuron's spikes and the first occurrence of a
-  non-spiking readout's membrane are always kept); ``keep_state_outputs=True`` keeps them.
-  Arguments that ``forward`` never uses are dropped.
+  recognised as that state and removed from the graph's inputs. Every value ``forward`` returns is
+  a graph output, carried state included (users record membranes for their losses);
+  ``keep_state_outputs=False`` drops returned carried state (a neuron's spikes and the first
+  occurrence of a non-spiking readout's membrane are always kept). Arguments that ``forward`` never
+  uses are dropped.
 - **Outputs** keep the order ``forward`` returns them in. Names: ``output_names`` when given; the
   keys when ``forward`` returns a dict; the port names (``spk``, ``mem``) when every output is a
   different port of one neuron (so a lone neuron's spikes are ``spk``); ``out`` for a single other
   output; else ``out0``, ``out1``, ...
+- **Parameters** are copied into the graph, one copy per node: a parameter shared by two modules
+  (tied weights, ``fc2.weight = fc1.weight``) raises ``GraphError`` naming both, since the copies
+  would train apart.
 - **Modes.** Dropout and batch norm follow the compiled module's ``train()`` / ``eval()`` like the
   torch layers they come from; a new compiled module starts in training mode.
 - **Loops over time.** A ``forward`` that loops over time itself (snnTorch tutorial style: every
@@ -52,7 +56,7 @@ __all__ = ["trace"]
 
 
 def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: str | None = None,
-          output_names: list[str] | tuple[str, ...] | None = None, keep_state_outputs: bool = False) -> Graph:
+          output_names: list[str] | tuple[str, ...] | None = None, keep_state_outputs: bool = True) -> Graph:
     """Trace a per-step model into an IR graph (SPEC §6).
 
     Args:
@@ -62,7 +66,8 @@ def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: s
             that loops over time itself: the arguments it takes (e.g. ``(T, B, ...)``).
         name: the graph's name (default: the module's class name).
         output_names: names of the graph outputs, in the order ``forward`` returns them.
-        keep_state_outputs: keep returned carried state (``mem1`` ...) as graph outputs.
+        keep_state_outputs: keep returned carried state (``mem1`` ...) as graph outputs (default);
+            ``False`` drops it, keeping spikes and a readout's first membrane.
 
     Returns:
         The graph; ``sg.compile`` runs it over sequences ``(T, B, ...)``. Like any new module, the
@@ -113,6 +118,7 @@ class Translator:
         self.frozen: dict[str, list[str]] = {}
         self.carried: set[Ref] = set()
         self.called: set[str] = set()
+        self.param_owners: dict[int, tuple[Tensor, str]] = {}
         self._fx_names = {n.name for n in fx_graph.nodes}
         self.state_args = self._find_state_args()
 
@@ -197,7 +203,23 @@ class Translator:
         owner = self.root
         for part in target.split("."):
             owner = getattr(owner, part)
+        if isinstance(owner, nn.Parameter):
+            self._claim(target, [(target, owner)])
         return owner
+
+    def _claim(self, target: str, params: Any) -> None:
+        """Record which module owns each parameter; refuse one already owned by another module.
+
+        The IR gives every node its own copy of its parameters, so tied weights (``fc2.weight =
+        fc1.weight``) would silently become two parameters that diverge after one training step.
+        """
+        for key, p in params:
+            seen = self.param_owners.setdefault(id(p), (p, key))
+            if seen[0] is p and seen[1] != key:
+                raise GraphError(f"parameter '{key}' of '{target}' is the same tensor as '{seen[1]}' (tied weights); "
+                                 "snngraph gives every node its own parameters, so they would diverge in training: "
+                                 f"untie them (e.g. `{_attr_path(key)} = nn.Parameter({_attr_path(seen[1])}"
+                                 ".detach().clone())`) or use one module")
 
     # --- inputs and state ------------------------------------------------------------------------------
     def _find_state_args(self) -> dict[fx.Node, str]:
@@ -260,6 +282,7 @@ class Translator:
         if node.target in self.called and any(True for _ in module.parameters()):
             raise GraphError("a module with parameters is called more than once; the IR does not share weights")
         self.called.add(node.target)
+        self._claim(node.target, _named_params(node.target, module))
         return handler(self, module, tensor(args[0], "input"), self.unique(name, helper=False))
 
     def _neuron(self, node: fx.Node, module: nn.Module, args: tuple, kwargs: dict, name: str) -> Any:
@@ -268,6 +291,7 @@ class Translator:
         if node.target in self.called:
             raise GraphError("a neuron is called more than once per step; give each population its own module")
         self.called.add(node.target)
+        self._claim(node.target, _named_params(node.target, module))
         try:
             bound = inspect.signature(module.forward).bind(*args, **kwargs)
         except TypeError as exc:
@@ -336,6 +360,16 @@ class Translator:
 
     def _where(self, node: fx.Node) -> str:
         return location(node, self.root)
+
+
+def _named_params(target: str, module: nn.Module) -> list[tuple[str, Tensor]]:
+    """``(<module path>.<param>, parameter)`` for every parameter of ``module``."""
+    return [(f"{target}.{k}", p) for k, p in module.named_parameters()]
+
+
+def _attr_path(key: str) -> str:
+    """A parameter path as Python attribute access on the model (``net.0.weight`` -> ``net[0].weight``)."""
+    return "model" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in key.split("."))
 
 
 def _module_node_name(target: str) -> str:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from snngraph.ir import synapses as S
 from snngraph.ir.builder_neurons import NeuronBuilder
 from snngraph.ir.errors import GraphError
 from snngraph.ir.init import as_array, kaiming_weight, uniform_fan_in
+from snngraph.ir.synapses import MAX_INT
 from snngraph.ir.types import DTYPES, Param, Ref, check_name, check_shape
 
 if TYPE_CHECKING:
@@ -20,12 +23,60 @@ if TYPE_CHECKING:
     from snngraph.ir.node import Node
 
 
-def _tuple(value: Any, n: int, what: str) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value,) * n
-    if isinstance(value, (tuple, list)) and len(value) == n and all(isinstance(v, int) for v in value):
-        return tuple(value)
+MAX_PARAM = 2**31  # elements of one default-initialised weight
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an int or numpy integer (bools are not sizes)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _int(value: Any, what: str, low: int | None = None) -> int:
+    """``value`` as a Python int in ``[low, 2**31 - 1]``, or GraphError naming ``what``."""
+    if not is_int(value):
+        raise GraphError(f"{what} must be an int, got {value!r}")
+    if low is not None and value < low:
+        kind = "a positive" if low == 1 else "a non-negative" if low == 0 else f"an int >= {low},"
+        raise GraphError(f"{what} must be {kind} int, got {value!r}")
+    if abs(int(value)) > MAX_INT:
+        raise GraphError(f"{what} = {value!r} is too large (at most {MAX_INT})")
+    return int(value)
+
+
+def _tuple(value: Any, n: int, what: str, low: int = 1) -> tuple[int, ...]:
+    """An int or ``n`` ints (each ``>= low``) as a tuple of ``n`` Python ints."""
+    if is_int(value):
+        return (_int(value, what, low),) * n
+    if isinstance(value, (tuple, list)) and len(value) == n and all(is_int(v) for v in value):
+        return tuple(_int(v, what, low) for v in value)
     raise GraphError(f"{what} must be an int or {n} ints, got {value!r}")
+
+
+def _flag(value: Any, what: str) -> bool:
+    """A bool (or numpy bool) as ``bool``; anything else is a GraphError (``bias="no"`` is not False)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise GraphError(f"{what} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _real(value: Any, what: str) -> float:
+    """A finite real number (not a bool) as ``float``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise GraphError(f"{what} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise GraphError(f"{what} must be finite, got {value!r}")
+    return number
+
+
+def _weight_shape(shape: tuple[int, ...], where: str) -> tuple[int, ...]:
+    """Refuse a weight too large to allocate before it is initialised."""
+    if math.prod(shape) > MAX_PARAM:
+        raise GraphError(f"{where}: a weight of shape {list(shape)} is too large (more than {MAX_PARAM} elements)")
+    return shape
 
 
 class GraphBuilder(NeuronBuilder):
@@ -49,8 +100,10 @@ class GraphBuilder(NeuronBuilder):
 
         if isinstance(value, Handle):
             if value.graph is not self:
-                raise GraphError(f"{where}: value {value.name!r} belongs to graph '{value.graph.name}', not "
-                                 f"'{self.name}'")
+                other = f"another graph also named '{self.name}'" if value.graph.name == self.name else \
+                    f"graph '{value.graph.name}'"
+                raise GraphError(f"{where}: value {value.name!r} belongs to {other}, not to graph '{self.name}' "
+                                 "(handles cannot cross graphs)")
             return value.ref
         if isinstance(value, str):
             node, _, port = value.lstrip("%").partition(".")
@@ -83,7 +136,7 @@ class GraphBuilder(NeuronBuilder):
     def input(self, name: str, shape: tuple[int, ...] | int, dtype: str = "float32") -> Handle:
         """Declare a graph input whose per-step values have ``shape`` (batch and time implicit)."""
         name = self._name(name, "input")
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             raise GraphError(f"input '{name}': dtype must be one of {list(DTYPES)}, got {dtype!r}")
         return self._add(S.Input(name=name, shape=check_shape(shape, f"input '{name}'"), dtype=dtype))
 
@@ -101,14 +154,14 @@ class GraphBuilder(NeuronBuilder):
                name: str | None = None) -> Handle:
         """Fully connected layer over the last feature dim, initialised like ``torch.nn.Linear``."""
         name = self._name(name, "linear")
-        ref, t = self._in_type(x, f"linear '{name}'")
-        if not isinstance(out_features, int) or out_features < 1:
-            raise GraphError(f"linear '{name}': out_features must be a positive int, got {out_features!r}")
+        where = f"linear '{name}'"
+        ref, t = self._in_type(x, where)
+        out_features = _int(out_features, f"{where}: out_features", low=1)
         n_in = t.shape[-1]
-        shape = (out_features, n_in)
-        w = kaiming_weight(shape) if weight is None else as_array(weight, f"linear '{name}' weight", shape)
+        shape = _weight_shape((out_features, n_in), where)
+        w = kaiming_weight(shape) if weight is None else as_array(weight, f"{where} weight", shape)
         b = None
-        if bias or bias_value is not None:
+        if _flag(bias, f"{where}: bias") or bias_value is not None:
             b = uniform_fan_in((out_features,), n_in) if bias_value is None else \
                 as_array(bias_value, f"linear '{name}' bias", (out_features,))
         return self._add(S.Linear(name=name, inputs=(ref,), in_features=n_in, out_features=out_features,
@@ -122,17 +175,19 @@ class GraphBuilder(NeuronBuilder):
         where = f"{cls.op} '{name}'"
         if len(t.shape) != n + 1:
             raise GraphError(f"{where}: expects (C, {', '.join('L' * n)}) per step, got {list(t.shape)}")
+        out_channels = _int(out_channels, f"{where}: out_channels", low=1)
         k, s, d = (_tuple(v, n, f"{where} {key}") for v, key in
                    ((kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
         p = _padding(padding, k, s, d, where)
         c_in = t.shape[0]
-        if not isinstance(groups, int) or groups < 1 or c_in % groups or out_channels % groups:
+        groups = _int(groups, f"{where}: groups", low=1)
+        if c_in % groups or out_channels % groups:
             raise GraphError(f"{where}: groups={groups!r} must divide in_channels={c_in} and out_channels")
-        shape = (out_channels, c_in // groups, *k)
+        shape = _weight_shape((out_channels, c_in // groups, *k), where)
         w = kaiming_weight(shape) if weight is None else as_array(weight, f"{where} weight", shape)
         fan_in = (c_in // groups) * math.prod(k)
         b = None
-        if bias or bias_value is not None:
+        if _flag(bias, f"{where}: bias") or bias_value is not None:
             b = uniform_fan_in((out_channels,), fan_in) if bias_value is None else \
                 as_array(bias_value, f"{where} bias", (out_channels,))
         return self._add(cls(name=name, inputs=(ref,), in_channels=c_in, out_channels=out_channels, kernel_size=k,
@@ -159,7 +214,7 @@ class GraphBuilder(NeuronBuilder):
         ref, _ = self._in_type(x, where)
         k = _tuple(kernel_size, cls.dims, f"{where} kernel_size")
         s = k if stride is None else _tuple(stride, cls.dims, f"{where} stride")
-        p = _tuple(padding, cls.dims, f"{where} padding")
+        p = _tuple(padding, cls.dims, f"{where} padding", low=0)
         return self._add(cls(name=name, inputs=(ref,), kernel_size=k, stride=s, padding=p))
 
     def max_pool1d(self, x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -185,8 +240,10 @@ class GraphBuilder(NeuronBuilder):
     def flatten(self, x: Any, start_dim: int = 0, end_dim: int = -1, name: str | None = None) -> Handle:
         """Flatten per-step dims (0 is the first feature dim: batch is implicit)."""
         name = self._name(name, "flatten")
-        ref, _ = self._in_type(x, f"flatten '{name}'")
-        return self._add(S.Flatten(name=name, inputs=(ref,), start_dim=start_dim, end_dim=end_dim))
+        where = f"flatten '{name}'"
+        ref, _ = self._in_type(x, where)
+        start, end = _int(start_dim, f"{where}: start_dim"), _int(end_dim, f"{where}: end_dim")
+        return self._add(S.Flatten(name=name, inputs=(ref,), start_dim=start, end_dim=end))
 
     def add(self, *xs: Any, name: str | None = None) -> Handle:
         """Element-wise sum of two or more values of one shape."""
@@ -202,14 +259,15 @@ class GraphBuilder(NeuronBuilder):
         refs = tuple(self._ref(x, f"concat '{name}'") for x in xs)
         if not refs:
             raise GraphError(f"concat '{name}': needs at least one input")
-        return self._add(S.Concat(name=name, inputs=refs, dim=dim))
+        return self._add(S.Concat(name=name, inputs=refs, dim=_int(dim, f"concat '{name}': dim")))
 
     def scale(self, x: Any, factor: Any, learnable: bool = False, name: str | None = None) -> Handle:
         """Multiply by ``factor`` (a number or an array broadcasting to the per-step shape)."""
         name = self._name(name, "scale")
         ref, _ = self._in_type(x, f"scale '{name}'")
         f = as_array(factor, f"scale '{name}' factor")
-        return self._add(S.Scale(name=name, inputs=(ref,), factor=Param(f, learnable)))
+        return self._add(S.Scale(name=name, inputs=(ref,), factor=Param(f, _flag(learnable, f"scale '{name}': "
+                                                                                               "learnable"))))
 
     def relu(self, x: Any, name: str | None = None) -> Handle:
         """``max(x, 0)``."""
@@ -221,7 +279,8 @@ class GraphBuilder(NeuronBuilder):
         """Dropout with probability ``p`` (active in ``train()`` mode only)."""
         name = self._name(name, "dropout")
         ref, _ = self._in_type(x, f"dropout '{name}'")
-        if not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)) or \
+                not 0.0 <= p <= 1.0:
             raise GraphError(f"dropout '{name}': p must lie in [0, 1], got {p!r}")
         return self._add(S.Dropout(name=name, inputs=(ref,), p=float(p)))
 
@@ -229,18 +288,18 @@ class GraphBuilder(NeuronBuilder):
                    weight: Any = None, bias_value: Any = None, running_mean: Any = None, running_var: Any = None,
                    name: str | None = None) -> Handle:
         """``torch.nn.BatchNorm1d/2d`` over channel dim 0 (running statistics in ``eval()``)."""
-        import numpy as np
-
         name = self._name(name, "batch_norm")
         ref, t = self._in_type(x, f"batch_norm '{name}'")
         c = t.shape[0]
         where = f"batch_norm '{name}'"
+        eps, momentum = _real(eps, f"{where}: eps"), _real(momentum, f"{where}: momentum")
+        affine = _flag(affine, f"{where}: affine")
 
         def vec(v, default):
             return as_array(default if v is None else v, where, (c,))
 
         return self._add(S.BatchNorm(
-            name=name, inputs=(ref,), num_features=c, eps=float(eps), momentum=float(momentum),
+            name=name, inputs=(ref,), num_features=c, eps=eps, momentum=momentum,
             weight=Param(vec(weight, np.ones(c, np.float32)), True) if affine else None,
             bias=Param(vec(bias_value, np.zeros(c, np.float32)), True) if affine else None,
             running_mean=Param(vec(running_mean, np.zeros(c, np.float32))),
@@ -276,19 +335,16 @@ class GraphBuilder(NeuronBuilder):
 
 
 def _steps(steps: Any, name: str) -> int:
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+    if not is_int(steps) or steps < 1:
         raise GraphError(f"delay '{name}': steps must be a positive int, got {steps!r}")
-    return steps
+    return int(steps)
 
 
 def _padding(padding: Any, k: tuple, s: tuple, d: tuple, where: str) -> tuple[int, ...]:
-    if padding == "valid":
+    if isinstance(padding, str) and padding == "valid":
         return (0,) * len(k)
-    if padding == "same":
+    if isinstance(padding, str) and padding == "same":
         if any(si != 1 for si in s) or any(di * (ki - 1) % 2 for ki, di in zip(k, d, strict=True)):
             raise GraphError(f"{where}: padding='same' needs stride 1 and an odd effective kernel")
         return tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=True))
-    p = _tuple(padding, len(k), f"{where} padding")
-    if min(p) < 0:
-        raise GraphError(f"{where}: padding must be non-negative, got {padding!r}")
-    return p
+    return _tuple(padding, len(k), f"{where} padding", low=0)

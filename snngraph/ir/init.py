@@ -32,16 +32,45 @@ def as_array(value, what: str, shape: tuple[int, ...] | None = None) -> np.ndarr
     """A user-given tensor, array or number as a float numpy array (checked shape, finite).
 
     float64 arrays and tensors stay float64; everything else (Python numbers included, as in
-    snnTorch) becomes float32."""
+    snnTorch) becomes float32. Values are checked in float64 first, so a number beyond the float32
+    range is reported rather than silently becoming ``inf``."""
     if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
+        value = _tensor_to_numpy(value, what)
+    if isinstance(value, (bool, np.bool_, str, bytes)) or getattr(value, "dtype", None) is not None and (
+            np.asarray(value).dtype.kind not in "iuf"):
+        raise GraphError(f"{what}: expected a real number, array or tensor, got {_describe(value)}")
+    explicit64 = getattr(value, "dtype", None) == np.float64
     try:
-        explicit64 = getattr(value, "dtype", None) == np.float64
-        arr = np.asarray(value, dtype=np.float64 if explicit64 else np.float32)
-    except (TypeError, ValueError):
-        raise GraphError(f"{what}: expected a number, array or tensor, got {type(value).__name__}") from None
+        wide = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise GraphError(f"{what}: expected a real number, array or tensor, got {_describe(value)}") from None
+    if not np.all(np.isfinite(wide)):
+        raise GraphError(f"{what}: non-finite values")
+    if not explicit64 and wide.size and float(np.max(np.abs(wide))) > float(np.finfo(np.float32).max):
+        raise GraphError(f"{what}: values beyond the float32 range (pass a float64 array to keep them)")
+    arr = wide if explicit64 else wide.astype(np.float32)
     if shape is not None and tuple(arr.shape) != tuple(shape):
         raise GraphError(f"{what}: expected shape {list(shape)}, got {list(arr.shape)}")
-    if not np.all(np.isfinite(arr)):
-        raise GraphError(f"{what}: non-finite values")
     return arr
+
+
+def _tensor_to_numpy(value, what: str) -> np.ndarray:
+    """A torch tensor's values as a numpy array (float64 kept, other real dtypes as float32)."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        raise GraphError(f"{what}: expected a number, array or tensor, got {type(value).__name__}")
+    if value.device.type == "meta":
+        raise GraphError(f"{what}: the tensor is on the meta device and has no values (materialise it first, "
+                         "e.g. module.to_empty(device='cpu') and initialise it)")
+    if value.is_complex() or value.dtype == torch.bool:
+        raise GraphError(f"{what}: expected a real tensor, got dtype {value.dtype}")
+    value = value.detach()
+    if value.layout != torch.strided:
+        value = value.to_dense()
+    return value.to("cpu", torch.float64 if value.dtype == torch.float64 else torch.float32).numpy()
+
+
+def _describe(value) -> str:
+    dtype = getattr(value, "dtype", None)
+    return f"{type(value).__name__} of dtype {dtype}" if dtype is not None else type(value).__name__

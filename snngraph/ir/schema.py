@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,15 @@ from snngraph.ir.surrogate import Surrogate
 from snngraph.ir.types import DTYPES, Param, Ref, check_name
 
 _INT_TUPLE = "tuple[int, ...]"
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _finite(value: Any) -> bool:
+    """Whether a real number is finite (an int too large for a float is not)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 @functools.cache
@@ -39,7 +49,7 @@ def _coerce(annotation: str, value: Any, where: str) -> Any:
         raise GraphError(f"{where}: must not be none")
     checks = {
         "int": lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool),
-        "float": lambda v: isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and np.isfinite(v),
+        "float": lambda v: isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and _finite(v),
         "bool": lambda v: isinstance(v, bool),
         "str": lambda v: isinstance(v, str) and len(v) < 256,
         _INT_TUPLE: lambda v: isinstance(v, (tuple, list)) and len(v) <= 8 and all(
@@ -48,6 +58,8 @@ def _coerce(annotation: str, value: Any, where: str) -> Any:
         "Surrogate": lambda v: isinstance(v, Surrogate),
     }
     if base == "Param" and checks["float"](value):
+        if abs(float(value)) > _F32_MAX:
+            raise GraphError(f"{where}: {value!r:.80} is beyond the float32 range")
         value = Param(value, False, "float32")  # a bare float32 scalar in the text form
     if base not in checks:
         raise GraphError(f"{where}: unsupported field type {annotation}")
@@ -93,7 +105,8 @@ def placeholder(node_op: str, field: str, shape: tuple[int, ...], dtype: str, le
 
     spec = MODELS[node_op].params.get(field) if node_op in MODELS else None
     recurrent = field == "recurrent_weight" and spec is None and node_op in MODELS
-    if recurrent or (field == "weight" and node_op in ("linear", "conv1d", "conv2d")):
+    if (recurrent or (field == "weight" and node_op in ("linear", "conv1d", "conv2d"))) and len(shape) >= 2:
+        # (a weight of another rank is refused by the node's type check)
         value = kaiming_weight(shape)
     elif spec is not None and spec.default is not None:
         value = np.full(shape, spec.default)

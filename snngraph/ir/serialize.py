@@ -13,7 +13,7 @@ import numpy as np
 
 from snngraph.ir.errors import GraphError
 from snngraph.ir.schema import build_node
-from snngraph.ir.surrogate import SURROGATE_NAMES, Surrogate
+from snngraph.ir.surrogate import SURROGATE_NAMES, Surrogate, checked_surrogate
 from snngraph.ir.types import Param, Ref
 
 FORMAT = "snngraph.graph/1"
@@ -32,27 +32,50 @@ def _encode(value: Any, where: str) -> Any:
     return value
 
 
+def _real(value: Any) -> bool:
+    """A JSON number that is a float or fits one (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
 def _decode(value: Any, where: str) -> Any:
     if isinstance(value, dict):
         if set(value) != {"surrogate", "params"} or value["surrogate"] not in SURROGATE_NAMES:
             raise GraphError(f"{where}: malformed surrogate {value!r:.80}")
         params = value["params"]
         if not isinstance(params, list) or not all(
-                isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], (int, float))
-                for p in params):
+                isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and _real(p[1]) for p in params):
             raise GraphError(f"{where}: malformed surrogate parameters")
-        return Surrogate(value["surrogate"], tuple((k, float(v)) for k, v in params))
+        return checked_surrogate(value["surrogate"], tuple((k, float(v)) for k, v in params), where)
     if isinstance(value, list):
         return tuple(value)
     return value
 
 
+def _path(path: Any, what: str) -> str:
+    """``path`` as a str: a str or an ``os.PathLike`` naming one (bytes paths are refused)."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str):
+        raise GraphError(f"{what}: path must be a str or os.PathLike, got {type(path).__name__} {path!r:.80}")
+    return path
+
+
 def save(graph: Any, path: str | os.PathLike) -> None:
-    """Write ``graph`` (structure and parameter values) to one ``.sg`` safetensors file."""
-    from safetensors.numpy import save_file
+    """Write ``graph`` (structure and parameter values) to one ``.sg`` safetensors file.
+
+    The file is created like any file Python writes (mode 0666 less the umask: 0644 by default).
+    """
+    from safetensors.numpy import save as to_bytes
 
     from snngraph.ir.verify import verify
 
+    path = _path(path, "sg.save")
     verify(graph)
     nodes, tensors = [], {}
     for name, node in graph.nodes.items():
@@ -69,7 +92,9 @@ def save(graph: Any, path: str | os.PathLike) -> None:
     outputs = [[k, r.node, r.port] for k, r in graph.outputs.items()]
     structure = {"format": FORMAT, "name": graph.name, "nodes": nodes, "outputs": outputs}
     text = json.dumps(structure)
-    save_file(tensors, os.fspath(path), metadata={"snngraph": text, CHECKSUM_KEY: checksum(text, tensors)})
+    data = to_bytes(tensors, metadata={"snngraph": text, CHECKSUM_KEY: checksum(text, tensors)})
+    with open(path, "wb") as f:  # safetensors' save_file creates files readable by their owner only (0600)
+        f.write(data)
 
 
 def checksum(structure: str, tensors: dict[str, np.ndarray]) -> str:
@@ -85,7 +110,7 @@ def checksum(structure: str, tensors: dict[str, np.ndarray]) -> str:
 
 def load(path: str | os.PathLike) -> Any:
     """Read a graph written by :func:`save`; a corrupt or hostile file raises ``GraphError``."""
-    path = os.fspath(path)
+    path = _path(path, "sg.load")
     try:
         size = os.path.getsize(path)
     except OSError as e:
@@ -147,7 +172,8 @@ def _from_structure(s: dict, tensors: dict[str, np.ndarray], path: str) -> Any:
                     spec.get("learnable"), bool):
                 raise GraphError(f"{where}: parameter {key!r} refers to a missing tensor")
             arr, shape = tensors[spec["tensor"]], spec.get("shape")
-            if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape) or \
+            if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                      for d in shape) or \
                     int(np.prod(shape, dtype=np.float64)) != arr.size:
                 raise GraphError(f"{where}: parameter {key!r} has a malformed shape")
             arr = arr.reshape(shape)

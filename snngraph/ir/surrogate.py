@@ -8,13 +8,22 @@ stays free of torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from snngraph.ir.errors import GraphError
+
 # Surrogates that can be printed, saved and parsed (``custom`` / ``callable`` hold user code).
 SURROGATE_NAMES = ("atan", "fast_sigmoid", "sigmoid", "triangular", "heaviside", "straight_through_estimator",
                    "spike_rate_escape", "SFS", "SSO", "LSO")
+# Each one's hyper-parameters, in the order of its ``sg.surrogate`` factory (and of the text form).
+SURROGATE_PARAMS: dict[str, tuple[str, ...]] = {
+    "atan": ("alpha",), "fast_sigmoid": ("slope",), "sigmoid": ("slope",), "triangular": ("threshold",),
+    "heaviside": (), "straight_through_estimator": (), "spike_rate_escape": ("beta", "slope"),
+    "SFS": ("slope", "B"), "SSO": ("mean", "variance"), "LSO": ("slope",),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +58,20 @@ class Surrogate:
 
 DEFAULT_SURROGATE = Surrogate("atan", (("alpha", 2.0),))
 """snnTorch's default spike function, ``atan(alpha=2.0)``: the one place it is stated."""
+
+
+def checked_surrogate(name: str, params: tuple[tuple[str, float], ...], where: str) -> Surrogate:
+    """A surrogate read from a file or text: a known name with exactly its parameters, each finite.
+
+    Raises:
+        GraphError: naming ``where``, for anything the ``sg.surrogate`` factories would not build.
+    """
+    if name not in SURROGATE_PARAMS:
+        raise GraphError(f"{where}: unknown surrogate {name!r}")
+    keys = tuple(k for k, _ in params)
+    if keys != SURROGATE_PARAMS[name]:
+        raise GraphError(f"{where}: surrogate {name!r} takes parameters {SURROGATE_PARAMS[name]}, got {keys}")
+    for key, value in params:
+        if not math.isfinite(value):
+            raise GraphError(f"{where}: surrogate {name!r} parameter {key} must be finite, got {value!r}")
+    return Surrogate(name, params)

@@ -12,6 +12,17 @@ from snngraph.ir.node import Node, broadcastable, conv_out, require_range, same_
 from snngraph.ir.types import Param, TensorType, check_shape
 
 frozen = dataclasses.dataclass(frozen=True, kw_only=True)
+MAX_INT = 2**31 - 1  # kernel sizes, strides, paddings and dilations: what torch and ONNX take as int
+
+
+def _check_spatial(node: Node, keys: tuple[str, ...]) -> None:
+    """Raise GraphError unless each of ``keys`` holds ``node.dims`` ints of at most ``MAX_INT``."""
+    for key in keys:
+        value = getattr(node, key)
+        if len(value) != node.dims:
+            raise node.error(f"{key} must have {node.dims} entries, got {value}")
+        if max(value) > MAX_INT:
+            raise node.error(f"{key} {value} is too large (at most {MAX_INT})")
 
 
 class Synapse(Node):
@@ -72,6 +83,7 @@ class _ConvBase(Synapse):
 
     def check(self):
         super().check()
+        _check_spatial(self, ("kernel_size", "stride", "padding", "dilation"))
         for key in ("kernel_size", "stride", "dilation"):
             if len(getattr(self, key)) != self.dims or min(getattr(self, key)) < 1:
                 raise self.error(f"{key} must be {self.dims} positive ints, got {getattr(self, key)}")
@@ -123,6 +135,7 @@ class _PoolBase(Synapse):
     def check(self):
         if len(self.kernel_size) != self.dims or len(self.stride) != self.dims or len(self.padding) != self.dims:
             raise self.error(f"kernel_size, stride and padding must each have {self.dims} entries")
+        _check_spatial(self, ("kernel_size", "stride", "padding"))
         if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
             raise self.error("kernel_size and stride must be positive, padding non-negative")
         if any(2 * p > k for p, k in zip(self.padding, self.kernel_size, strict=True)):
@@ -282,6 +295,8 @@ class BatchNorm(Synapse):
                 raise self.error(f"{key} must have shape [{self.num_features}], got {list(p.shape)}")
         if np.any(self.running_var.value < 0) or not self.eps > 0:
             raise self.error("running_var must be non-negative and eps positive")
+        if not (np.isfinite(self.eps) and np.isfinite(self.momentum)):
+            raise self.error(f"eps and momentum must be finite, got eps={self.eps!r}, momentum={self.momentum!r}")
 
     def infer(self, ins):
         if ins[0].shape[0] != self.num_features:

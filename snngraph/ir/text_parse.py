@@ -11,11 +11,12 @@ import numpy as np
 
 from snngraph.ir.errors import GraphError
 from snngraph.ir.schema import build_node, placeholder
-from snngraph.ir.surrogate import SURROGATE_NAMES, Surrogate
+from snngraph.ir.surrogate import SURROGATE_NAMES, checked_surrogate
 from snngraph.ir.types import DTYPE_OF_SHORT, Param, Ref
 
 MAX_TEXT = 64 * 2**20
 MAX_PARAM_ELEMENTS = 2**28
+PARAM_DTYPES = ("float32", "float64")  # what Param holds; f16/bf16 name value types only
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
   | (?P<ref>%[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)
@@ -76,6 +77,15 @@ def _number(line: _Line) -> float | int:
     return int(text)
 
 
+def _float(line: _Line) -> float:
+    """The next number as a float; an integer beyond the float range is a GraphError naming the line."""
+    number = _number(line)
+    try:
+        return float(number)
+    except OverflowError:
+        raise line.error(f"number {str(number)[:20]}... is out of range") from None
+
+
 def _value(line: _Line, field: str, op: str, depth: int = 0) -> Any:
     kind, tok = line.peek()
     if kind == "num":
@@ -109,11 +119,13 @@ def _value(line: _Line, field: str, op: str, depth: int = 0) -> Any:
             while not line.accept(")"):
                 key = line.take("name")
                 line.take("punct", "=")
-                args[key] = float(_number(line))
+                if key in args:
+                    raise line.error(f"surrogate {tok}: parameter {key} given twice")
+                args[key] = _float(line)
                 if not line.accept(","):
                     line.take("punct", ")")
                     break
-            return Surrogate(tok, tuple(args.items()))
+            return checked_surrogate(tok, tuple(args.items()), f"line {line.lineno}")
         if tok in ("custom", "callable"):
             raise line.error(f"surrogate '{tok}' holds user code and cannot be parsed; pass spike_grad again")
     raise line.error(f"unexpected {tok or 'end of line'!r} in the value of {field}")
@@ -126,6 +138,8 @@ def _param(line: _Line, learnable: bool, field: str, op: str) -> Param:
         if short not in DTYPE_OF_SHORT:
             raise line.error(f"unknown dtype {short!r}")
         dtype = DTYPE_OF_SHORT[short]
+        if dtype not in PARAM_DTYPES:
+            raise line.error(f"parameter {field}: dtype {short} is not supported for parameters (f32 or f64)")
         line.take("punct", "[")
         dims = []
         while not line.accept("]"):
@@ -143,13 +157,16 @@ def _param(line: _Line, learnable: bool, field: str, op: str) -> Param:
         return placeholder(op, field, shape, dtype, learnable)
     values = []
     while not line.accept(")"):
-        values.append(float(_number(line)))
+        values.append(_float(line))
         if not line.accept(","):
             line.take("punct", ")")
             break
     if len(values) != max(1, int(np.prod(shape))):
         raise line.error(f"parameter {field}: {len(values)} values for shape {list(shape)}")
-    return Param(np.array(values).reshape(shape), learnable, dtype)
+    arr = np.array(values)
+    if dtype == "float32" and arr.size and float(np.max(np.abs(arr))) > float(np.finfo(np.float32).max):
+        raise line.error(f"parameter {field}: values beyond the float32 range (write it as f64)")
+    return Param(arr.reshape(shape), learnable, dtype)
 
 
 def _node_line(line: _Line) -> tuple[Any, list[tuple[int, Ref]], int]:

@@ -16,7 +16,9 @@ def check_names(g: Graph) -> None:
     """Every node is registered under its own, valid name and is of a known kind."""
     for key, node in g.nodes.items():
         if not isinstance(node, Node) or NODE_KINDS.get(node.op) is not type(node):
-            raise GraphError(f"node '{key}' is not an snngraph IR node: {type(node).__name__}")
+            stale = isinstance(node, Node) and node.op in NODE_KINDS  # a model redeclared with replace=True
+            raise GraphError(f"node '{key}' is not an snngraph IR node: {type(node).__name__}" + (
+                f" (built with an earlier declaration of '{node.op}'; rebuild the graph)" if stale else ""))
         if key != node.name or not NAME_RE.match(key):
             raise GraphError(f"node '{key}' is registered under a different or invalid name ({node.name!r})")
 
