@@ -183,3 +183,17 @@ def test_handle_of_another_graph_with_the_same_name_says_so():
     other = sg.Graph("h")
     with pytest.raises(sg.GraphError, match=r"belongs to graph 'g', not to graph 'h'"):
         other.output("o", x)
+
+
+def test_neuron_flags_and_sizes_must_have_their_types():
+    """``learn_*`` flags are bools (``"no"`` used to mean True) and ``linear_features`` an int."""
+    g = sg.Graph("flags")
+    x = g.input("x", shape=(3,))
+    for kwargs, message in [({"learn_beta": "no"}, "learn_beta must be True or False"),
+                            ({"learn_recurrent": 1}, "learn_recurrent must be True or False"),
+                            ({"linear_features": "3"}, "linear_features must be an int, got '3'"),
+                            ({"linear_features": 4}, "linear_features=4 does not match the input's 3 features"),
+                            ({"reset_delay": "yes"}, "reset_delay must be one of")]:
+        with pytest.raises(sg.GraphError, match=message):
+            g.rleaky(x, beta=0.9, **kwargs)
+    assert list(g.nodes) == ["x"]

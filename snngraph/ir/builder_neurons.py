@@ -55,10 +55,19 @@ class NeuronBuilder:
         """
         m = get_model(model, "g.neuron")
         learn = (learn,) if isinstance(learn, str) else tuple(learn)
-        for key in [k for k in values if k.startswith("learn_") and k != "learn_recurrent"]:
-            if values.pop(key):
-                learn += (key.removeprefix("learn_"),)
-        return build_neuron(self, m, x, name, learn, spike_grad, values)
+        return build_neuron(self, m, x, name, learn + _learn_flags(m, values), spike_grad, values)
+
+
+def _learn_flags(model: NeuronModel, values: dict[str, Any]) -> tuple[str, ...]:
+    """Pop the ``learn_<param>=True/False`` keywords from ``values``; the parameters to learn."""
+    learn = []
+    for key in [k for k in values if k.startswith("learn_")]:
+        flag = values[key] if key == "learn_recurrent" else values.pop(key)
+        if not isinstance(flag, (bool, np.bool_)):
+            raise GraphError(f"{model.name}: {key} must be True or False, got {flag!r}")
+        if flag and key != "learn_recurrent":
+            learn.append(key.removeprefix("learn_"))
+    return tuple(learn)
 
 
 def build_neuron(builder: Any, model: NeuronModel, x: Any, name: str | None, learn: tuple[str, ...],
@@ -122,8 +131,9 @@ def _recurrence(builder: Any, x: Any, where: str, kw: dict[str, Any]) -> dict[st
         raise GraphError(f"{where}: all_to_all must be a bool, got {kw['all_to_all']!r}")
     n = builder._in_type(x, where)[1].shape[-1]
     features = kw["linear_features"]
-    if features is not None and (isinstance(features, bool) or not isinstance(features, (int, np.integer))
-                                 or features != n):
+    if features is not None and (isinstance(features, bool) or not isinstance(features, (int, np.integer))):
+        raise GraphError(f"{where}: linear_features must be an int, got {features!r}")
+    if features is not None and features != n:
         raise GraphError(f"{where}: linear_features={features!r} does not match the input's {n} features")
     if not kw["all_to_all"]:
         return dict(all_to_all=False, V=Param(as_array(kw["V"], f"{where} V"), learn))
@@ -165,9 +175,7 @@ def builder_method(model: NeuronModel) -> Callable[..., Handle]:
         values = dict(bound.arguments)
         values.pop("self")
         x, name, spike_grad = values.pop("x"), values.pop("name", None), values.pop("spike_grad", None)
-        learn = tuple(k.removeprefix("learn_") for k in list(values)
-                      if k.startswith("learn_") and k != "learn_recurrent" and values.pop(k))
-        return build_neuron(self, model, x, name, learn, spike_grad, values)
+        return build_neuron(self, model, x, name, _learn_flags(model, values), spike_grad, values)
 
     method.__name__ = method.__qualname__ = model.name
     method.__signature__ = signature  # type: ignore[attr-defined]
