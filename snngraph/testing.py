@@ -109,7 +109,7 @@ def _same_inputs(ga: Graph, gb: Graph) -> None:
 def _dtype(net: nn.Module) -> torch.dtype:
     tensor = next(iter(net.parameters()), None)
     if tensor is None:
-        tensor = next(iter(net.buffers()), None)
+        tensor = next((b for b in net.buffers() if b.is_floating_point()), None)
     if tensor is not None:
         return tensor.dtype
     first = next(iter(net.graph.inputs.values()), None)

@@ -42,16 +42,24 @@ class NodeParams(nn.Module):
                 owner.register_buffer(leaf, value)
 
     def get(self, key: str) -> Tensor:
-        owner = self
-        for part in key.split("."):
-            owner = getattr(owner, part)
-        return owner  # type: ignore[return-value]
+        return param_of(self, key)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={list(v.shape)}" for k, v in self.state_dict().items())
 
 
-def param_tensors(node: Node, mod: NodeParams) -> dict[str, Tensor]:
+def param_of(module: nn.Module, key: str) -> Tensor:
+    """The tensor ``key`` (dotted: ``recurrent.weight``) of a node's module (``NodeParams`` or a torch layer)."""
+    owner = module
+    for part in key.split("."):
+        owner = getattr(owner, part)
+    return owner  # type: ignore[return-value]
+
+
+def param_tensors(node: Node, mod: nn.Module) -> dict[str, Tensor]:
     """Field name -> current tensor for every set parameter of ``node``."""
     aliases = node.param_aliases
-    return {k: mod.get(aliases.get(k, k)) for k, v in node.fields().items() if isinstance(v, Param)}
+    return {k: param_of(mod, aliases.get(k, k)) for k, v in node.fields().items() if isinstance(v, Param)}
 
 
 def _dim(d: int) -> int:
@@ -59,37 +67,23 @@ def _dim(d: int) -> int:
     return d + 1 if d >= 0 else d
 
 
-def synapse_op(node: Node) -> Callable[[NodeParams, list[Tensor], bool], Tensor]:
-    """``op(params, inputs, training) -> output`` for a synapse node, over rows."""
+def _call_module(p: nn.Module, xs: list[Tensor], training: bool) -> Tensor:
+    return p(xs[0])
+
+
+def synapse_op(node: Node) -> Callable[[nn.Module, list[Tensor], bool], Tensor]:
+    """``op(module, inputs, training) -> output`` for a synapse node, over rows: the node's torch module
+    called on its input (``layers.torch_module``), or the op of a synapse torch has no module for."""
     n = node
-    if isinstance(n, S.Linear):
-        return lambda p, xs, tr: F.linear(xs[0], p.weight, p.bias if n.bias is not None else None)
-    if isinstance(n, (S.Conv1d, S.Conv2d)):
-        conv = F.conv1d if isinstance(n, S.Conv1d) else F.conv2d
-        return lambda p, xs, tr: conv(xs[0], p.weight, p.bias if n.bias is not None else None, n.stride, n.padding,
-                                      n.dilation, n.groups)
-    if isinstance(n, (S.MaxPool1d, S.MaxPool2d)):
-        pool = F.max_pool1d if isinstance(n, S.MaxPool1d) else F.max_pool2d
-        return lambda p, xs, tr: pool(xs[0], n.kernel_size, n.stride, n.padding)
-    if isinstance(n, (S.AvgPool1d, S.AvgPool2d)):
-        pool = F.avg_pool1d if isinstance(n, S.AvgPool1d) else F.avg_pool2d
-        return lambda p, xs, tr: pool(xs[0], n.kernel_size, n.stride, n.padding)
-    if isinstance(n, S.Flatten):
-        return lambda p, xs, tr: xs[0].flatten(_dim(n.start_dim), _dim(n.end_dim))
     if isinstance(n, S.Add):
         return lambda p, xs, tr: functools.reduce(torch.add, xs)
     if isinstance(n, S.Concat):
         return lambda p, xs, tr: torch.cat(xs, dim=_dim(n.dim))
     if isinstance(n, S.Scale):
         return lambda p, xs, tr: xs[0] * p.factor
-    if isinstance(n, S.ReLU):
-        return lambda p, xs, tr: F.relu(xs[0])
-    if isinstance(n, S.Dropout):
-        return lambda p, xs, tr: F.dropout(xs[0], n.p, tr)
-    if isinstance(n, S.BatchNorm):
-        return lambda p, xs, tr: F.batch_norm(xs[0], p.running_mean, p.running_var, p.get("weight") if n.weight
-                                              is not None else None, p.get("bias") if n.bias is not None else None,
-                                              tr, n.momentum, n.eps)
+    if isinstance(n, (S.Linear, S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d, S.Flatten,
+                      S.ReLU, S.Dropout, S.BatchNorm)):
+        return _call_module
     raise LoweringError(f"{node.op} '{node.name}': no torch lowering")
 
 
@@ -177,7 +171,7 @@ def per_step_in_training(node: Node) -> bool:
     return isinstance(node, S.BatchNorm)
 
 
-def neuron_kwargs(node: Node, mod: NodeParams) -> dict[str, Any]:
+def neuron_kwargs(node: Node, mod: nn.Module | None) -> dict[str, Any]:
     """Keyword arguments of the node's step kernel: its parameters (current tensors), options,
     spike function (the node's surrogate, default ``atan``) and, for recurrent models, the recurrence."""
     model = node.model

@@ -28,10 +28,12 @@ from snngraph.passes.manager import PassManager
 from snngraph.passes.time_structure import stages
 from snngraph.runtimes.torch.explicit_state import explicit_state_step, run_explicit_state
 from snngraph.runtimes.torch.fused_check import check_fused
+from snngraph.runtimes.torch.layers import torch_module
 from snngraph.runtimes.torch.lower import (
     SPATIAL,
     NodeParams,
     neuron_kwargs,
+    param_of,
     param_tensors,
     per_step_in_training,
     scratch_inputs,
@@ -40,10 +42,18 @@ from snngraph.runtimes.torch.lower import (
     synapse_op,
 )
 from snngraph.runtimes.torch.sequence import run_neuron_sequence
-from snngraph.runtimes.torch.spike_linear import spike_linear
 
 State = dict[str, Tensor]
 ROW_BLOCK_ELEMENTS = 2**21  # output elements per block of rows for spatial synapses
+
+
+def _refuse_tracing_export() -> None:
+    """``torch.onnx.export`` / ``torch.jit.trace`` would bake one sequence length's Python loops and
+    fused kernels into a wrong model (it used to write one with no inputs): refuse, naming the way."""
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        raise GraphError("torch.onnx.export and torch.jit.trace cannot capture a compiled snngraph net (its time "
+                         "loops, state and fused kernels are not traceable ops); use sg.export_onnx(net, path) "
+                         "(mode='sequence' | 'step', or num_steps=T, unroll=True)")
 
 
 def compile(graph: Graph, passes: Sequence[Any] | None = None, verify: bool = True) -> CompiledNet:
@@ -68,13 +78,17 @@ class CompiledNet(nn.Module):
         self.graph = graph
         self.source = source if source is not None else graph
         self._ops: dict[str, Any] = {}
+        types = graph.types()
         for name, node in graph.nodes.items():
-            if node.params():
+            rank = len(types[node.inputs[0]].shape) if node.inputs else 0
+            module = torch_module(node, rank) if node.family == "synapse" else None
+            if module is None and node.params():
+                module = NodeParams(node)
+            if module is not None:
                 if hasattr(self, name) or name in dir(nn.Module):
                     raise GraphError(f"node name '{name}' clashes with a torch.nn.Module attribute; rename it")
-                self.add_module(name, NodeParams(node))
-            if node.family == "synapse" and not isinstance(node, S.Delay):
-                self._ops[name] = synapse_op(node)
+                self.add_module(name, module)
+        self._ops = self._synapse_ops()
         dtypes = {t.dtype for t in self.state_dict().values() if t.is_floating_point()}
         if len(dtypes) > 1:  # explicit float64 arrays next to float32 defaults: run in the widest
             self.to(max(dtypes, key=lambda d: torch.finfo(d).bits))
@@ -88,6 +102,20 @@ class CompiledNet(nn.Module):
         self._chains = spatial_chains(graph)
         self._chained = {n for run in self._chains.values() for n in run[1:]}  # computed with their head
 
+    def _synapse_ops(self) -> dict[str, Any]:
+        return {name: synapse_op(node) for name, node in self.graph.nodes.items()
+                if node.family == "synapse" and not isinstance(node, (S.Delay, S.Input))}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling (``torch.save(net)``, ``copy.deepcopy``): everything but the rebuilt op table."""
+        state = self.__dict__.copy()
+        state.pop("_ops", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._ops = self._synapse_ops()
+
     # --- helpers ------------------------------------------------------------------------------
     def _params(self, name: str) -> NodeParams | None:
         return self._modules.get(name)  # type: ignore[return-value]
@@ -100,6 +128,8 @@ class CompiledNet(nn.Module):
             if t.is_floating_point():
                 return t.dtype
         for key, t in self.named_buffers():
+            if not t.is_floating_point():  # batch norm's num_batches_tracked
+                continue
             node = self.graph.nodes.get(key.split(".", 1)[0])
             synapse = node is not None and node.family == "synapse"
             if t.is_floating_point() and (t.dim() >= 2 or (t.dim() == 1 and synapse)):
@@ -136,6 +166,7 @@ class CompiledNet(nn.Module):
     # --- whole sequences ----------------------------------------------------------------------
     def forward(self, *args: Tensor, **kwargs: Tensor) -> dict[str, Tensor]:
         """Run the graph over sequences ``(T, B, *shape)``; returns every output as ``(T, B, ...)``."""
+        _refuse_tracing_export()
         given = self._check_inputs(args, kwargs, time_dim=True)
         values: dict[Ref, Tensor] = {}
         for name, x in given.items():
@@ -168,7 +199,7 @@ class CompiledNet(nn.Module):
             else:
                 rows = [x.reshape(-1, *x.shape[2:]) for x in xs]
                 if name in self._spike_fed and self._unit_spikes(self._spike_fed[name]):
-                    out = spike_linear(rows[0], params.weight, params.bias if node.bias is not None else None)
+                    out = params(rows[0], unit_spikes=True)  # the Linear module: its hooks run
                 else:
                     out = self._rows_in_blocks(self._chains.get(name, (name,)), rows)
                 out = out.reshape(steps, -1, *out.shape[1:])
@@ -185,7 +216,7 @@ class CompiledNet(nn.Module):
 
     def _unit_spikes(self, neuron: str) -> bool:
         """Whether ``neuron``'s spikes are exactly 0/1 now (its graded factor, perhaps learnt, is 1)."""
-        return bool((self._params(neuron).get("graded_spikes_factor") == 1).all())
+        return bool((param_of(self._params(neuron), "graded_spikes_factor") == 1).all())
 
     def _rows_in_blocks(self, run: tuple[str, ...], rows: list[Tensor]) -> Tensor:
         """``run`` (one synapse, or a chain of convolutions and pooling) over all T*B rows at once;
@@ -350,7 +381,7 @@ class CompiledNet(nn.Module):
             updates = {}
             for key, value in node.fields().items():
                 if hasattr(value, "with_value"):
-                    current = params.get(node.param_aliases.get(key, key)).detach().cpu()
+                    current = param_of(params, node.param_aliases.get(key, key)).detach().cpu()
                     updates[key] = value.with_value(current.to(torch.float64 if value.dtype == "float64"
                                                                else torch.float32).numpy())
             changes[name] = node.replace(**updates)

@@ -21,6 +21,7 @@ class _SpikeLinear(torch.autograd.Function):
     def forward(ctx, spikes: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         ctx.save_for_backward(spikes.bool(), weight)
         ctx.has_bias = bias is not None
+        ctx.in_dtype = spikes.dtype
         return F.linear(spikes, weight, bias)
 
     @staticmethod
@@ -28,14 +29,16 @@ class _SpikeLinear(torch.autograd.Function):
         fired, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
         grad_w = grad_b = grad_x = None
-        # one buffer holds the float spikes, then the input gradient (same shape): one allocation
+        # one buffer holds the float spikes, then the input gradient (same shape): one allocation. Under
+        # autocast the forward ran in a lower precision (grad's dtype): the backward computes in it too,
+        # and each gradient takes its tensor's dtype
         buffer = grad.new_empty(fired.shape) if needs[0] or needs[1] else None
         if needs[1]:
-            grad_w = grad.t().mm(buffer.copy_(fired.view(torch.uint8)))  # via uint8: the vectorised cast
+            grad_w = grad.t().mm(buffer.copy_(fired.view(torch.uint8))).to(weight.dtype)  # via uint8: vectorised
         if ctx.has_bias and needs[2]:
-            grad_b = grad.sum(0)
+            grad_b = grad.sum(0).to(weight.dtype)
         if needs[0]:
-            grad_x = torch.mm(grad, weight, out=buffer)
+            grad_x = torch.mm(grad, weight.to(grad.dtype), out=buffer).to(ctx.in_dtype)
         return grad_x, grad_w, grad_b
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from snngraph.ir.builder import GraphBuilder
 from snngraph.ir.errors import GraphError
@@ -167,8 +167,10 @@ class Graph(GraphBuilder):
     def _invalidate(self) -> None:
         self._types = None
 
-    def __getstate__(self) -> Any:
-        raise TypeError("snngraph graphs are not pickled: use sg.save / sg.load")
+    def __reduce__(self) -> tuple:
+        """Pickling for ``copy.deepcopy`` and ``torch.save`` of a compiled net, as torch users expect.
+        ``sg.save`` stays the format to share graphs: it holds no pickle and loading it runs nothing."""
+        return (Graph, (self.name, tuple(self._nodes.values()), dict(self._outputs)))
 
 
 def topo_order(nodes: Mapping[str, Node]) -> list[str]:

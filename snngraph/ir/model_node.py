@@ -59,6 +59,11 @@ class ModelNeuron(Node):
         if model.recurrent:
             _check_recurrence(self)
 
+    def __reduce__(self) -> tuple:
+        """Pickled by model name (the generated class is not importable by name); unpickling needs the
+        model registered, like loading a file that names it."""
+        return (_rebuild, (self.op, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}))
+
     def param_values(self) -> dict[str, np.ndarray]:
         """The declared parameters' values by name."""
         return {k: getattr(self, k).value for k in self.model.params}
@@ -79,6 +84,14 @@ class ModelNeuron(Node):
         if "spk" in types:
             types["spk"] = TensorType(t.shape, t.dtype, spike=True)
         return types
+
+
+def _rebuild(op: str, fields: dict[str, Any]) -> ModelNeuron:
+    from snngraph.ir.model import get_model
+    from snngraph.ir.node import NODE_KINDS
+
+    get_model(op, "unpickling")
+    return NODE_KINDS[op](**fields)
 
 
 def _check_recurrence(node: Any) -> None:

@@ -62,6 +62,9 @@ class Param:
     def __setattr__(self, key, value):
         raise AttributeError("Param is immutable")
 
+    def __reduce__(self):
+        return (Param, (self.value, self.learnable, str(self.value.dtype)))
+
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.value.shape)

@@ -1,0 +1,87 @@
+"""Synapse nodes as the torch modules they are: ``nn.Linear``, ``nn.Conv1d/2d``, ``nn.BatchNorm1d/2d``,
+pooling, ``nn.ReLU``, ``nn.Dropout``, ``nn.Flatten``.
+
+The compiled net holds these modules under the node names and calls them during its forward pass,
+so ``print(net)`` shows their sizes, ``net.apply(fn)`` reaches them, their forward hooks run and
+``torch.nn.utils.prune`` / parametrizations on their weights train. What a hook sees: synapses run
+over rows, so a hook is called once with the whole sequence flattened to ``(T*B, ...)``; a chain of
+convolutions and pooling runs block by block (``lower.spatial_chains``), one call per block of rows;
+a batch norm in training mode runs once per time step (its statistics are per step).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from snngraph.ir import synapses as S
+from snngraph.ir.node import Node
+from snngraph.ir.types import Param
+from snngraph.runtimes.torch.spike_linear import spike_linear
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` that, fed 0/1 spikes (``unit_spikes=True``), saves them as bool for its backward
+    (:func:`~snngraph.runtimes.torch.spike_linear.spike_linear`; values bit-identical to ``F.linear``)."""
+
+    def forward(self, input: Tensor, unit_spikes: bool = False) -> Tensor:  # noqa: A002 (torch's name)
+        if unit_spikes:
+            return spike_linear(input, self.weight, self.bias)
+        return F.linear(input, self.weight, self.bias)
+
+
+def _set(module: nn.Module, key: str, param: Param | None) -> None:
+    """Replace ``module.<key>`` with the IR value: a parameter if learnable, else a buffer."""
+    if key in module._parameters:
+        del module._parameters[key]
+    if key in module._buffers:
+        del module._buffers[key]
+    if param is None:
+        module.register_parameter(key, None)
+        return
+    value = torch.from_numpy(param.value.copy())
+    if param.learnable:
+        module.register_parameter(key, nn.Parameter(value))
+    else:
+        module.register_buffer(key, value)
+
+
+def _make(node: Node, rank: int) -> nn.Module | None:
+    """The empty torch module of ``node`` (its per-step input has ``rank`` dims), or ``None``."""
+    n = node
+    if isinstance(n, S.Linear):
+        return Linear(n.in_features, n.out_features, bias=n.bias is not None, device="meta")
+    if isinstance(n, (S.Conv1d, S.Conv2d)):
+        cls = nn.Conv1d if isinstance(n, S.Conv1d) else nn.Conv2d
+        return cls(n.in_channels, n.out_channels, n.kernel_size, n.stride, n.padding, n.dilation, n.groups,
+                   bias=n.bias is not None, device="meta")
+    if isinstance(n, (S.MaxPool1d, S.MaxPool2d)):
+        return (nn.MaxPool1d if isinstance(n, S.MaxPool1d) else nn.MaxPool2d)(n.kernel_size, n.stride, n.padding)
+    if isinstance(n, (S.AvgPool1d, S.AvgPool2d)):
+        return (nn.AvgPool1d if isinstance(n, S.AvgPool1d) else nn.AvgPool2d)(n.kernel_size, n.stride, n.padding)
+    if isinstance(n, S.BatchNorm):
+        cls = nn.BatchNorm2d if rank == 3 else nn.BatchNorm1d
+        return cls(n.num_features, n.eps, n.momentum, affine=n.weight is not None, device="meta")
+    if isinstance(n, S.ReLU):
+        return nn.ReLU()
+    if isinstance(n, S.Dropout):
+        return nn.Dropout(n.p)
+    if isinstance(n, S.Flatten):
+        return nn.Flatten(n.start_dim + 1 if n.start_dim >= 0 else n.start_dim,
+                          n.end_dim + 1 if n.end_dim >= 0 else n.end_dim)
+    return None
+
+
+def torch_module(node: Node, rank: int) -> nn.Module | None:
+    """``node`` as its torch module holding the node's parameter values, or ``None`` when torch has
+    no module for it (``add``, ``concat``, ``scale``, neurons: those keep a ``NodeParams``)."""
+    module = _make(node, rank)
+    if module is None:
+        return None
+    for key, value in node.fields().items():
+        if isinstance(value, Param) or (value is None and key in ("weight", "bias")):
+            _set(module, key, value)
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        module.num_batches_tracked = torch.tensor(0, dtype=torch.long)
+    return module
