@@ -30,7 +30,8 @@ def field_types(cls: type[Node]) -> dict[str, tuple[str, bool]]:
     return out
 
 
-def _coerce(annotation: str, value: Any, where: str) -> Any:
+def _coerce(annotation: str, value: Any, where: str, field: str) -> Any:
+    """``value`` checked against the field's ``annotation``; ``where`` names it in errors."""
     optional = annotation.endswith("| None")
     base = annotation.replace("| None", "").strip()
     if value is None:
@@ -59,7 +60,7 @@ def _coerce(annotation: str, value: Any, where: str) -> Any:
         return int(value)
     if base == _INT_TUPLE:
         return tuple(int(i) for i in value)
-    if base == "str" and "dtype" in where and value not in DTYPES:
+    if base == "str" and field == "dtype" and value not in DTYPES:
         raise GraphError(f"{where}: unknown dtype {value!r}")
     return value
 
@@ -77,7 +78,7 @@ def build_node(op: str, name: str, inputs: tuple[Ref, ...], fields: dict[str, An
     missing = [k for k, (_, required) in types.items() if required and k not in fields]
     if missing:
         raise GraphError(f"{where}: {op} '{name}' is missing {missing}")
-    values = {k: _coerce(types[k][0], v, f"{where}: {op} '{name}' field {k}") for k, v in fields.items()}
+    values = {k: _coerce(types[k][0], v, f"{where}: {op} '{name}' field {k}", k) for k, v in fields.items()}
     try:
         return cls(name=name, inputs=tuple(inputs), **values)
     except TypeError as e:

@@ -14,7 +14,7 @@ import numpy as np
 from snngraph.ir.errors import GraphError
 from snngraph.ir.schema import build_node
 from snngraph.ir.surrogate import SURROGATE_NAMES, Surrogate
-from snngraph.ir.types import Param, Ref
+from snngraph.ir.types import NAME_RE, Param, Ref
 
 FORMAT = "snngraph.graph/1"
 MAX_FILE = 4 * 2**30
@@ -123,6 +123,13 @@ def _read(path: str, size: int) -> tuple[dict, dict[str, np.ndarray]]:
     return structure, tensors
 
 
+def _is_names(value: Any, n: int) -> bool:
+    """Whether ``value`` is a list of ``n`` valid identifiers (names read from a file reach ``str(g)`` and
+    the terminal: a newline or an escape sequence in one could forge a line of the listing)."""
+    return isinstance(value, list) and len(value) == n and all(
+        isinstance(x, str) and NAME_RE.fullmatch(x) for x in value)
+
+
 def _from_structure(s: dict, tensors: dict[str, np.ndarray], path: str) -> Any:
     from snngraph.ir.graph import Graph
     from snngraph.ir.verify import verify
@@ -136,9 +143,8 @@ def _from_structure(s: dict, tensors: dict[str, np.ndarray], path: str) -> Any:
         if not isinstance(entry, dict) or set(entry) != {"name", "op", "inputs", "attrs", "params"}:
             raise GraphError(f"{where}: malformed entry")
         inputs = entry["inputs"]
-        if not isinstance(inputs, list) or not all(
-                isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r) for r in inputs):
-            raise GraphError(f"{where}: malformed inputs")
+        if not isinstance(inputs, list) or not all(_is_names(r, 2) for r in inputs):
+            raise GraphError(f"{where}: malformed inputs (each a [node, port] pair of identifiers)")
         if not isinstance(entry["attrs"], dict) or not isinstance(entry["params"], dict):
             raise GraphError(f"{where}: malformed attrs/params")
         fields = {k: _decode(v, where) for k, v in entry["attrs"].items()}
@@ -157,8 +163,9 @@ def _from_structure(s: dict, tensors: dict[str, np.ndarray], path: str) -> Any:
         nodes.append(build_node(entry["op"], entry["name"], tuple(Ref(*r) for r in inputs), fields, where))
     outputs = {}
     for o in outputs_in:
-        if not (isinstance(o, list) and len(o) == 3 and all(isinstance(x, str) for x in o)) or o[0] in outputs:
-            raise GraphError(f"{path}: malformed or duplicate output {o!r:.80}")
+        if not _is_names(o, 3) or o[0] in outputs:
+            raise GraphError(f"{path}: malformed or duplicate output {o!r:.80} (expected [name, node, port], "
+                             "each an identifier)")
         outputs[o[0]] = Ref(o[1], o[2])
     try:
         return verify(Graph(s["name"], nodes, outputs))

@@ -16,7 +16,7 @@ from snngraph.ir.errors import GraphError
 
 DTYPES = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
 DTYPE_OF_SHORT = {v: k for k, v in DTYPES.items()}
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # use with fullmatch: "$" would accept a trailing newline
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +107,9 @@ def _float_dtype(value) -> str:
 
 
 def check_name(name: object, what: str = "node") -> str:
-    """Return ``name`` if it is a valid identifier, else raise GraphError."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    """Return ``name`` if it is a valid identifier (the whole string: no trailing newline), else
+    raise GraphError naming ``what``."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise GraphError(f"invalid {what} name {name!r}: use letters, digits and '_' (not starting with a digit)")
     return name
 
