@@ -12,7 +12,7 @@ import numpy as np
 from snngraph.ir.errors import GraphError
 from snngraph.ir.init import kaiming_weight
 from snngraph.ir.node import NODE_KINDS, Node
-from snngraph.ir.surrogate import Surrogate
+from snngraph.ir.surrogate import Surrogate, checked_surrogate
 from snngraph.ir.types import DTYPES, Param, Ref, check_name
 
 _INT_TUPLE = "tuple[int, ...]"
@@ -60,6 +60,8 @@ def _coerce(annotation: str, value: Any, where: str, field: str) -> Any:
         return int(value)
     if base == _INT_TUPLE:
         return tuple(int(i) for i in value)
+    if base == "Surrogate":
+        return checked_surrogate(value, where)
     if base == "str" and field == "dtype" and value not in DTYPES:
         raise GraphError(f"{where}: unknown dtype {value!r}")
     return value

@@ -39,7 +39,7 @@ def _decode(value: Any, where: str) -> Any:
         params = value["params"]
         if not isinstance(params, list) or not all(
                 isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], (int, float))
-                for p in params):
+                and not isinstance(p[1], bool) for p in params):
             raise GraphError(f"{where}: malformed surrogate parameters")
         return Surrogate(value["surrogate"], tuple((k, float(v)) for k, v in params))
     if isinstance(value, list):

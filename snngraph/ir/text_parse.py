@@ -109,6 +109,8 @@ def _value(line: _Line, field: str, op: str, depth: int = 0) -> Any:
             while not line.accept(")"):
                 key = line.take("name")
                 line.take("punct", "=")
+                if key in args:
+                    raise line.error(f"surrogate {tok} parameter {key} given twice")
                 args[key] = float(_number(line))
                 if not line.accept(","):
                     line.take("punct", ")")
