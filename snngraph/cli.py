@@ -99,7 +99,7 @@ def _load(path: str):
     """``sg.load(path)`` with the user's mistakes turned into one-line errors."""
     import snngraph as sg
 
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise CommandError(f"no such model file: {path}")
     try:
         return sg.load(path)

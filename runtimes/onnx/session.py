@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from snngraph.ir.errors import GraphError
+from snngraph.ir.files import regular_file
 from snngraph.runtimes.onnx.build import BATCH
 from snngraph.runtimes.onnx.export import METADATA_KEY, MODES
 
@@ -46,7 +47,7 @@ class Session:
             options.intra_op_num_threads = threads
         if spin is not None:
             options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        source = path if isinstance(path, bytes) else os.fspath(path)
+        source = path if isinstance(path, bytes) else regular_file(path, "ONNX model")[0]
         label = "the model bytes" if isinstance(path, bytes) else repr(source)
         try:
             self._sess = ort.InferenceSession(source, sess_options=options, providers=list(providers))

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from snngraph.ir.errors import GraphError
+from snngraph.ir.files import regular_file
 
 if TYPE_CHECKING:
     import nir as nir_pkg
@@ -155,6 +156,7 @@ def _read(path: Any) -> Any:
     non-square convolutions), since the import infers types itself."""
     import nir
 
+    path, _ = regular_file(path, "NIR file")
     try:
         _check_declared_size(path)
         try:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from snngraph.ir.errors import GraphError
+from snngraph.ir.files import regular_file
 from snngraph.ir.schema import build_node
 from snngraph.ir.surrogate import SURROGATE_NAMES, Surrogate
 from snngraph.ir.types import NAME_RE, Param, Ref
@@ -85,11 +86,7 @@ def checksum(structure: str, tensors: dict[str, np.ndarray]) -> str:
 
 def load(path: str | os.PathLike) -> Any:
     """Read a graph written by :func:`save`; a corrupt or hostile file raises ``GraphError``."""
-    path = os.fspath(path)
-    try:
-        size = os.path.getsize(path)
-    except OSError as e:
-        raise GraphError(f"cannot read graph file {path!r}: {e.strerror}") from None
+    path, size = regular_file(path, "graph file")
     if size > MAX_FILE:
         raise GraphError(f"{path}: file of {size} bytes is larger than the {MAX_FILE} byte limit")
     header, tensors = _read(path, size)
