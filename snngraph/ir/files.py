@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
+from typing import Any, BinaryIO
 
 from snngraph.ir.errors import GraphError
 
@@ -27,3 +27,18 @@ def regular_file(path: Any, what: str) -> tuple[str, int]:
         kind = next((word for test, word in _KINDS if test(info.st_mode)), "not a regular file")
         raise GraphError(f"cannot read {what} {path!r}: it is {kind}, not a regular file")
     return path, info.st_size
+
+
+def open_regular(path: Any, what: str) -> tuple[BinaryIO, int]:
+    """``(file, size)``: ``path`` opened for binary reading after :func:`regular_file`, and checked again
+    on the open descriptor (non-blocking open, so a path swapped for a FIFO in between cannot block)."""
+    path, _ = regular_file(path, what)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise GraphError(f"cannot read {what} {path!r}: {e.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise GraphError(f"cannot read {what} {path!r}: it is not a regular file")
+    return os.fdopen(fd, "rb"), info.st_size
