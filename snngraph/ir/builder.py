@@ -106,10 +106,11 @@ class GraphBuilder(NeuronBuilder):
             raise GraphError(f"linear '{name}': out_features must be a positive int, got {out_features!r}")
         n_in = t.shape[-1]
         shape = (out_features, n_in)
-        w = kaiming_weight(shape) if weight is None else as_array(weight, f"linear '{name}' weight", shape)
+        w = kaiming_weight(shape, f"linear '{name}' weight") if weight is None else \
+            as_array(weight, f"linear '{name}' weight", shape)
         b = None
         if bias or bias_value is not None:
-            b = uniform_fan_in((out_features,), n_in) if bias_value is None else \
+            b = uniform_fan_in((out_features,), n_in, f"linear '{name}' bias") if bias_value is None else \
                 as_array(bias_value, f"linear '{name}' bias", (out_features,))
         return self._add(S.Linear(name=name, inputs=(ref,), in_features=n_in, out_features=out_features,
                                   weight=Param(w, True), bias=None if b is None else Param(b, True)))
@@ -129,11 +130,11 @@ class GraphBuilder(NeuronBuilder):
         if not isinstance(groups, int) or groups < 1 or c_in % groups or out_channels % groups:
             raise GraphError(f"{where}: groups={groups!r} must divide in_channels={c_in} and out_channels")
         shape = (out_channels, c_in // groups, *k)
-        w = kaiming_weight(shape) if weight is None else as_array(weight, f"{where} weight", shape)
+        w = kaiming_weight(shape, f"{where} weight") if weight is None else as_array(weight, f"{where} weight", shape)
         fan_in = (c_in // groups) * math.prod(k)
         b = None
         if bias or bias_value is not None:
-            b = uniform_fan_in((out_channels,), fan_in) if bias_value is None else \
+            b = uniform_fan_in((out_channels,), fan_in, f"{where} bias") if bias_value is None else \
                 as_array(bias_value, f"{where} bias", (out_channels,))
         return self._add(cls(name=name, inputs=(ref,), in_channels=c_in, out_channels=out_channels, kernel_size=k,
                              stride=s, padding=p, dilation=d, groups=groups, weight=Param(w, True),

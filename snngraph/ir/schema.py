@@ -87,14 +87,19 @@ def build_node(op: str, name: str, inputs: tuple[Ref, ...], fields: dict[str, An
         raise GraphError(f"{where}: {op} '{name}': {e}") from None
 
 
-def placeholder(node_op: str, field: str, shape: tuple[int, ...], dtype: str, learnable: bool) -> Param:
-    """A parameter whose values the text left out: torch-like init for weights, ones for
-    batch-norm scales and variances and Lapicque's R, C and time step, zeros otherwise (biases included)."""
+def placeholder_fill(node_op: str, field: str) -> float | None:
+    """The value of a parameter the text left out: ``None`` for torch-like init (weights), 1 for
+    batch-norm scales and variances and Lapicque's R, C and time step, 0 otherwise (biases included)."""
     if field in ("weight", "recurrent_weight") and node_op in ("linear", "conv1d", "conv2d", "rleaky", "rsynaptic"):
-        value = kaiming_weight(shape)
-    elif (node_op, field) in (("batch_norm", "weight"), ("batch_norm", "running_var"), ("lapicque", "R"),
-                              ("lapicque", "C"), ("lapicque", "time_step")):
-        value = np.ones(shape)
-    else:
-        value = np.zeros(shape)
+        return None
+    if (node_op, field) in (("batch_norm", "weight"), ("batch_norm", "running_var"), ("lapicque", "R"),
+                            ("lapicque", "C"), ("lapicque", "time_step")):
+        return 1.0
+    return 0.0
+
+
+def placeholder(node_op: str, field: str, shape: tuple[int, ...], dtype: str, learnable: bool) -> Param:
+    """A parameter whose values the text left out, filled as :func:`placeholder_fill` says."""
+    fill = placeholder_fill(node_op, field)
+    value = kaiming_weight(shape, f"{node_op} {field}") if fill is None else np.full(shape, fill)
     return Param(value, learnable, dtype)

@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from snngraph.ir import limits
 from snngraph.ir.errors import GraphError
-from snngraph.ir.schema import build_node, placeholder
+from snngraph.ir.schema import build_node, placeholder, placeholder_fill
 from snngraph.ir.surrogate import SURROGATE_NAMES, Surrogate
 from snngraph.ir.types import DTYPE_OF_SHORT, Param, Ref
 
 MAX_TEXT = 64 * 2**20
-MAX_PARAM_ELEMENTS = 2**28
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
   | (?P<ref>%[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)
@@ -135,14 +135,15 @@ def _param(line: _Line, learnable: bool, field: str, op: str) -> Param:
             if not line.accept(","):
                 line.take("punct", "]")
                 break
-        if not all(isinstance(d, int) and d > 0 for d in dims) or np.prod(dims, dtype=np.float64) > MAX_PARAM_ELEMENTS:
+        if not all(isinstance(d, int) and d > 0 for d in dims) or \
+                np.prod(dims, dtype=np.float64) > limits.MAX_PARAM_ELEMENTS:
             raise line.error(f"invalid parameter shape {dims}")
         shape = tuple(dims)
         line.take("punct", ">")
     if not line.accept("("):
         if not shape:
             raise line.error(f"scalar parameter {field} needs a value")
-        return placeholder(op, field, shape, dtype, learnable)
+        return _Deferred.declare(op, field, shape, dtype, learnable)
     values = []
     while not line.accept(")"):
         values.append(float(_number(line)))
@@ -152,6 +153,35 @@ def _param(line: _Line, learnable: bool, field: str, op: str) -> Param:
     if len(values) != max(1, int(np.prod(shape))):
         raise line.error(f"parameter {field}: {len(values)} values for shape {list(shape)}")
     return Param(np.array(values).reshape(shape), learnable, dtype)
+
+
+class _Deferred(Param):
+    """A parameter the text declares without values: a constant view (no memory) while the graph is
+    checked, replaced by its :func:`placeholder` values once every check passed (see :func:`_materialize`)."""
+
+    __slots__ = ("op", "field")
+
+    @classmethod
+    def declare(cls, op: str, field: str, shape: tuple[int, ...], dtype: str, learnable: bool) -> _Deferred:
+        fill = placeholder_fill(op, field)
+        p = cls.filled_view(shape, 0.0 if fill is None else fill, dtype, learnable)
+        object.__setattr__(p, "op", op)
+        object.__setattr__(p, "field", field)
+        return p
+
+    def allocate(self) -> Param:
+        return placeholder(self.op, self.field, self.shape, self.dtype, self.learnable)
+
+
+def _materialize(g: Any) -> Any:
+    """``g`` with every deferred parameter allocated (in node order, then field order: the RNG draws
+    of the default initialisation follow the text)."""
+    changes = {}
+    for name, node in g.nodes.items():
+        fields = {k: v.allocate() for k, v in node.fields().items() if isinstance(v, _Deferred)}
+        if fields:
+            changes[name] = node.replace(**fields)
+    return g.with_nodes(changes) if changes else g
 
 
 def _node_line(line: _Line) -> tuple[Any, list[tuple[int, Ref]], int]:
@@ -225,7 +255,7 @@ def parse(text: str) -> Any:
         except GraphError as e:
             raise GraphError(f"line {_line_of(e, g, declared)}: {e}") from None
     _check_types(g, declared)
-    return g
+    return _materialize(g)
 
 
 def _line_of(error: GraphError, g: Any, declared: dict) -> Any:
@@ -246,8 +276,9 @@ def _check_param_budget(lines: list[tuple[int, str]]) -> None:
     for lineno, body in lines:
         for m in _PARAM_SHAPE.finditer(body):
             total += math.prod(int(d) if len(d) < 13 else 10**13 for d in re.findall(r"\d+", m.group(1)))
-            if total > MAX_PARAM_ELEMENTS:
-                raise GraphError(f"line {lineno}: parameters exceed {MAX_PARAM_ELEMENTS} elements in total")
+            if total > limits.MAX_PARAM_ELEMENTS:
+                raise GraphError(f"line {lineno}: parameters exceed {limits.MAX_PARAM_ELEMENTS} "
+                                 "elements in total (sg.limits.MAX_PARAM_ELEMENTS)")
 
 
 def _resolve(text: str, nodes: dict, lineno: int) -> Ref:

@@ -62,6 +62,15 @@ class Param:
     def __setattr__(self, key, value):
         raise AttributeError("Param is immutable")
 
+    @classmethod
+    def filled_view(cls, shape: tuple[int, ...], fill: float, dtype: str, learnable: bool = False) -> Param:
+        """A parameter of ``shape`` whose values are all ``fill``, backed by a single element (a read-only
+        broadcast view): lets a reader check declared shapes before it allocates them."""
+        p = object.__new__(cls)
+        object.__setattr__(p, "value", np.broadcast_to(np.array(fill, dtype), shape))
+        object.__setattr__(p, "learnable", bool(learnable))
+        return p
+
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.value.shape)
