@@ -22,7 +22,9 @@ writes), checked by ``CompiledNet.init_state`` (hence by ``net(x)`` on graphs wi
 ``net.step``); for ``sg.runtimes.onnx.Session``, twice the state of ``init_state`` / ``step``."""
 
 MAX_UNROLL_STEPS = 4096
-"""Time steps ``export_onnx(num_steps=T, unroll=True)`` may unroll."""
+"""Time steps ``unroll_time(g, steps=T)``, ``export_onnx(num_steps=T, unroll=True)`` and
+``snngraph export --num-steps T --unroll`` may unroll."""
 
-MAX_UNROLLED_NODES = 2**18
-"""Nodes of the fully unrolled graph (graph nodes times ``T``) that an unrolled export may build."""
+MAX_UNROLLED_NODES = 2**16
+"""Nodes of a fully unrolled graph (the graph's nodes times ``T``): ``unroll_time(g, steps=T)`` and the
+unrolled export (about 20 s and 1 GiB at this limit)."""
