@@ -19,6 +19,7 @@ inverts it.
 
 from __future__ import annotations
 
+from snngraph.ir import limits
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph
 from snngraph.ir.node import Node
@@ -42,8 +43,14 @@ def split_step_name(name: str) -> tuple[str, int]:
 
 
 def unroll_fully(graph: Graph, steps: int) -> Graph:
-    """``graph`` unrolled over ``steps`` steps (see the module docstring); ``graph`` must be valid."""
+    """``graph`` unrolled over ``steps`` steps (see the module docstring); ``graph`` must be valid.
+
+    Raises:
+        GraphError: ``graph`` is invalid, or the unrolled graph would exceed the limits of
+            :func:`check_unroll_size`.
+    """
     verify(graph)
+    check_unroll_size(graph, steps)
     unroller = _Unroller(graph)
     order = [n for stage in stages(graph) for n in stage.nodes]
     for t in range(steps):
@@ -52,6 +59,19 @@ def unroll_fully(graph: Graph, steps: int) -> Graph:
     outputs = {step_name(key, t): unroller.ref_at(ref, t) for key, ref in graph.outputs.items()
                for t in range(steps)}
     return Graph(graph.name, unroller.nodes, outputs)
+
+
+def check_unroll_size(graph: Graph, steps: int) -> None:
+    """Refuse, before building anything, more than ``sg.limits.MAX_UNROLL_STEPS`` steps, or an unrolled
+    graph of more than ``sg.limits.MAX_UNROLLED_NODES`` nodes (each costs time and memory, in the unrolled
+    graph and again in an ONNX model built from it: ~0.3 ms and ~15 kB a node)."""
+    if steps > limits.MAX_UNROLL_STEPS:
+        raise GraphError(f"graph '{graph.name}': cannot unroll {steps} time steps, more than "
+                         f"sg.limits.MAX_UNROLL_STEPS = {limits.MAX_UNROLL_STEPS} (export with a dynamic T instead)")
+    if len(graph.nodes) * steps > limits.MAX_UNROLLED_NODES:
+        raise GraphError(f"graph '{graph.name}': unrolling its {len(graph.nodes)} nodes over {steps} steps makes "
+                         f"{len(graph.nodes) * steps} nodes, more than sg.limits.MAX_UNROLLED_NODES = "
+                         f"{limits.MAX_UNROLLED_NODES}")
 
 
 class _Unroller:
@@ -94,4 +114,4 @@ class _Unroller:
         self.nodes.append(node.replace(**changes))
 
 
-__all__ = ["split_step_name", "step_name", "unroll_fully"]
+__all__ = ["check_unroll_size", "split_step_name", "step_name", "unroll_fully"]

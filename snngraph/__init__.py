@@ -24,6 +24,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "parse": ("snngraph.ir.text", "parse"),
     "save": ("snngraph.ir.serialize", "save"),
     "load": ("snngraph.ir.serialize", "load"),
+    "limits": ("snngraph.ir.limits", None),
     "compile": ("snngraph.runtimes.torch.module", "compile"),
     "trace": ("snngraph.frontends.fx", "trace"),
     "to_nir": ("snngraph.frontends.nir", "to_nir"),

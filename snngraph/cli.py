@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--with-params", action="store_true", help="include parameter values in the text")
 
     bench = sub.add_parser("bench", help="run the training-step and inference benchmarks",
-                           description="Run benchmarks/train_step.py and/or benchmarks/inference.py of a source "
-                                       "checkout. Arguments after '--' go to the benchmark's own parser, e.g. "
+                           description="Run benchmarks/train_step.py and/or benchmarks/inference.py of the source "
+                                       "checkout snngraph is installed from (never from the current directory). "
+                                       "Arguments after '--' go to the benchmark's own parser, e.g. "
                                        "`snngraph bench train -- --regimes mlp --repeats 3`.")
     bench.add_argument("which", nargs="?", choices=("all", *BENCHMARKS), default="all",
                        help="which benchmark (default: all)")
@@ -99,7 +100,7 @@ def _load(path: str):
     """``sg.load(path)`` with the user's mistakes turned into one-line errors."""
     import snngraph as sg
 
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise CommandError(f"no such model file: {path}")
     try:
         return sg.load(path)
@@ -157,12 +158,21 @@ def _show(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def find_benchmarks() -> Path | None:
-    """The ``benchmarks/`` folder of the source checkout this package runs from, or of the
-    current directory; ``None`` when neither has one (e.g. a wheel install)."""
-    here = Path(__file__).resolve().parent.parent / "benchmarks"
-    for folder in (here, Path.cwd() / "benchmarks"):
-        if all((folder / f).is_file() for f in BENCHMARKS.values()):
-            return folder
+    """The ``benchmarks/`` folder of the source checkout this package runs from (the repository, or an
+    editable install of it), or ``None`` (e.g. a wheel install).
+
+    The checkout is the folder above the package that holds snngraph's ``pyproject.toml``; a stray
+    ``benchmarks/`` next to an installed package (in ``site-packages``) does not count, and neither does
+    one in the current directory: ``snngraph bench`` never runs scripts from where it is called.
+    """
+    root = Path(__file__).resolve().parent.parent
+    try:
+        project = (root / "pyproject.toml").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    folder = root / "benchmarks"
+    if 'name = "snngraph"' in project and all((folder / f).is_file() for f in BENCHMARKS.values()):
+        return folder
     return None
 
 
@@ -182,8 +192,10 @@ def _import_benchmark(path: Path) -> ModuleType:
 def _bench(args: argparse.Namespace, extra: list[str]) -> int:
     folder = find_benchmarks()
     if folder is None:
-        raise CommandError("benchmarks/ not found: `snngraph bench` runs the benchmark scripts of a source checkout "
-                           "(git clone the repository and run it there)")
+        raise CommandError(f"benchmarks/ not found: `snngraph bench` runs the benchmark scripts of the source "
+                           f"checkout snngraph is installed from (git clone the repository, pip install -e it); "
+                           f"this installation ({Path(__file__).resolve().parent}) has none, and scripts in the "
+                           f"current directory are never run")
     names = list(BENCHMARKS) if args.which == "all" else [args.which]
     argv = (["--quick"] if args.quick else []) + list(extra)
     status = 0

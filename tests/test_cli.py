@@ -223,3 +223,40 @@ def test_export_rejected_by_the_exporter(model, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"snngraph export: error: cannot export {model}:") and "num_steps" in err
     assert not (tmp_path / "s.onnx").exists()
+
+
+def _hostile_benchmarks(folder: Path, marker: Path) -> None:
+    """``benchmarks/*.py`` that would leave ``marker`` behind if anything ran them."""
+    folder.mkdir(parents=True)
+    for name in ("train_step", "inference"):
+        (folder / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').close()\ndef main(argv=None):\n    return 0\n")
+
+
+@pytest.mark.parametrize("stray_next_to_package", [False, True])
+def test_bench_in_an_installed_package_never_runs_scripts_from_the_working_directory(
+        monkeypatch, tmp_path, capsys, stray_next_to_package):
+    """An installed (non-editable) package: ``snngraph/`` in site-packages, no pyproject.toml above it.
+    Neither ``./benchmarks`` nor a stray ``site-packages/benchmarks`` is run."""
+    site = tmp_path / "site-packages"
+    (site / "snngraph").mkdir(parents=True)
+    monkeypatch.setattr(cli, "__file__", str(site / "snngraph" / "cli.py"))
+    marker = tmp_path / "ran"
+    _hostile_benchmarks(tmp_path / "work" / "benchmarks", marker)
+    if stray_next_to_package:
+        _hostile_benchmarks(site / "benchmarks", marker)
+    monkeypatch.chdir(tmp_path / "work")
+    assert cli.find_benchmarks() is None
+    assert main(["bench", "--quick"]) == 1
+    err = capsys.readouterr().err
+    assert "benchmarks/ not found" in err and "never run" in err and str(site / "snngraph") in err
+    assert not marker.exists()
+
+
+def test_find_benchmarks_of_a_source_checkout(monkeypatch, tmp_path):
+    (tmp_path / "snngraph").mkdir()
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "snngraph"\n')
+    _fake_benchmarks(tmp_path / "benchmarks")
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "snngraph" / "cli.py"))
+    assert cli.find_benchmarks() == tmp_path / "benchmarks"
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "other"\n')
+    assert cli.find_benchmarks() is None

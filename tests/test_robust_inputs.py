@@ -204,9 +204,9 @@ def _edit(text: str, field: str, value: str) -> str:
     (LEAKY, "threshold", "param(1e39)", "beyond the float32 range"),
     (LEAKY, "threshold", "const<f32[4]>(1e39, 1, 1, 1)", "beyond the float32 range"),
     (LEAKY, "threshold", f"const<f32[4]>({'9' * 320}, 1, 1, 1)", "out of range"),
-    (LEAKY, "surrogate", "atan(beta=2.0)", "takes parameters ('alpha',)"),
-    (LEAKY, "surrogate", "fast_sigmoid()", "takes parameters ('slope',)"),
-    (LEAKY, "surrogate", "heaviside(x=1.0)", "takes parameters ()"),
+    (LEAKY, "surrogate", "atan(beta=2.0)", r"atan takes \['alpha'\], got a parameter 'beta'"),
+    (LEAKY, "surrogate", "fast_sigmoid(slope=1.0, slope=2.0)", "given twice"),
+    (LEAKY, "surrogate", "heaviside(x=1.0)", "heaviside takes no parameters"),
     (LEAKY, "surrogate", "atan(alpha=nan)", "must be finite"),
     (LEAKY, "surrogate", "atan(alpha=2.0, alpha=3.0)", "given twice"),
     (LEAKY, "surrogate", f"atan(alpha={'9' * 320})", "out of range"),
@@ -263,7 +263,7 @@ FILE_CASES = {
     "huge_conv_dilation": ("conv2d", lambda s, t: _node(s, "conv2d")["attrs"].update(dilation=[2**40, 1]),
                            "too large"),
     "surrogate_wrong_params": ("leaky", lambda s, t: _node(s, "leaky")["attrs"].update(
-        surrogate={"surrogate": "atan", "params": [["slope", 2.0]]}), "takes parameters"),
+        surrogate={"surrogate": "atan", "params": [["slope", 2.0]]}), "atan takes"),
     "surrogate_huge_param": ("leaky", lambda s, t: _node(s, "leaky")["attrs"].update(
         surrogate={"surrogate": "atan", "params": [["alpha", 10**400]]}), "malformed surrogate"),
     "batch_norm_eps_huge_int": ("batch_norm", lambda s, t: _node(s, "batch_norm")["attrs"].update(eps=2**1100),

@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from snngraph.ir import limits
 from snngraph.ir.errors import GraphError
+from snngraph.ir.files import regular_file
+from snngraph.ir.types import NAME_RE
 from snngraph.runtimes.onnx.build import BATCH
 from snngraph.runtimes.onnx.export import METADATA_KEY, MODES
 
 Arrays = dict[str, np.ndarray]
 MAX_ELEMENTS = 2**31  # per tensor, as the IR bounds per-step shapes
+_STATE_RE = re.compile(rf"{NAME_RE.pattern}\.{NAME_RE.pattern}")
 
 
 class Session:
@@ -46,7 +51,7 @@ class Session:
             options.intra_op_num_threads = threads
         if spin is not None:
             options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        source = path if isinstance(path, bytes) else os.fspath(path)
+        source = path if isinstance(path, bytes) else regular_file(path, "ONNX model")[0]
         label = "the model bytes" if isinstance(path, bytes) else repr(source)
         try:
             self._sess = ort.InferenceSession(source, sess_options=options, providers=list(providers))
@@ -72,14 +77,28 @@ class Session:
             raise GraphError(f"init_state: batch_size must be a positive int, got {batch_size!r}")
         if self.mode != "step":
             return {}
-        shapes = {name: self._state_shape(name, int(batch_size)) for name in self.state_names}
-        for name, shape in shapes.items():
-            if math.prod(shape) > MAX_ELEMENTS:
-                raise GraphError(f"init_state: state '{name}' of shape {shape} for batch {batch_size} is too large")
+        shapes = self._state_shapes(int(batch_size), "init_state")
         return {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
 
-    def _state_shape(self, name: str, batch: int) -> tuple[int, ...]:
-        return tuple(batch if d == BATCH else d for d in self._state_dims[name])
+    def _state_shapes(self, batch: int, caller: str) -> dict[str, tuple[int, ...]]:
+        """The state's shapes for ``batch`` streams (cached), refused before anything is allocated when
+        an entry exceeds ``MAX_ELEMENTS`` or twice the state (read and written by a step) exceeds
+        ``sg.limits.MAX_RUNTIME_BYTES``."""
+        if batch in self._shapes:
+            return self._shapes[batch]
+        shapes = {name: tuple(batch if d == BATCH else d for d in self._state_dims[name]) for name in self.state_names}
+        sizes = {name: math.prod(shape) for name, shape in shapes.items()}
+        for name, size in sizes.items():
+            if size > MAX_ELEMENTS:
+                raise GraphError(f"{caller}: state '{name}' of shape {shapes[name]} for batch {batch} is too large")
+        state = 4 * sum(sizes.values())  # float32
+        if 2 * state > limits.MAX_RUNTIME_BYTES:
+            largest = max(sizes, key=sizes.__getitem__)
+            raise GraphError(f"{caller}: model '{self.meta['graph']}' declares a state of {state} bytes for batch "
+                             f"{batch} (the largest entry, '{largest}' of shape {shapes[largest]}); a step reads and "
+                             f"writes it, {2 * state} bytes, more than sg.limits.MAX_RUNTIME_BYTES = "
+                             f"{limits.MAX_RUNTIME_BYTES}")
+        return self._shapes.setdefault(batch, shapes)
 
     def _feed(self, x: Any) -> Arrays:
         if isinstance(x, Mapping):
@@ -115,10 +134,9 @@ class Session:
                              "(use run)")
         feed = self._feed(x_t)
         batch = next(iter(feed.values())).shape[0]
+        shapes = self._state_shapes(batch, "step")
         if state is None:
             state = self.init_state(batch)
-        shapes = self._shapes.get(batch) or self._shapes.setdefault(
-            batch, {name: self._state_shape(name, batch) for name in self.state_names})
         try:
             for name, want in shapes.items():
                 arr = feed[name] = _array(state[name], "state", name)
@@ -201,6 +219,7 @@ def parse_metadata(text: str, label: str) -> dict[str, Any]:
                             ("outputs", dict, "object"), ("states", list, "array")):
         if not isinstance(meta.get(key), kind):
             raise GraphError(f"{label}: metadata key '{key}' is missing or not a JSON {word}")
+    _check_names(meta, label)
     if meta["mode"] not in MODES:
         raise GraphError(f"{label}: metadata mode must be one of {MODES}, got {meta['mode']!r}")
     if not meta["inputs"]:
@@ -215,6 +234,17 @@ def parse_metadata(text: str, label: str) -> dict[str, Any]:
     if meta["mode"] == "sequence" and meta["states"]:
         raise GraphError(f"{label}: a sequence model takes no state, but its metadata lists states")
     return meta
+
+
+def _check_names(meta: dict[str, Any], label: str) -> None:
+    """The graph, input and output names must be identifiers, and state names dotted ones (``lif1.mem``):
+    they reach messages and ``repr``, where a newline or an escape sequence could forge output."""
+    names = [("graph", meta["graph"], NAME_RE)] + [(kind[:-1], n, NAME_RE) for kind in ("inputs", "outputs")
+                                                  for n in meta[kind]]
+    names += [("state", s.get("name"), _STATE_RE) for s in meta["states"] if isinstance(s, dict)]
+    for kind, name, pattern in names:
+        if isinstance(name, str) and not pattern.fullmatch(name):
+            raise GraphError(f"{label}: metadata {kind} name {name!r:.80} is not a valid name")
 
 
 def _check_dims(dims: Any, what: str, symbols: bool) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from snngraph.ir import limits
 from snngraph.ir import synapses as S
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph
@@ -266,7 +267,21 @@ class CompiledNet(nn.Module):
         for key, shape in shapes.items():
             if math.prod(shape) > 2**31:
                 raise GraphError(f"init_state: state '{key}' of shape {shape} for batch {batch} is too large")
+        self._check_runtime_bytes(shapes, ref.element_size(), batch)
         return {key: ref.new_zeros(shape) for key, shape in shapes.items()}
+
+    def _check_runtime_bytes(self, shapes: dict[str, tuple[int, ...]], itemsize: int, batch: int) -> None:
+        """Refuse, before allocating, a state whose bytes (twice: the state a step reads and the one it
+        writes) plus the parameters' exceed ``sg.limits.MAX_RUNTIME_BYTES``."""
+        sizes = {key: math.prod(shape) * itemsize for key, shape in shapes.items()}
+        state = sum(sizes.values())
+        params = sum(t.numel() * t.element_size() for t in (*self.parameters(), *self.buffers()))
+        if params + 2 * state > limits.MAX_RUNTIME_BYTES:
+            largest = max(sizes, key=sizes.__getitem__)
+            raise GraphError(f"init_state: the state for batch {batch} takes {state} bytes (the largest entry, "
+                             f"'{largest}' of shape {shapes[largest]}, {sizes[largest]}); with the parameters' "
+                             f"{params} a step would hold {params + 2 * state} bytes, more than "
+                             f"sg.limits.MAX_RUNTIME_BYTES = {limits.MAX_RUNTIME_BYTES}")
 
     def _state_shapes(self, batch: int) -> dict[str, tuple[int, ...]]:
         """``{"<node>.<state>": shape}`` of the state for ``batch`` streams, in ``init_state``'s order."""

@@ -46,7 +46,6 @@ META_INDEX = "index"  # position of an Output among the graph outputs (HDF5 sort
 DEFAULT_RESET = ("zero", False)
 DEFAULT_DT = 1.0
 DEFAULT_METHOD = "euler"
-MAX_DATA = 4 * 2**30  # bytes a NIR file may declare in all (as sg.load's file limit)
 
 
 def check_dt(dt: Any) -> float:
@@ -146,45 +145,10 @@ def from_nir(nir_graph: Any, dt: float | None = None, method: str | None = None,
     if dt is not None:
         dt = check_dt(dt)
     if isinstance(nir_graph, (str, os.PathLike)):
-        nir_graph = _read(nir_graph)
+        from snngraph.frontends.nir_file import read_nir_file
+
+        nir_graph = read_nir_file(nir_graph)
     return import_graph(nir_graph, dt, method, name)
-
-
-def _read(path: Any) -> Any:
-    """``nir.read(path)``; without NIR's type check when that fails (nir 1.0 mis-types grouped and
-    non-square convolutions), since the import infers types itself."""
-    import nir
-
-    try:
-        _check_declared_size(path)
-        try:
-            return nir.read(path)
-        except ValueError:
-            return nir.read(path, type_check=False)
-    except (OSError, ValueError, KeyError, TypeError, AssertionError, IndexError, RuntimeError) as err:
-        # RuntimeError: h5py's errors for corrupt files (and RecursionError for absurdly nested groups)
-        raise GraphError(f"NIR: cannot read {path!r}: {err}") from err
-
-
-def _check_declared_size(path: Any) -> None:
-    """Refuse a file whose datasets declare more than ``MAX_DATA`` bytes in all, before reading any: a
-    small HDF5 file can declare terabytes of (unwritten, chunked) data."""
-    import h5py
-
-    total = 0
-
-    def add(name: str, obj: Any) -> str | None:
-        nonlocal total
-        if isinstance(obj, h5py.Dataset):
-            total += int(obj.size or 0) * obj.dtype.itemsize
-            if total > MAX_DATA:
-                return f"dataset '{name}' of shape {obj.shape}"
-        return None
-
-    with h5py.File(path, "r") as f:
-        culprit = f.visititems(add)
-    if culprit is not None:
-        raise ValueError(f"its datasets declare more than {MAX_DATA} bytes ({culprit})")
 
 
 def _require_nir() -> None:

@@ -159,10 +159,10 @@ class GraphBuilder(NeuronBuilder):
         out_features = _int(out_features, f"{where}: out_features", low=1)
         n_in = t.shape[-1]
         shape = _weight_shape((out_features, n_in), where)
-        w = kaiming_weight(shape) if weight is None else as_array(weight, f"{where} weight", shape)
+        w = kaiming_weight(shape, f"{where} weight") if weight is None else as_array(weight, f"{where} weight", shape)
         b = None
         if _flag(bias, f"{where}: bias") or bias_value is not None:
-            b = uniform_fan_in((out_features,), n_in) if bias_value is None else \
+            b = uniform_fan_in((out_features,), n_in, f"{where} bias") if bias_value is None else \
                 as_array(bias_value, f"linear '{name}' bias", (out_features,))
         return self._add(S.Linear(name=name, inputs=(ref,), in_features=n_in, out_features=out_features,
                                   weight=Param(w, True), bias=None if b is None else Param(b, True)))
@@ -184,11 +184,11 @@ class GraphBuilder(NeuronBuilder):
         if c_in % groups or out_channels % groups:
             raise GraphError(f"{where}: groups={groups!r} must divide in_channels={c_in} and out_channels")
         shape = _weight_shape((out_channels, c_in // groups, *k), where)
-        w = kaiming_weight(shape) if weight is None else as_array(weight, f"{where} weight", shape)
+        w = kaiming_weight(shape, f"{where} weight") if weight is None else as_array(weight, f"{where} weight", shape)
         fan_in = (c_in // groups) * math.prod(k)
         b = None
         if _flag(bias, f"{where}: bias") or bias_value is not None:
-            b = uniform_fan_in((out_channels,), fan_in) if bias_value is None else \
+            b = uniform_fan_in((out_channels,), fan_in, f"{where} bias") if bias_value is None else \
                 as_array(bias_value, f"{where} bias", (out_channels,))
         return self._add(cls(name=name, inputs=(ref,), in_channels=c_in, out_channels=out_channels, kernel_size=k,
                              stride=s, padding=p, dilation=d, groups=groups, weight=Param(w, True),

@@ -138,8 +138,9 @@ def _recurrence(builder: Any, x: Any, where: str, kw: dict[str, Any]) -> dict[st
     if not kw["all_to_all"]:
         return dict(all_to_all=False, V=Param(as_array(kw["V"], f"{where} V"), learn))
     w, b = kw["recurrent_weight"], kw["recurrent_bias"]
-    w = kaiming_weight((n, n)) if w is None else as_array(w, f"{where} recurrent.weight", (n, n))
-    b = uniform_fan_in((n,), n) if b is None else as_array(b, f"{where} recurrent.bias", (n,))
+    w_what, b_what = f"{where} recurrent.weight", f"{where} recurrent.bias"
+    w = kaiming_weight((n, n), w_what) if w is None else as_array(w, w_what, (n, n))
+    b = uniform_fan_in((n,), n, b_what) if b is None else as_array(b, b_what, (n,))
     return dict(all_to_all=True, recurrent_weight=Param(w, learn), recurrent_bias=Param(b, learn))
 
 

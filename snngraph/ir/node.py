@@ -70,7 +70,7 @@ class Node:
     def check(self) -> None:
         """Check the node's own invariants; raise GraphError naming the node."""
         for key, value in self.params().items():
-            if not np.all(np.isfinite(value.value)):
+            if not np.all(np.isfinite(distinct(value.value))):
                 raise self.error(f"parameter '{key}' has non-finite values")
 
     def infer(self, ins: tuple[TensorType, ...]) -> dict[str, TensorType]:
@@ -79,6 +79,14 @@ class Node:
 
     def error(self, message: str) -> GraphError:
         return GraphError(f"{self.op} '{self.name}': {message}")
+
+
+def distinct(arr: np.ndarray) -> np.ndarray:
+    """``arr``, or its one value when it is a broadcast of a single element (``Param.zeros_view``):
+    checks of the values then cost nothing, whatever the declared shape."""
+    if arr.ndim and arr.size and not any(arr.strides):
+        return np.asarray(arr[(0,) * arr.ndim]).reshape(1)
+    return arr
 
 
 @functools.cache
@@ -92,7 +100,7 @@ def require_range(node: Node, key: str, low: float, high: float) -> None:
     value = getattr(node, key)
     if value is None:
         return
-    arr = value.value if isinstance(value, Param) else np.asarray(value)
+    arr = distinct(value.value if isinstance(value, Param) else np.asarray(value))
     if not np.all(np.isfinite(arr)):
         raise node.error(f"{key} has non-finite values")
     if arr.size and (arr.min() < low or arr.max() > high):
@@ -101,7 +109,7 @@ def require_range(node: Node, key: str, low: float, high: float) -> None:
 
 def require_positive(node: Node, key: str, strict: bool = True) -> None:
     value = getattr(node, key)
-    arr = value.value if isinstance(value, Param) else np.asarray(value)
+    arr = distinct(value.value if isinstance(value, Param) else np.asarray(value))
     bad = (arr <= 0) if strict else (arr < 0)
     if arr.size and (not np.all(np.isfinite(arr)) or np.any(bad)):
         raise node.error(f"{key} must be {'positive' if strict else 'non-negative'} and finite")

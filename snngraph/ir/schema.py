@@ -13,7 +13,7 @@ import numpy as np
 from snngraph.ir.errors import GraphError
 from snngraph.ir.init import kaiming_weight
 from snngraph.ir.node import NODE_KINDS, Node
-from snngraph.ir.surrogate import Surrogate
+from snngraph.ir.surrogate import Surrogate, checked_surrogate
 from snngraph.ir.types import DTYPES, Param, Ref, check_name
 
 _INT_TUPLE = "tuple[int, ...]"
@@ -40,7 +40,8 @@ def field_types(cls: type[Node]) -> dict[str, tuple[str, bool]]:
     return out
 
 
-def _coerce(annotation: str, value: Any, where: str) -> Any:
+def _coerce(annotation: str, value: Any, where: str, field: str) -> Any:
+    """``value`` checked against the field's ``annotation``; ``where`` names it in errors."""
     optional = annotation.endswith("| None")
     base = annotation.replace("| None", "").strip()
     if value is None:
@@ -71,7 +72,9 @@ def _coerce(annotation: str, value: Any, where: str) -> Any:
         return int(value)
     if base == _INT_TUPLE:
         return tuple(int(i) for i in value)
-    if base == "str" and "dtype" in where and value not in DTYPES:
+    if base == "Surrogate":
+        return checked_surrogate(value, where)
+    if base == "str" and field == "dtype" and value not in DTYPES:
         raise GraphError(f"{where}: unknown dtype {value!r}")
     return value
 
@@ -90,29 +93,33 @@ def build_node(op: str, name: str, inputs: tuple[Ref, ...], fields: dict[str, An
     missing = [k for k, (_, required) in types.items() if required and k not in fields]
     if missing:
         raise GraphError(f"{where}: {op} '{name}' is missing {missing}")
-    values = {k: _coerce(types[k][0], v, f"{where}: {op} '{name}' field {k}") for k, v in fields.items()}
+    values = {k: _coerce(types[k][0], v, f"{where}: {op} '{name}' field {k}", k) for k, v in fields.items()}
     try:
         return cls(name=name, inputs=tuple(inputs), **values)
     except TypeError as e:
         raise GraphError(f"{where}: {op} '{name}': {e}") from None
 
 
-def placeholder(node_op: str, field: str, shape: tuple[int, ...], dtype: str, learnable: bool) -> Param:
-    """A parameter whose values the text left out: torch-like init for weights, ones for batch-norm
-    scales and variances, a neuron model's declared default (ones for a required positive one, such
-    as Lapicque's R and C), zeros otherwise (biases included)."""
+def placeholder_fill(node_op: str, field: str, shape: tuple[int, ...] = (2, 2)) -> float | None:
+    """The value of a parameter the text left out: ``None`` for torch-like init (weights), 1 for batch-norm
+    scales and variances, a neuron model's declared default (1 for a required positive one, such as
+    Lapicque's R and C), 0 otherwise (biases included)."""
     from snngraph.ir.model import MODELS
 
     spec = MODELS[node_op].params.get(field) if node_op in MODELS else None
     recurrent = field == "recurrent_weight" and spec is None and node_op in MODELS
     if (recurrent or (field == "weight" and node_op in ("linear", "conv1d", "conv2d"))) and len(shape) >= 2:
-        # (a weight of another rank is refused by the node's type check)
-        value = kaiming_weight(shape)
-    elif spec is not None and spec.default is not None:
-        value = np.full(shape, spec.default)
-    elif (spec is not None and spec.strict_low) or (node_op, field) in (("batch_norm", "weight"),
-                                                                        ("batch_norm", "running_var")):
-        value = np.ones(shape)
-    else:
-        value = np.zeros(shape)
+        return None  # (a weight of another rank is refused by the node's type check)
+    if spec is not None and spec.default is not None:
+        return spec.default
+    if (spec is not None and spec.strict_low) or (node_op, field) in (("batch_norm", "weight"),
+                                                                      ("batch_norm", "running_var")):
+        return 1.0
+    return 0.0
+
+
+def placeholder(node_op: str, field: str, shape: tuple[int, ...], dtype: str, learnable: bool) -> Param:
+    """A parameter whose values the text left out, filled as :func:`placeholder_fill` says."""
+    fill = placeholder_fill(node_op, field, shape)
+    value = kaiming_weight(shape, f"{node_op} {field}") if fill is None else np.full(shape, fill)
     return Param(value, learnable, dtype)

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from snngraph.ir.errors import GraphError
+from snngraph.ir.files import regular_file
 from snngraph.ir.schema import build_node
 from snngraph.ir.surrogate import SURROGATE_NAMES, Surrogate, checked_surrogate
-from snngraph.ir.types import Param, Ref
+from snngraph.ir.types import NAME_RE, Param, Ref
 
 FORMAT = "snngraph.graph/1"
 MAX_FILE = 4 * 2**30
@@ -51,7 +52,7 @@ def _decode(value: Any, where: str) -> Any:
         if not isinstance(params, list) or not all(
                 isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and _real(p[1]) for p in params):
             raise GraphError(f"{where}: malformed surrogate parameters")
-        return checked_surrogate(value["surrogate"], tuple((k, float(v)) for k, v in params), where)
+        return checked_surrogate(Surrogate(value["surrogate"], tuple((k, float(v)) for k, v in params)), where)
     if isinstance(value, list):
         return tuple(value)
     return value
@@ -111,10 +112,7 @@ def checksum(structure: str, tensors: dict[str, np.ndarray]) -> str:
 def load(path: str | os.PathLike) -> Any:
     """Read a graph written by :func:`save`; a corrupt or hostile file raises ``GraphError``."""
     path = _path(path, "sg.load")
-    try:
-        size = os.path.getsize(path)
-    except OSError as e:
-        raise GraphError(f"cannot read graph file {path!r}: {e.strerror}") from None
+    path, size = regular_file(path, "graph file")
     if size > MAX_FILE:
         raise GraphError(f"{path}: file of {size} bytes is larger than the {MAX_FILE} byte limit")
     header, tensors = _read(path, size)
@@ -148,6 +146,13 @@ def _read(path: str, size: int) -> tuple[dict, dict[str, np.ndarray]]:
     return structure, tensors
 
 
+def _is_names(value: Any, n: int) -> bool:
+    """Whether ``value`` is a list of ``n`` valid identifiers (names read from a file reach ``str(g)`` and
+    the terminal: a newline or an escape sequence in one could forge a line of the listing)."""
+    return isinstance(value, list) and len(value) == n and all(
+        isinstance(x, str) and NAME_RE.fullmatch(x) for x in value)
+
+
 def _from_structure(s: dict, tensors: dict[str, np.ndarray], path: str) -> Any:
     from snngraph.ir.graph import Graph
     from snngraph.ir.verify import verify
@@ -161,9 +166,8 @@ def _from_structure(s: dict, tensors: dict[str, np.ndarray], path: str) -> Any:
         if not isinstance(entry, dict) or set(entry) != {"name", "op", "inputs", "attrs", "params"}:
             raise GraphError(f"{where}: malformed entry")
         inputs = entry["inputs"]
-        if not isinstance(inputs, list) or not all(
-                isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r) for r in inputs):
-            raise GraphError(f"{where}: malformed inputs")
+        if not isinstance(inputs, list) or not all(_is_names(r, 2) for r in inputs):
+            raise GraphError(f"{where}: malformed inputs (each a [node, port] pair of identifiers)")
         if not isinstance(entry["attrs"], dict) or not isinstance(entry["params"], dict):
             raise GraphError(f"{where}: malformed attrs/params")
         fields = {k: _decode(v, where) for k, v in entry["attrs"].items()}
@@ -183,8 +187,9 @@ def _from_structure(s: dict, tensors: dict[str, np.ndarray], path: str) -> Any:
         nodes.append(build_node(entry["op"], entry["name"], tuple(Ref(*r) for r in inputs), fields, where))
     outputs = {}
     for o in outputs_in:
-        if not (isinstance(o, list) and len(o) == 3 and all(isinstance(x, str) for x in o)) or o[0] in outputs:
-            raise GraphError(f"{path}: malformed or duplicate output {o!r:.80}")
+        if not _is_names(o, 3) or o[0] in outputs:
+            raise GraphError(f"{path}: malformed or duplicate output {o!r:.80} (expected [name, node, port], "
+                             "each an identifier)")
         outputs[o[0]] = Ref(o[1], o[2])
     try:
         return verify(Graph(s["name"], nodes, outputs))

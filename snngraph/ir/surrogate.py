@@ -18,11 +18,12 @@ from snngraph.ir.errors import GraphError
 # Surrogates that can be printed, saved and parsed (``custom`` / ``callable`` hold user code).
 SURROGATE_NAMES = ("atan", "fast_sigmoid", "sigmoid", "triangular", "heaviside", "straight_through_estimator",
                    "spike_rate_escape", "SFS", "SSO", "LSO")
-# Each one's hyper-parameters, in the order of its ``sg.surrogate`` factory (and of the text form).
-SURROGATE_PARAMS: dict[str, tuple[str, ...]] = {
-    "atan": ("alpha",), "fast_sigmoid": ("slope",), "sigmoid": ("slope",), "triangular": ("threshold",),
-    "heaviside": (), "straight_through_estimator": (), "spike_rate_escape": ("beta", "slope"),
-    "SFS": ("slope", "B"), "SSO": ("mean", "variance"), "LSO": ("slope",),
+# Each one's parameters and defaults, in the order of its ``sg.surrogate`` factory's arguments.
+SURROGATE_PARAMS: dict[str, tuple[tuple[str, float], ...]] = {
+    "atan": (("alpha", 2.0),), "fast_sigmoid": (("slope", 25.0),), "sigmoid": (("slope", 25.0),),
+    "triangular": (("threshold", 1.0),), "heaviside": (), "straight_through_estimator": (),
+    "spike_rate_escape": (("beta", 1.0), ("slope", 25.0)), "SFS": (("slope", 25.0), ("B", 1.0)),
+    "SSO": (("mean", 0.0), ("variance", 0.2)), "LSO": (("slope", 0.1),),
 }
 
 
@@ -60,18 +61,24 @@ DEFAULT_SURROGATE = Surrogate("atan", (("alpha", 2.0),))
 """snnTorch's default spike function, ``atan(alpha=2.0)``: the one place it is stated."""
 
 
-def checked_surrogate(name: str, params: tuple[tuple[str, float], ...], where: str) -> Surrogate:
-    """A surrogate read from a file or text: a known name with exactly its parameters, each finite.
+def checked_surrogate(spec: Any, where: str) -> Surrogate:
+    """A surrogate read from a file or text, checked: a known name, parameters among its factory's
+    arguments (each once) with finite values, defaults filled in, in the factory's order.
 
     Raises:
-        GraphError: naming ``where``, for anything the ``sg.surrogate`` factories would not build.
+        GraphError: naming ``where``, the surrogate and the offending parameter.
     """
-    if name not in SURROGATE_PARAMS:
-        raise GraphError(f"{where}: unknown surrogate {name!r}")
-    keys = tuple(k for k, _ in params)
-    if keys != SURROGATE_PARAMS[name]:
-        raise GraphError(f"{where}: surrogate {name!r} takes parameters {SURROGATE_PARAMS[name]}, got {keys}")
-    for key, value in params:
+    if not isinstance(spec, Surrogate) or spec.name not in SURROGATE_PARAMS:
+        raise GraphError(f"{where}: unknown surrogate {getattr(spec, 'name', spec)!r:.80}")
+    defaults = dict(SURROGATE_PARAMS[spec.name])
+    given: dict[str, float] = {}
+    for key, value in spec.params:
+        if key not in defaults:
+            raise GraphError(f"{where}: surrogate {spec.name} takes {list(defaults) or 'no parameters'}, "
+                             f"got a parameter {key!r:.40}")
+        if key in given:
+            raise GraphError(f"{where}: surrogate {spec.name} parameter {key} given twice")
         if not math.isfinite(value):
-            raise GraphError(f"{where}: surrogate {name!r} parameter {key} must be finite, got {value!r}")
-    return Surrogate(name, params)
+            raise GraphError(f"{where}: surrogate {spec.name} parameter {key} must be finite, got {value!r}")
+        given[key] = value
+    return Surrogate(spec.name, tuple((k, given.get(k, d)) for k, d in defaults.items()))

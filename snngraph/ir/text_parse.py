@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from snngraph.ir import limits
 from snngraph.ir.errors import GraphError
-from snngraph.ir.schema import build_node, placeholder
-from snngraph.ir.surrogate import SURROGATE_NAMES, checked_surrogate
+from snngraph.ir.schema import build_node, placeholder, placeholder_fill
+from snngraph.ir.surrogate import SURROGATE_NAMES, Surrogate, checked_surrogate
 from snngraph.ir.types import DTYPE_OF_SHORT, Param, Ref
 
 MAX_TEXT = 64 * 2**20
@@ -125,7 +126,7 @@ def _value(line: _Line, field: str, op: str, depth: int = 0) -> Any:
                 if not line.accept(","):
                     line.take("punct", ")")
                     break
-            return checked_surrogate(tok, tuple(args.items()), f"line {line.lineno}")
+            return checked_surrogate(Surrogate(tok, tuple(args.items())), f"line {line.lineno}")
         if tok in ("custom", "callable"):
             raise line.error(f"surrogate '{tok}' holds user code and cannot be parsed; pass spike_grad again")
     raise line.error(f"unexpected {tok or 'end of line'!r} in the value of {field}")
@@ -147,14 +148,15 @@ def _param(line: _Line, learnable: bool, field: str, op: str) -> Param:
             if not line.accept(","):
                 line.take("punct", "]")
                 break
-        if not all(isinstance(d, int) and d > 0 for d in dims) or np.prod(dims, dtype=np.float64) > MAX_PARAM_ELEMENTS:
+        if not all(isinstance(d, int) and d > 0 for d in dims) or \
+                np.prod(dims, dtype=np.float64) > limits.MAX_PARAM_ELEMENTS:
             raise line.error(f"invalid parameter shape {dims}")
         shape = tuple(dims)
         line.take("punct", ">")
     if not line.accept("("):
         if not shape:
             raise line.error(f"scalar parameter {field} needs a value")
-        return placeholder(op, field, shape, dtype, learnable)
+        return _Deferred.declare(op, field, shape, dtype, learnable)
     values = []
     while not line.accept(")"):
         values.append(_float(line))
@@ -167,6 +169,35 @@ def _param(line: _Line, learnable: bool, field: str, op: str) -> Param:
     if dtype == "float32" and arr.size and float(np.max(np.abs(arr))) > float(np.finfo(np.float32).max):
         raise line.error(f"parameter {field}: values beyond the float32 range (write it as f64)")
     return Param(arr.reshape(shape), learnable, dtype)
+
+
+class _Deferred(Param):
+    """A parameter the text declares without values: a constant view (no memory) while the graph is
+    checked, replaced by its :func:`placeholder` values once every check passed (see :func:`_materialize`)."""
+
+    __slots__ = ("op", "field")
+
+    @classmethod
+    def declare(cls, op: str, field: str, shape: tuple[int, ...], dtype: str, learnable: bool) -> _Deferred:
+        fill = placeholder_fill(op, field, shape)
+        p = cls.filled_view(shape, 0.0 if fill is None else fill, dtype, learnable)
+        object.__setattr__(p, "op", op)
+        object.__setattr__(p, "field", field)
+        return p
+
+    def allocate(self) -> Param:
+        return placeholder(self.op, self.field, self.shape, self.dtype, self.learnable)
+
+
+def _materialize(g: Any) -> Any:
+    """``g`` with every deferred parameter allocated (in node order, then field order: the RNG draws
+    of the default initialisation follow the text)."""
+    changes = {}
+    for name, node in g.nodes.items():
+        fields = {k: v.allocate() for k, v in node.fields().items() if isinstance(v, _Deferred)}
+        if fields:
+            changes[name] = node.replace(**fields)
+    return g.with_nodes(changes) if changes else g
 
 
 def _node_line(line: _Line) -> tuple[Any, list[tuple[int, Ref]], int]:
@@ -240,7 +271,7 @@ def parse(text: str) -> Any:
         except GraphError as e:
             raise GraphError(f"line {_line_of(e, g, declared)}: {e}") from None
     _check_types(g, declared)
-    return g
+    return _materialize(g)
 
 
 def _line_of(error: GraphError, g: Any, declared: dict) -> Any:
@@ -261,8 +292,9 @@ def _check_param_budget(lines: list[tuple[int, str]]) -> None:
     for lineno, body in lines:
         for m in _PARAM_SHAPE.finditer(body):
             total += math.prod(int(d) if len(d) < 13 else 10**13 for d in re.findall(r"\d+", m.group(1)))
-            if total > MAX_PARAM_ELEMENTS:
-                raise GraphError(f"line {lineno}: parameters exceed {MAX_PARAM_ELEMENTS} elements in total")
+            if total > limits.MAX_PARAM_ELEMENTS:
+                raise GraphError(f"line {lineno}: parameters exceed {limits.MAX_PARAM_ELEMENTS} "
+                                 "elements in total (sg.limits.MAX_PARAM_ELEMENTS)")
 
 
 def _resolve(text: str, nodes: dict, lineno: int) -> Ref:

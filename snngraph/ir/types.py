@@ -16,7 +16,7 @@ from snngraph.ir.errors import GraphError
 
 DTYPES = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16"}
 DTYPE_OF_SHORT = {v: k for k, v in DTYPES.items()}
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # use with fullmatch: "$" would accept a trailing newline
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,14 @@ class Param:
 
     def __reduce__(self):
         return (Param, (self.value, self.learnable, str(self.value.dtype)))
+    @classmethod
+    def filled_view(cls, shape: tuple[int, ...], fill: float, dtype: str, learnable: bool = False) -> Param:
+        """A parameter of ``shape`` whose values are all ``fill``, backed by a single element (a read-only
+        broadcast view): lets a reader check declared shapes before it allocates them."""
+        p = object.__new__(cls)
+        object.__setattr__(p, "value", np.broadcast_to(np.array(fill, dtype), shape))
+        object.__setattr__(p, "learnable", bool(learnable))
+        return p
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -110,8 +118,9 @@ def _float_dtype(value) -> str:
 
 
 def check_name(name: object, what: str = "node") -> str:
-    """Return ``name`` if it is a valid identifier, else raise GraphError."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    """Return ``name`` if it is a valid identifier (the whole string: no trailing newline), else
+    raise GraphError naming ``what``."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise GraphError(f"invalid {what} name {name!r}: use letters, digits and '_' (not starting with a digit)")
     return name
 

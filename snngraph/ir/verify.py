@@ -9,7 +9,7 @@ from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph, infer_types, topo_order
 from snngraph.ir.node import NODE_KINDS, Node
 from snngraph.ir.synapses import Delay, Input
-from snngraph.ir.types import NAME_RE
+from snngraph.ir.types import NAME_RE, check_name
 
 
 def check_names(g: Graph) -> None:
@@ -19,8 +19,8 @@ def check_names(g: Graph) -> None:
             stale = isinstance(node, Node) and node.op in NODE_KINDS  # a model redeclared with replace=True
             raise GraphError(f"node '{key}' is not an snngraph IR node: {type(node).__name__}" + (
                 f" (built with an earlier declaration of '{node.op}'; rebuild the graph)" if stale else ""))
-        if key != node.name or not NAME_RE.match(key):
-            raise GraphError(f"node '{key}' is registered under a different or invalid name ({node.name!r})")
+        if key != node.name or not NAME_RE.fullmatch(key):
+            raise GraphError(f"node {key!r} is registered under a different or invalid name ({node.name!r})")
 
 
 def check_arity(g: Graph) -> None:
@@ -68,6 +68,7 @@ def check_io(g: Graph) -> None:
     if not g.outputs:
         raise GraphError(f"graph '{g.name}' has no output: declare one with g.output(name, value)")
     for key, ref in g.outputs.items():
+        check_name(key, "output")
         src = g.nodes.get(ref.node)
         if src is None or ref.port not in src.ports:
             raise GraphError(f"output '{key}' refers to unknown value {ref.text('')}")
