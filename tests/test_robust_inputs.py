@@ -204,7 +204,7 @@ def _edit(text: str, field: str, value: str) -> str:
     (LEAKY, "threshold", "param(1e39)", "beyond the float32 range"),
     (LEAKY, "threshold", "const<f32[4]>(1e39, 1, 1, 1)", "beyond the float32 range"),
     (LEAKY, "threshold", f"const<f32[4]>({'9' * 320}, 1, 1, 1)", "out of range"),
-    (LEAKY, "surrogate", "atan(beta=2.0)", r"atan takes \['alpha'\], got a parameter 'beta'"),
+    (LEAKY, "surrogate", "atan(beta=2.0)", "atan takes ['alpha'], got a parameter 'beta'"),
     (LEAKY, "surrogate", "fast_sigmoid(slope=1.0, slope=2.0)", "given twice"),
     (LEAKY, "surrogate", "heaviside(x=1.0)", "heaviside takes no parameters"),
     (LEAKY, "surrogate", "atan(alpha=nan)", "must be finite"),
