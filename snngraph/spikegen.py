@@ -18,6 +18,8 @@ __all__ = [
     "from_one_hot",
     "latency",
     "latency_code",
+    "latency_code_linear",
+    "latency_code_log",
     "latency_interpolate",
     "rate",
     "rate_conv",
@@ -121,6 +123,65 @@ def rate(data: Tensor, num_steps=False, gain=1, offset=0, first_spike_time=0, ti
     return spikes
 
 
+def _latency_args(data, num_steps, threshold, tau, first_spike_time, normalize) -> tuple[Tensor, int, int]:
+    """snnTorch's ``_latency_errors``: ``(data, num_steps, first_spike_time)`` once checked."""
+    data = _tensor("data", data)
+    steps = _count("num_steps", num_steps, optional=True)
+    first = _count("first_spike_time", first_spike_time)
+    if not 0 < threshold < 1:
+        raise ValueError(f"`threshold` must be in (0, 1), got {threshold}")
+    if tau <= 0:
+        raise ValueError(f"`tau` must be positive, got {tau}")
+    if steps and first > steps - 1:
+        raise ValueError(f"`first_spike_time` ({first}) must be at most num_steps-1 ({steps - 1})")
+    if first and torch.max(data) > 1 and torch.min(data) < 0:
+        raise ValueError("`first_spike_time` can only be applied to data between 0 and 1")
+    if normalize and not steps:
+        raise ValueError("`num_steps` must be given when normalize=True")
+    return data, steps, first
+
+
+def latency_code_linear(data: Tensor, num_steps=False, threshold=0.01, tau=1, first_spike_time=0,
+                        normalize=False) -> Tensor:
+    r"""Linear latency code: spike times :math:`t = \min(\tau (1 - x), \tau (1 - \theta)) + t_0`.
+
+    With ``normalize``, :math:`\tau = T - 1 - t_0` so the latest spike falls on step ``T - 1``
+    (and, for data above 1, the times are rescaled into ``[0, T - 1]`` as in snnTorch).
+
+    Returns:
+        Spike times shaped like ``data``.
+    """
+    data, steps, first = _latency_args(data, num_steps, threshold, tau, first_spike_time, normalize)
+    if normalize:
+        tau = steps - 1 - first
+    spike_time = torch.clamp_max(-tau * (data - 1), -tau * (threshold - 1)) + first
+    if normalize and torch.min(spike_time) < 0:  # only for data above 1, as in snnTorch
+        low = torch.min(spike_time)
+        spike_time = (spike_time - low) * (1 / (torch.max(spike_time) - low)) * (steps - 1)
+    return spike_time
+
+
+def latency_code_log(data: Tensor, num_steps=False, threshold=0.01, tau=1, first_spike_time=0, normalize=False,
+                     epsilon=1e-7) -> Tensor:
+    r"""Logarithmic latency code, the firing time of an RC circuit charged by the feature:
+
+    .. math:: t = \tau \log\frac{x'}{x' - \theta} + t_0, \quad x' = \max(x, \theta + \epsilon)
+
+    With ``normalize``, the times are scaled so the latest spike falls on step ``T - 1``.
+
+    Returns:
+        Spike times shaped like ``data``.
+    """
+    data, steps, first = _latency_args(data, num_steps, threshold, tau, first_spike_time, normalize)
+    clamped = torch.clamp(data, threshold + epsilon)
+    spike_time = tau * torch.log(clamped / (clamped - threshold))
+    if first > 0:
+        spike_time += first
+    if normalize:
+        spike_time = (spike_time - first) * (steps - first - 1) / torch.max(spike_time - first) + first
+    return spike_time
+
+
 def latency_code(
     data: Tensor,
     num_steps=False,
@@ -131,43 +192,17 @@ def latency_code(
     linear=False,
     epsilon=1e-7,
 ) -> tuple[Tensor, Tensor]:
-    """Spike times of a latency code, and the mask of features below ``threshold``.
-
-    The logarithmic code is the firing time of an RC circuit charged by the feature,
-    ``tau * log(x / (x - threshold))``; the linear code is ``tau * (1 - x)``, capped at
-    ``tau * (1 - threshold)``. Both are shifted by ``first_spike_time``; ``normalize`` scales
-    them so the latest spike falls on step ``num_steps - 1``.
+    """Spike times of a latency code (:func:`latency_code_log`, or :func:`latency_code_linear`
+    when ``linear``), and the mask of features below ``threshold``.
 
     Returns:
         ``(spike_time, below_threshold)``, both shaped like ``data``.
     """
-    data = _tensor("data", data)
-    steps = _count("num_steps", num_steps, optional=True)
-    first = _count("first_spike_time", first_spike_time)
-    if not 0 < threshold < 1:
-        raise ValueError(f"`threshold` must be in (0, 1), got {threshold}")
-    if tau <= 0:
-        raise ValueError(f"`tau` must be positive, got {tau}")
-    if steps and first > steps - 1:
-        raise ValueError(f"`first_spike_time` ({first}) must be at most num_steps-1 ({steps - 1})")
-    if normalize and not steps:
-        raise ValueError("`num_steps` must be given when normalize=True")
-    below = data < threshold
     if linear:
-        if normalize:
-            tau = steps - 1 - first
-        spike_time = torch.clamp_max(-tau * (data - 1), -tau * (threshold - 1)) + first
-        if normalize and torch.min(spike_time) < 0:  # only for data above 1, as in snnTorch
-            low = torch.min(spike_time)
-            spike_time = (spike_time - low) * (1 / (torch.max(spike_time) - low)) * (steps - 1)
-        return spike_time, below
-    clamped = torch.clamp(data, threshold + epsilon)
-    spike_time = tau * torch.log(clamped / (clamped - threshold))
-    if first > 0:
-        spike_time += first
-    if normalize:
-        spike_time = (spike_time - first) * (steps - first - 1) / torch.max(spike_time - first) + first
-    return spike_time, below
+        spike_time = latency_code_linear(data, num_steps, threshold, tau, first_spike_time, normalize)
+    else:
+        spike_time = latency_code_log(data, num_steps, threshold, tau, first_spike_time, normalize, epsilon)
+    return spike_time, data < threshold
 
 
 def latency_interpolate(spike_time: Tensor, num_steps: int, on_target=1, off_target=0) -> Tensor:

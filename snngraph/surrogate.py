@@ -9,6 +9,10 @@ snnTorch's backward formulas operation by operation.
 Unlike snnTorch, the spike keeps the dtype of its input (snnTorch returns ``float32`` whatever
 the input, which breaks ``float64`` and half-precision networks).
 
+snnTorch's autograd classes are here too, under its names and ``.apply`` signatures
+(``ATan.apply(input_, alpha)``, ``Heaviside.apply(input_)``, ...): see
+:mod:`snngraph.surrogate_functions`.
+
 Example::
 
     import snngraph as sg
@@ -26,7 +30,15 @@ from typing import Any
 from snngraph.ir.errors import GraphError
 from snngraph.ir.surrogate import Surrogate
 
+_FUNCTIONS = (
+    "ATan", "CustomSurrogate", "FastSigmoid", "Heaviside", "LeakySpikeOperator", "Sigmoid", "SparseFastSigmoid",
+    "SpikeRateEscape", "StochasticSpikeOperator", "StraightThroughEstimator", "Triangular",
+)
+"""snnTorch's autograd classes, defined in ``snngraph.surrogate_functions`` (imported on first use,
+so this module stays free of torch)."""
+
 __all__ = [
+    *_FUNCTIONS,
     "SURROGATES",
     "LSO",
     "SFS",
@@ -203,3 +215,11 @@ def from_spec(name: str, params: Iterable[tuple[str, float]] = ()) -> Surrogate:
         return factory(**kwargs)
     except TypeError:
         raise GraphError(f"surrogate {name!r} does not take parameters {sorted(kwargs)}") from None
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FUNCTIONS:
+        from snngraph import surrogate_functions
+
+        return getattr(surrogate_functions, name)
+    raise AttributeError(f"module 'snngraph.surrogate' has no attribute {name!r}")

@@ -383,4 +383,6 @@ _KIND_BODIES: dict[str, Any] = {
     "integrate_fire": lambda g, x, w, u: g.integrate_fire(x, threshold=2.0, name="lif"),
     "leaky_integrator": lambda g, x, w, u: g.leaky_integrator(g.leaky(x, 0.9, name="pre"), 0.7, name="li"),
     "adaptive_leaky": lambda g, x, w, u: g.adaptive_leaky(x, 0.9, rho=0.8, adaptation=0.5, learn_rho=True, name="lif"),
+    "delta_leaky": lambda g, x, w, u: g.delta_leaky(x, 0.9, delta_threshold=u(0.1, 0.5, 4), learn_beta=True,
+                                                    name="lif"),
 }

@@ -30,6 +30,7 @@ STATE_NAMES = {
     "integrate_fire": ("mem",),
     "leaky_integrator": ("mem",),
     "adaptive_leaky": ("mem", "b"),
+    "delta_leaky": ("mem", "mem_prev"),
 }
 FIRE = ("threshold", "spike_grad", "reset_mechanism")
 KEYWORDS = {
@@ -42,6 +43,7 @@ KEYWORDS = {
     "integrate_fire": (*FIRE, "reset_delay", "graded_spikes_factor"),
     "leaky_integrator": ("beta",),
     "adaptive_leaky": ("beta", "rho", "adaptation", *FIRE, "reset_delay", "graded_spikes_factor"),
+    "delta_leaky": ("beta", "delta_threshold", "spike_grad"),
 }
 HYPER = {
     "leaky": {"beta": 0.8},
@@ -53,6 +55,7 @@ HYPER = {
     "integrate_fire": {},
     "leaky_integrator": {"beta": 0.8},
     "adaptive_leaky": {"beta": 0.8, "rho": 0.9, "adaptation": 0.5},
+    "delta_leaky": {"beta": 0.8, "delta_threshold": 0.3},
 }
 
 
@@ -127,7 +130,7 @@ def test_per_neuron_parameters_broadcast_over_last_dim(op):
             assert all(torch.allclose(u[..., j : j + 1], v, rtol=0, atol=1e-12) for u, v in zip(a, b, strict=True))
 
 
-@pytest.mark.parametrize("op", sorted(set(STATE_NAMES) - {"leaky_integrator"}))
+@pytest.mark.parametrize("op", sorted(set(STATE_NAMES) - {"leaky_integrator", "delta_leaky"}))  # no reset there
 def test_unknown_reset_mechanism_names_the_op(op):
     x = torch.zeros(2, 3)
     state = [torch.zeros(2, 3) for _ in STATE_NAMES[op]]

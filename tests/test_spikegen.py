@@ -148,6 +148,50 @@ def test_latency_code_and_interpolate_equal_snntorch():
         assert torch.equal(S.latency_interpolate(times, 8, on, off), sg.latency_interpolate(times, 8, on, off))
 
 
+CODE_OPTIONS = dict(
+    num_steps=[False, 1, 6],
+    threshold=[0.01, 0.3, 0, 1],
+    tau=[1, 2.5, 0],
+    first_spike_time=[0, 2, 7],
+    normalize=[False, True],
+)
+CODE_DATA = {
+    "unit": _data(2).double(),
+    "wide": torch.tensor([[-0.5, 0.2, 1.5], [0.0, 0.9, 3.0]], dtype=torch.float64),
+    "float32": _data(3),
+}
+
+
+@pytest.mark.parametrize("data", sorted(CODE_DATA))
+@pytest.mark.parametrize("name", ["latency_code_linear", "latency_code_log"])
+def test_latency_code_linear_and_log_equal_snntorch(name, data):
+    """Every option combination, valid or not: the same times bit for bit, or both raise."""
+    x, ref_fn, our_fn = CODE_DATA[data], getattr(S, name), getattr(sg, name)
+    extra = [dict(), dict(epsilon=1e-3)] if name == "latency_code_log" else [dict()]
+    compared = raised = 0
+    for combo in itertools.product(*CODE_OPTIONS.values()):
+        for more in extra:
+            kw = dict(zip(CODE_OPTIONS, combo, strict=True)) | more
+            ref, ours = _both(lambda kw=kw: ref_fn(x, **kw), lambda kw=kw: our_fn(x, **kw))
+            if isinstance(ref, Exception):
+                assert isinstance(ours, ValueError), (kw, ours)
+                raised += 1
+                continue
+            assert not isinstance(ours, Exception), (kw, ours)
+            assert ours.dtype == ref.dtype and torch.equal(ours, ref), kw
+            compared += 1
+    assert compared >= 20 and raised >= 20
+
+
+def test_latency_code_linear_and_log_positional_and_docstring():
+    a = torch.tensor([0.02, 0.5, 1])
+    assert torch.allclose(sg.latency_code_linear(a, 5, 0.01, 1, 0, True), torch.tensor([3.92, 2.0, 0.0]))
+    args = (5, 0.01, 1, 0, True, 1e-7)
+    assert torch.equal(sg.latency_code_log(a, *args), S.latency_code_log(a, *args))
+    with pytest.raises(TypeError, match="data"):
+        sg.latency_code_log([0.5])
+
+
 def test_latency_keeps_negative_and_higher_off_target():
     x = torch.tensor([[0.9, 0.3]])
     ours = sg.latency(x, num_steps=5, on_target=1, off_target=-1, normalize=True)

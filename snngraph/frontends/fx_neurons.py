@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 # (class module prefix, class name) -> IR op
 _SNNTORCH = {"Leaky": "leaky", "Synaptic": "synaptic", "Alpha": "alpha", "Lapicque": "lapicque",
-             "RLeaky": "rleaky", "RSynaptic": "rsynaptic"}
+             "RLeaky": "rleaky", "RSynaptic": "rsynaptic", "DeltaLeaky": "delta_leaky"}
 _SNNGRAPH = {**_SNNTORCH, "IntegrateFire": "integrate_fire", "LeakyIntegrator": "leaky_integrator",
              "AdaptiveLeaky": "adaptive_leaky"}
 

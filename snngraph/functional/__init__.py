@@ -2,8 +2,11 @@
 
 Names and arguments follow ``snntorch.functional`` 1.0.0; outputs are recorded time-first,
 ``(T, B, C)``, and targets are class indices ``(B,)``.
+
+``probe`` holds the hook-based monitors (``probe.OutputMonitor`` ...).
 """
 
+from snngraph.functional import probe
 from snngraph.functional.acc import accuracy_rate, accuracy_temporal
 from snngraph.functional.loss import (
     ce_count_loss,
@@ -30,5 +33,6 @@ __all__ = [
     "mse_count_loss",
     "mse_membrane_loss",
     "mse_temporal_loss",
+    "probe",
     "state_quant",
 ]

@@ -12,3 +12,8 @@ class PassError(GraphError):
 
 class LoweringError(GraphError):
     """A node cannot be lowered to a runtime (torch, ONNX); the message names the node."""
+
+
+class GraphTypeError(GraphError, TypeError):
+    """A call with the wrong arguments, where snnTorch raises ``TypeError``: catching either
+    ``sg.GraphError`` or ``TypeError`` catches it."""

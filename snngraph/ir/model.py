@@ -123,7 +123,8 @@ class NeuronModel:
         spiking: whether the model emits spikes (port ``spk``, a surrogate); otherwise its value is its first state.
         recurrent: whether the previous spikes feed back through ``ops.recurrent`` (all-to-all weights
             ``<node>.recurrent.weight/.bias``, or one-to-one ``V``); ``spk`` is then state too.
-        check: extra invariant ``check(values) -> message | None`` over the numpy parameter values.
+        check: extra invariant ``check(values) -> message | None`` over the numpy parameter values, run by
+            the builder on declared values (like snnTorch's constructor checks; text and files keep theirs).
         prepare: builder hook ``prepare(kwargs, where) -> kwargs`` resolving extra keywords
             (``extra_keywords``) into parameters (Lapicque's ``beta`` into ``R`` and ``C``).
         extra_keywords: builder-only keywords and their defaults.

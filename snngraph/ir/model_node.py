@@ -53,9 +53,6 @@ class ModelNeuron(Node):
             value = getattr(self, key)
             if type(value) is not type(option.default) or value not in option.choices:
                 raise self.error(f"{key} must be one of {option.choices}, got {value!r}")
-        learnt = any(getattr(self, k).learnable for k in model.params)  # learnt values drift; declarations are
-        if model.check is not None and not learnt and (message := model.check(self.param_values())):  # checked
-            raise self.error(message)
         if model.recurrent:
             _check_recurrence(self)
 

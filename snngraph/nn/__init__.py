@@ -4,10 +4,15 @@
 constructor arguments and calling convention (``spk, mem = lif(cur, mem)``); ``IntegrateFire``
 (``IF``), ``LeakyIntegrator`` (``LI``) and ``AdaptiveLeaky`` (``ALIF``) complete the set. Every
 module computes through the pure kernels of ``snngraph.runtimes.torch.kernels`` and keeps its
-hidden state on the instance only.
+hidden state on the instance only. ``BatchNormTT1d`` / ``BatchNormTT2d`` (per-time-step batch
+norm) and ``GradedSpikes`` (learnable spike magnitudes) are snnTorch's layers; ``DeltaLeaky`` its
+delta neuron.
 """
 
 from snngraph.nn.base import LIF, FiringNeuron, SpikingNeuron
+from snngraph.nn.bntt import BatchNormTT1d, BatchNormTT2d
+from snngraph.nn.delta_leaky import DeltaLeaky
+from snngraph.nn.graded_spikes import GradedSpikes
 from snngraph.nn.lapicque import Lapicque
 from snngraph.nn.leaky import ALIF, IF, LI, AdaptiveLeaky, IntegrateFire, Leaky, LeakyIntegrator
 from snngraph.nn.recurrent import RecurrentOneToOne, RLeaky, RSynaptic
@@ -20,7 +25,11 @@ __all__ = [
     "LIF",
     "AdaptiveLeaky",
     "Alpha",
+    "BatchNormTT1d",
+    "BatchNormTT2d",
+    "DeltaLeaky",
     "FiringNeuron",
+    "GradedSpikes",
     "IntegrateFire",
     "Lapicque",
     "Leaky",

@@ -168,6 +168,20 @@ class FiringNeuron(SpikingNeuron):
         self.reset_mechanism_val = torch.as_tensor(RESET_DICT[value], device=self.reset_mechanism_val.device)
         self._reset_mechanism = value
 
+    def fire(self, mem: Tensor) -> Tensor:
+        r"""The spikes of membrane ``mem`` (snnTorch's ``SpikingNeuron.fire``), with the spike
+        function's gradient: :math:`S = g\,H(U - \theta)`, ``g`` the graded-spikes factor.
+
+        ``AdaptiveLeaky`` fires against its base ``threshold`` here (its adaptation is state).
+        """
+        return self.spike_grad(mem - self.threshold) * self.graded_spikes_factor
+
+    def mem_reset(self, mem: Tensor) -> Tensor:
+        r"""The detached reset signal :math:`R = H(U - \theta)` of membrane ``mem`` (snnTorch's
+        ``SpikingNeuron.mem_reset``): 1 where ``mem`` is above threshold, without the
+        graded-spikes factor and without gradient."""
+        return self.spike_grad(mem - self.threshold).clone().detach()
+
     def _fire_kwargs(self) -> dict[str, Any]:
         """The hyper-parameters every spiking kernel takes."""
         return {
