@@ -93,3 +93,17 @@ def test_dir_shows_the_public_names_only():
     assert [n for n in names if n.startswith("_")] == ["__version__"]
     code = "import snngraph as sg; assert not hasattr(sg, 'Any') and not hasattr(sg, 'annotations'), dir(sg)"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_every_subpackage_is_listed_for_the_wheel():
+    """A package folder missing from ``[tool.setuptools] packages`` installs editable but not from a wheel."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    roots = {"snngraph": ROOT / "snngraph", "snngraph.passes": ROOT / "passes", "snngraph.runtimes": ROOT / "runtimes"}
+    found = set()
+    for prefix, folder in roots.items():
+        for init in folder.rglob("__init__.py"):
+            rel = init.parent.relative_to(folder).parts
+            if prefix == "snngraph" and rel[:1] in (("passes",), ("runtimes",)):
+                continue
+            found.add(".".join((prefix, *rel)))
+    assert found == listed
