@@ -16,6 +16,7 @@ Steps:
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 from typing import Any
@@ -56,6 +57,7 @@ def import_graph(graph: Any, dt: float | None, method: str | None, name: str | N
         _flatten(graph, "", nodes, edges, top=True)
     except RecursionError:
         raise GraphError("NIR graph: sub-graphs are nested too deeply") from None
+    nodes = {k: _numpy_fields(n) for k, n in nodes.items()}
     edges = _dissolve_identities(nodes, edges)
     _fuse_recurrent(nodes, edges)
     names = _names(nodes)
@@ -103,6 +105,21 @@ def _flatten(graph: nir.NIRGraph, prefix: str, nodes: dict, edges: list, top: bo
             nodes[full] = node
     for a, b in graph.edges:
         edges.append((_endpoint(graph, prefix, a, nir.Output, nodes), _endpoint(graph, prefix, b, nir.Input, nodes)))
+
+
+def _numpy_fields(node: Any) -> Any:
+    """``node`` with its torch-tensor fields as numpy arrays (Norse and snnTorch write tensors into NIR
+    nodes): a shallow copy, the caller's graph is left as it is."""
+    if isinstance(node, Recurrent):
+        return Recurrent(_numpy_fields(node.cell), _numpy_fields(node.w_rec))
+    fields = vars(node) if hasattr(node, "__dict__") else {}
+    tensors = {k: v for k, v in fields.items() if hasattr(v, "detach") and hasattr(v, "numpy")}
+    if not tensors:
+        return node
+    new = copy.copy(node)
+    for key, value in tensors.items():
+        object.__setattr__(new, key, value.detach().cpu().numpy())
+    return new
 
 
 def _endpoint(graph: nir.NIRGraph, prefix: str, key: str, io: type, nodes: dict) -> str:
