@@ -345,7 +345,8 @@ def _feedback(g: Graph, x: Handle, w: Any, u: Any) -> Handle:
 
 
 _KIND_RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d": 3, "avg_pool2d": 3,
-              "flatten": 3, "batch_norm_2d": 3}
+              "flatten": 3, "batch_norm_2d": 3, "group_norm": 3, "layer_norm_2d": 3,
+              "matmul": 2, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3}
 _KIND_BODIES: dict[str, Any] = {
     "input": lambda g, x, w, u: x,
     "linear": lambda g, x, w, u: g.linear(x, 3, weight=w(3, 4), bias_value=u(-0.5, 0.5, 3), name="fc"),
@@ -364,6 +365,21 @@ _KIND_BODIES: dict[str, Any] = {
     "dropout": lambda g, x, w, u: g.dropout(x, 0.25, name="drop"),
     "batch_norm": lambda g, x, w, u: g.batch_norm(x, running_mean=u(-1, 1, 4), running_var=u(0.5, 2, 4), name="bn"),
     "batch_norm_2d": lambda g, x, w, u: g.batch_norm(x, affine=False, name="bn"),
+    "sigmoid": lambda g, x, w, u: g.sigmoid(g.scale(x, u(-2, 2, 4), name="mixed"), name="act"),
+    "tanh": lambda g, x, w, u: g.tanh(g.scale(x, u(-2, 2, 4), name="mixed"), name="act"),
+    "gelu": lambda g, x, w, u: g.gelu(g.scale(x, u(-2, 2, 4), name="mixed"), name="act"),
+    "gelu_tanh": lambda g, x, w, u: g.gelu(x, approximate="tanh", name="act"),
+    "layer_norm": lambda g, x, w, u: g.layer_norm(x, 4, weight=u(0.5, 1.5, 4), bias_value=u(-0.5, 0.5, 4),
+                                                  name="ln"),
+    "layer_norm_2d": lambda g, x, w, u: g.layer_norm(x, (6, 6), elementwise_affine=False, name="ln"),
+    "group_norm": lambda g, x, w, u: g.group_norm(x, 2, weight=u(0.5, 1.5, 2), bias_value=u(-0.5, 0.5, 2),
+                                                  name="gn"),
+    "mul": lambda g, x, w, u: g.mul(x, g.scale(x, u(-2, 2, 4), name="gate"), name="prod"),
+    "sub": lambda g, x, w, u: g.sub(g.scale(x, 2.0, name="twice"), g.relu(x, name="r"), name="diff"),
+    "matmul": lambda g, x, w, u: g.matmul(x, g.conv1d(x, 8, 1, bias=False, weight=w(8, 2, 1), name="proj"),
+                                          name="mm"),
+    "adaptive_avg_pool1d": lambda g, x, w, u: g.adaptive_avg_pool1d(x, 4, name="pool"),
+    "adaptive_avg_pool2d": lambda g, x, w, u: g.adaptive_avg_pool2d(x, (3, 1), name="pool"),
     "delay": lambda g, x, w, u: g.delay(x, steps=2, name="d"),
     "feedback": _feedback,
     "leaky": lambda g, x, w, u: g.leaky(x, 0.9, name="lif"),

@@ -19,6 +19,10 @@ from snngraph.ir import synapses as S
 from snngraph.ir.errors import LoweringError
 from snngraph.ir.node import Node
 from snngraph.ir.types import TensorType
+from snngraph.runtimes.onnx.lower_layers import KINDS as LAYER_KINDS
+from snngraph.runtimes.onnx.lower_layers import lower_layer
+from snngraph.runtimes.onnx.lower_math import KINDS as MATH_KINDS
+from snngraph.runtimes.onnx.lower_math import lower_math
 
 FLOAT = TensorProto.FLOAT
 
@@ -220,4 +224,8 @@ def lower_synapse(e: Emitter, node: Node, xs: list[str], in_types: list[TensorTy
         return e.op("Identity", x, hint=h)
     if isinstance(n, S.BatchNorm):
         return _batch_norm(e, n, x)
+    if isinstance(n, LAYER_KINDS):
+        return lower_layer(e, n, xs, in_types)
+    if isinstance(n, MATH_KINDS):
+        return lower_math(e, n, xs, in_types)
     raise LoweringError(f"{node.op} '{node.name}': no ONNX lowering for this node kind")

@@ -1,5 +1,6 @@
 """Synapse nodes as the torch modules they are: ``nn.Linear``, ``nn.Conv1d/2d``, ``nn.BatchNorm1d/2d``,
-pooling, ``nn.ReLU``, ``nn.Dropout``, ``nn.Flatten``.
+pooling, ``nn.ReLU``, ``nn.Dropout``, ``nn.Flatten``, ``nn.Sigmoid/Tanh/GELU``, ``nn.LayerNorm``, ``nn.GroupNorm``,
+``nn.AdaptiveAvgPool1d/2d``.
 
 The compiled net holds these modules under the node names and calls them during its forward pass,
 so ``print(net)`` shows their sizes, ``net.apply(fn)`` reaches them, their forward hooks run and
@@ -16,6 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snngraph.ir import synapses as S
+from snngraph.ir import synapses_act as A
+from snngraph.ir import synapses_norm as N
+from snngraph.ir import synapses_pool as P
 from snngraph.ir.node import Node
 from snngraph.ir.types import Param
 from snngraph.runtimes.torch.spike_linear import spike_linear
@@ -67,10 +71,31 @@ def _make(node: Node, rank: int) -> nn.Module | None:
         return nn.ReLU()
     if isinstance(n, S.Dropout):
         return nn.Dropout(n.p)
+    if isinstance(n, A.Sigmoid):
+        return nn.Sigmoid()
+    if isinstance(n, A.Tanh):
+        return nn.Tanh()
+    if isinstance(n, A.GELU):
+        return nn.GELU(n.approximate)
+    if isinstance(n, N.LayerNorm):
+        return nn.LayerNorm(n.normalized_shape, n.eps, elementwise_affine=n.weight is not None,
+                            bias=n.bias is not None, device="meta")
+    if isinstance(n, N.GroupNorm):
+        return nn.GroupNorm(n.num_groups, n.num_channels, n.eps, affine=n.weight is not None, device="meta")
+    if isinstance(n, P.AdaptiveAvgPool1d):
+        return nn.AdaptiveAvgPool1d(n.output_size)
+    if isinstance(n, P.AdaptiveAvgPool2d):
+        return nn.AdaptiveAvgPool2d(n.output_size)
     if isinstance(n, S.Flatten):
         return nn.Flatten(n.start_dim + 1 if n.start_dim >= 0 else n.start_dim,
                           n.end_dim + 1 if n.end_dim >= 0 else n.end_dim)
     return None
+
+
+MODULE_SYNAPSES = (S.Linear, S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d, S.Flatten,
+                   S.ReLU, S.Dropout, S.BatchNorm, A.Sigmoid, A.Tanh, A.GELU, N.LayerNorm, N.GroupNorm,
+                   P.AdaptiveAvgPool1d, P.AdaptiveAvgPool2d)
+"""The synapse kinds that run as their torch module."""
 
 
 def torch_module(node: Node, rank: int) -> nn.Module | None:

@@ -16,10 +16,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snngraph.ir import synapses as S
+from snngraph.ir import synapses_math as M
 from snngraph.ir.errors import LoweringError
 from snngraph.ir.node import Node
 from snngraph.ir.surrogate import DEFAULT_SURROGATE
 from snngraph.ir.types import Param, Ref
+from snngraph.runtimes.torch.layers import MODULE_SYNAPSES
 
 
 class NodeParams(nn.Module):
@@ -81,8 +83,13 @@ def synapse_op(node: Node) -> Callable[[nn.Module, list[Tensor], bool], Tensor]:
         return lambda p, xs, tr: torch.cat(xs, dim=_dim(n.dim))
     if isinstance(n, S.Scale):
         return lambda p, xs, tr: xs[0] * p.factor
-    if isinstance(n, (S.Linear, S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d, S.Flatten,
-                      S.ReLU, S.Dropout, S.BatchNorm)):
+    if isinstance(n, M.Mul):
+        return lambda p, xs, tr: xs[0] * xs[1]
+    if isinstance(n, M.Sub):
+        return lambda p, xs, tr: xs[0] - xs[1]
+    if isinstance(n, M.MatMul):
+        return lambda p, xs, tr: torch.matmul(xs[0], xs[1])
+    if isinstance(n, MODULE_SYNAPSES):
         return _call_module
     raise LoweringError(f"{node.op} '{node.name}': no torch lowering")
 

@@ -196,8 +196,9 @@ def sub(tr: Translator, a: Any, b: Any, alpha: Any = 1, name: str = "") -> Any:
     if _plain(a, b):
         return a - alpha * b
     if isinstance(a, Handle) and isinstance(b, Handle):
-        neg = tr.g.scale(b, -float(alpha), name=tr.unique(f"{name}_neg"))
-        return tr.g.add(a, neg, name=name)
+        if alpha != 1:
+            b = tr.g.scale(b, float(alpha), name=tr.unique(f"{name}_alpha"))
+        return tr.g.sub(a, b, name=name)
     raise GraphError("subtracting a constant cannot be expressed (only tensor - tensor)")
 
 
@@ -208,7 +209,9 @@ def mul(tr: Translator, a: Any, b: Any, name: str = "") -> Any:
         return tr.g.scale(a, float(b), name=name)
     if isinstance(b, Handle) and _is_number(a):
         return tr.g.scale(b, float(a), name=name)
-    raise GraphError("only multiplication of a tensor by a number can be expressed")
+    if isinstance(a, Handle) and isinstance(b, Handle):
+        return tr.g.mul(a, b, name=name)
+    raise GraphError("only multiplication of a tensor by a number or by a tensor of the same shape can be expressed")
 
 
 def div(tr: Translator, a: Any, b: Any, name: str = "") -> Any:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from snngraph.ir import synapses as S
+from snngraph.ir.builder_layers import LayerBuilder
+from snngraph.ir.builder_math import MathBuilder
 from snngraph.ir.builder_neurons import NeuronBuilder
 from snngraph.ir.errors import GraphError
 from snngraph.ir.init import as_array, kaiming_weight, uniform_fan_in
@@ -79,7 +81,7 @@ def _weight_shape(shape: tuple[int, ...], where: str) -> tuple[int, ...]:
     return shape
 
 
-class GraphBuilder(NeuronBuilder):
+class GraphBuilder(NeuronBuilder, LayerBuilder, MathBuilder):
     """Mixin with the declarative API of SPEC §2 (the graph state lives in ``Graph``)."""
 
     # --- plumbing ----------------------------------------------------------------------------
