@@ -8,6 +8,11 @@ Lowering choices that change memory and speed, never values (see ``lower.py``): 
 convolutions and pooling go block by block (``spatial_chains``); a fused neuron may keep its
 state in its private input current's buffer (``scratch_inputs``); a linear fed by 0/1 spikes
 saves them as bool (``spike_fed_linears``, ``spike_linear.py``).
+
+Under ``torch.compile`` / ``torch.export`` / ``torch.func`` (``scan_ops.tracing``) the fused scans run as
+custom ops without those buffer tricks and spike-fed linears as ``F.linear``, with the same values:
+the forward and the backward trace as one graph, with dynamic T and B for fused neurons (an unfused
+neuron's Python time loop is unrolled: a new T retraces it).
 """
 
 from __future__ import annotations
