@@ -13,7 +13,6 @@ nothing here restates it. ``snngraph.nn`` modules and the compiled net's unfused
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,9 +86,17 @@ def derived_step(model: NeuronModel) -> Callable[..., tuple[Tensor, ...]]:
     return step
 
 
-@functools.cache
+_KERNELS: dict[str, tuple[NeuronModel, NeuronKernel]] = {}
+
+
 def _kernel(model: NeuronModel) -> NeuronKernel:
-    return NeuronKernel(model.state_ports, derived_step(model), output_is_state=model.recurrent)
+    """The model's kernel, built once per model object (a plain dict by name, not ``functools.cache``,
+    so that dynamo traces through it without hashing the model)."""
+    entry = _KERNELS.get(model.name)
+    if entry is None or entry[0] is not model:
+        entry = _KERNELS[model.name] = (model, NeuronKernel(model.state_ports, derived_step(model),
+                                                            output_is_state=model.recurrent))
+    return entry[1]
 
 
 def kernel_for(op: str) -> NeuronKernel:

@@ -8,6 +8,11 @@ Lowering choices that change memory and speed, never values (see ``lower.py``): 
 convolutions and pooling go block by block (``spatial_chains``); a fused neuron may keep its
 state in its private input current's buffer (``scratch_inputs``); a linear fed by 0/1 spikes
 saves them as bool (``spike_fed_linears``, ``spike_linear.py``).
+
+Under ``torch.compile`` / ``torch.export`` / ``torch.func`` (``scan_ops.tracing``) the fused scans run as
+custom ops without those buffer tricks and spike-fed linears as ``F.linear``, with the same values:
+the forward and the backward trace as one graph, with dynamic T and B for fused neurons (an unfused
+neuron's Python time loop is unrolled: a new T retraces it).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from snngraph.runtimes.torch.lower import (
     spike_fed_linears,
     synapse_op,
 )
+from snngraph.runtimes.torch.scan_ops import tracing
 from snngraph.runtimes.torch.sequence import run_neuron_sequence
 
 State = dict[str, Tensor]
@@ -51,6 +57,8 @@ ROW_BLOCK_ELEMENTS = 2**21  # output elements per block of rows for spatial syna
 def _refuse_tracing_export() -> None:
     """``torch.onnx.export`` / ``torch.jit.trace`` would bake one sequence length's Python loops and
     fused kernels into a wrong model (it used to write one with no inputs): refuse, naming the way."""
+    if torch.compiler.is_compiling():  # torch.compile / torch.export: traced through custom ops (scan_ops)
+        return
     if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
         raise GraphError("torch.onnx.export and torch.jit.trace cannot capture a compiled snngraph net (its time "
                          "loops, state and fused kernels are not traceable ops); use sg.export_onnx(net, path) "
@@ -216,7 +224,11 @@ class CompiledNet(nn.Module):
                 values[Ref(name, port)] = seq
 
     def _unit_spikes(self, neuron: str) -> bool:
-        """Whether ``neuron``'s spikes are exactly 0/1 now (its graded factor, perhaps learnt, is 1)."""
+        """Whether ``neuron``'s spikes are exactly 0/1 now (its graded factor, perhaps learnt, is 1). Under
+        tracing (``scan_ops.tracing``) never: reading the factor would sync with the host, and the plain
+        ``F.linear`` gives the same values (it only saves its input as float)."""
+        if tracing():
+            return False
         return bool((param_of(self._params(neuron), "graded_spikes_factor") == 1).all())
 
     def _rows_in_blocks(self, run: tuple[str, ...], rows: list[Tensor]) -> Tensor:

@@ -265,6 +265,11 @@ def leaky_scan(x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded:
     Returns ``(spk, mem)`` sequences (``spk`` is empty for LI). With ``cfg.scratch_input`` the
     caller hands ``x`` over: the membranes are written into it, ``mem`` comes back empty, and
     the backward writes the input gradient over them (unless the graph is kept for another
-    backward or beta needs them).
+    backward or beta needs them). Under ``torch.compile`` / ``torch.export`` / ``torch.func`` it runs
+    as the custom op ``snngraph::leaky_scan`` instead (``scan_ops``: same values, no scratch).
     """
+    from snngraph.runtimes.torch import scan_ops
+
+    if scan_ops.tracing():
+        return scan_ops.leaky_scan_op(x, mem0, beta, threshold, graded, cfg)
     return _LeakyScan.apply(x, mem0, beta, threshold, graded, cfg)

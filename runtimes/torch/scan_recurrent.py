@@ -162,5 +162,10 @@ def _transpose(mu: Tensor, weight: Tensor, dense: bool) -> Tensor:
 
 def recurrent_leaky_scan(x: Tensor, spk0: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor,
                          weight: Tensor, bias: Tensor | None, cfg: RecurrentScanConfig) -> tuple[Tensor, Tensor]:
-    """Run RLeaky (``reset_delay=True``) over ``x`` of shape (T, B, N); returns ``(spk, mem)``."""
+    """Run RLeaky (``reset_delay=True``) over ``x`` of shape (T, B, N); returns ``(spk, mem)``
+    (as the custom op ``snngraph::recurrent_leaky_scan`` under tracing, see ``scan_ops``)."""
+    from snngraph.runtimes.torch import scan_ops
+
+    if scan_ops.tracing():
+        return scan_ops.recurrent_leaky_scan_op(x, spk0, mem0, beta, threshold, graded, weight, bias, cfg)
     return _RecurrentLeakyScan.apply(x, spk0, mem0, beta, threshold, graded, weight, bias, cfg)

@@ -122,5 +122,10 @@ class _SynapticScan(torch.autograd.Function):
 
 def synaptic_scan(x: Tensor, syn0: Tensor, mem0: Tensor, alpha: Tensor, beta: Tensor, threshold: Tensor,
                   graded: Tensor, cfg: SynapticScanConfig) -> tuple[Tensor, Tensor, Tensor]:
-    """Run Synaptic (``reset_delay=True``) over ``x`` of shape (T, B, ...); returns ``(spk, syn, mem)``."""
+    """Run Synaptic (``reset_delay=True``) over ``x`` of shape (T, B, ...); returns ``(spk, syn, mem)``
+    (as the custom op ``snngraph::synaptic_scan`` under tracing, see ``scan_ops``)."""
+    from snngraph.runtimes.torch import scan_ops
+
+    if scan_ops.tracing():
+        return scan_ops.synaptic_scan_op(x, syn0, mem0, alpha, beta, threshold, graded, cfg)
     return _SynapticScan.apply(x, syn0, mem0, alpha, beta, threshold, graded, cfg)

@@ -111,10 +111,13 @@ class _Spike(torch.autograd.Function):
     """Heaviside forward, surrogate backward; ``spec`` selects the backward formula."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, spec: Surrogate) -> Tensor:
-        ctx.save_for_backward(x)
-        ctx.spec = spec
+    def forward(x: Tensor, spec: Surrogate) -> Tensor:
         return _heaviside(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[Tensor, Surrogate], output: Tensor) -> None:  # torch.func needs this style
+        ctx.save_for_backward(inputs[0])
+        ctx.spec = inputs[1]
 
     @staticmethod
     def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None]:
@@ -151,4 +154,8 @@ def apply_surrogate(spec: Surrogate, x: Tensor) -> Tensor:
     _check(spec)
     if isinstance(x, Tensor) and not (x.requires_grad and torch.is_grad_enabled()):
         return _heaviside(x)
+    if spec.name != "custom" and torch.compiler.is_compiling():  # one traceable op (see spike_op.py)
+        from snngraph.runtimes.torch.spike_op import spike_op
+
+        return spike_op(spec, x)
     return _Spike.apply(x, spec)

@@ -1,0 +1,169 @@
+"""A compiled net under ``torch.compile(fullgraph=True)``, ``torch.export`` and ``torch.func`` (SPEC §11):
+the fused scans are custom ops (``runtimes/torch/scan_ops.py``), so the whole forward and backward
+trace as one graph with dynamic T and B and give eager's values.
+
+The fast cases compile with the ``aot_eager`` backend (dynamo capture plus AOT autograd, the parts
+that break graphs or recompile); one slow case runs inductor itself.
+"""
+
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+import snngraph as sg
+
+
+def _mlp() -> sg.Graph:
+    g = sg.Graph("mlp")
+    x = g.input("x", (6,))
+    h = g.leaky(g.linear(x, 5, name="fc1"), 0.9, learn_beta=True, learn_threshold=True, name="lif1")
+    o = g.leaky(g.linear(h, 3, name="fc2"), 0.8, name="lif2")
+    g.output("spk", o)
+    g.output("mem", o.mem)
+    return g
+
+
+def _recurrent() -> sg.Graph:
+    g = sg.Graph("rec")
+    x = g.input("x", (6,))
+    h = g.rleaky(g.linear(x, 5, name="fc1"), 0.9, learn_beta=True, name="rlif")
+    o = g.leaky(g.linear(h, 3, name="fc2"), 0.8, name="out")
+    g.output("spk", o)
+    g.output("mem", o.mem)
+    return g
+
+
+def _synaptic() -> sg.Graph:
+    g = sg.Graph("syn")
+    x = g.input("x", (6,))
+    h = g.synaptic(g.linear(x, 5, name="fc1"), 0.7, 0.9, learn_alpha=True, learn_beta=True, name="syn")
+    g.output("spk", h)
+    g.output("mem", h.mem)
+    return g
+
+
+def _alpha() -> sg.Graph:
+    g = sg.Graph("alpha")
+    x = g.input("x", (6,))
+    h = g.alpha(g.linear(x, 5, name="fc1"), 0.9, 0.8, name="a")
+    g.output("spk", h)
+    g.output("mem", h.mem)
+    return g
+
+
+GRAPHS = {"mlp": _mlp, "rec": _recurrent, "syn": _synaptic, "alpha": _alpha}
+FUSED = ["mlp", "rec", "syn"]
+
+
+def _net(kind: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return sg.compile(GRAPHS[kind]())
+
+
+def _x(steps: int, batch: int) -> torch.Tensor:
+    return torch.rand(steps, batch, 6) * 2
+
+
+def _loss(out: dict[str, torch.Tensor]) -> torch.Tensor:
+    return out["mem"].pow(2).sum() + out["spk"].sum()
+
+
+def _grads(net: torch.nn.Module, fn, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    net.zero_grad()
+    _loss(fn(x)).backward()
+    return {k: p.grad.clone() for k, p in net.named_parameters()}
+
+
+def _same(out, ref, tol=1e-6):
+    assert out.keys() == ref.keys()
+    assert torch.equal(out["spk"], ref["spk"])
+    torch.testing.assert_close(out["mem"], ref["mem"], rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("kind", list(GRAPHS))
+def test_compile_fullgraph_forward_and_training_step_equal_eager(kind):
+    net = _net(kind)
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager", dynamic=True)
+    x = _x(6, 3)
+    _same(compiled(x), net(x))
+    got, want = _grads(net, compiled, x), _grads(net, net, x)
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=1e-5, msg=key)
+
+
+@pytest.mark.parametrize("kind", FUSED)
+def test_compile_does_not_recompile_for_new_batch_or_length(kind):
+    torch._dynamo.reset()
+    counters.clear()
+    net = _net(kind)
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager", dynamic=True)
+    for steps, batch in ((5, 3), (9, 4), (3, 7)):
+        x = _x(steps, batch)
+        _same(compiled(x), net(x))
+        _loss(compiled(x)).backward()
+    assert counters["stats"]["unique_graphs"] == 1
+    assert not counters["graph_break"]
+    assert not counters["recompiles"]
+
+
+@pytest.mark.parametrize("kind", FUSED)
+def test_export_with_dynamic_length_and_batch(kind):
+    net = _net(kind)
+    dims = ({0: torch.export.Dim("T", min=2, max=128), 1: torch.export.Dim("B", min=2, max=128)},)
+    program = torch.export.export(net, (_x(5, 3),), dynamic_shapes={"args": dims})
+    for steps, batch in ((4, 2), (11, 5)):
+        x = _x(steps, batch)
+        _same(program.module()(x), net(x))
+
+
+@pytest.mark.parametrize("kind", list(GRAPHS))
+def test_func_functional_call_and_grad_equal_autograd(kind):
+    net = _net(kind)
+    x = _x(6, 3)
+    params = {k: p.detach().clone() for k, p in net.named_parameters()}
+
+    def loss(p):
+        return _loss(torch.func.functional_call(net, p, (x,)))
+
+    torch.testing.assert_close(loss(params), _loss(net(x)), rtol=0, atol=0)
+    got, want = torch.func.grad(loss)(params), _grads(net, net, x)
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=1e-5, msg=key)
+
+
+def test_eager_still_runs_the_autograd_functions():
+    """Outside tracing the scans keep their eager autograd.Function (scratch buffers, in-place backward)."""
+    net = _net("mlp")
+    out = net(_x(4, 2).requires_grad_())
+    assert type(out["spk"].grad_fn).__name__ == "_LeakyScanBackward"
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # inside inductor
+@pytest.mark.parametrize("kind", FUSED)
+def test_inductor_training_step_equals_eager(kind):
+    torch._dynamo.reset()
+    counters.clear()
+    net = _net(kind)
+    compiled = torch.compile(net, fullgraph=True, dynamic=True)
+    for steps, batch in ((5, 3), (8, 4)):
+        x = _x(steps, batch)
+        _same(compiled(x), net(x))
+        got, want = _grads(net, compiled, x), _grads(net, net, x)
+        for key in want:
+            torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-5)  # inductor reorders sums
+    assert counters["stats"]["unique_graphs"] == 1
+
+
+def test_unfused_neuron_does_not_recompile_for_new_batch():
+    """An unfused neuron (``alpha``) loops over T in Python, so dynamo unrolls it per sequence length;
+    a new batch size reuses the graph."""
+    torch._dynamo.reset()
+    counters.clear()
+    net = _net("alpha")
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager", dynamic=True)
+    for batch in (3, 5):
+        x = _x(4, batch)
+        _same(compiled(x), net(x))
+    assert counters["stats"]["unique_graphs"] == 1
+    assert not counters["recompiles"]
