@@ -33,7 +33,7 @@ def unroll_time(graph: Graph, steps: int | None = None) -> Graph:
     order = [n for stage in stages(graph) for n in stage.nodes]
     if order == list(graph.nodes):
         return graph
-    return Graph(graph.name, [graph.nodes[n] for n in order], graph.outputs)
+    return Graph(graph.name, [graph.nodes[n] for n in order], graph.outputs, graph.module_paths)
 
 
 unroll_time.name = "unroll_time"

@@ -13,7 +13,10 @@ T, B = 6, 3
 
 
 def compiled_name(model_param: str, compiled: dict[str, Tensor]) -> str:
-    """The compiled parameter that a model parameter maps to (``net.0.weight`` -> ``net_0.weight``)."""
+    """The compiled parameter that a model parameter maps to: the same key (a traced model keeps its module
+    paths), or, for a graph built from a trace without them, ``net.0.weight`` -> ``net_0.weight``."""
+    if model_param in compiled:
+        return model_param
     parts = model_param.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         node = "_".join(parts[:cut])

@@ -117,7 +117,9 @@ def test_state_dict_keys_follow_module_paths():
 
     model = nn.Sequential(Block(), nn.Sequential(Block()))
     net = sg.compile(sg.trace(model, torch.zeros(B, 4)))
-    assert {"_0_fc.weight", "_0_lif.beta", "_1_0_fc.bias", "_1_0_lif.beta"} <= set(net.state_dict())
+    assert {"0.fc.weight", "0.lif.beta", "1.0.fc.bias", "1.0.lif.beta"} <= set(net.state_dict())
+    assert set(net.state_dict()) == set(model.state_dict())  # the model's own keys, snnTorch buffers included
+    assert list(net.graph.nodes)[1:3] == ["_0_fc", "_0_lif"]  # the IR keeps identifier node names
 
 
 def test_lone_neuron_traced_by_itself():

@@ -69,8 +69,8 @@ def test_batch_norm_train_updates_running_stats_like_torch():
     net = sg.compile(sg.trace(model, xs[0]))
     net(xs)
     run_hidden(model, xs)
-    torch.testing.assert_close(net.state_dict()["_1.running_mean"], model[1].running_mean)
-    torch.testing.assert_close(net.state_dict()["_1.running_var"], model[1].running_var)
+    torch.testing.assert_close(net.state_dict()["1.running_mean"], model[1].running_mean)
+    torch.testing.assert_close(net.state_dict()["1.running_var"], model[1].running_var)
 
 
 def test_dropout_train_semantics_kept():
@@ -145,8 +145,8 @@ def test_parameters_carry_over_exactly_and_frozen_stay_fixed():
     assert (g.nodes["_0"].bias.value == model[0].bias.detach().numpy()).all()
     assert g.nodes["_0"].weight.learnable and not g.nodes["_2"].weight.learnable and g.nodes["_2"].bias.learnable
     net = sg.compile(g)
-    assert "_0.weight" in dict(net.named_parameters()) and "_2.weight" not in dict(net.named_parameters())
-    assert torch.equal(net.state_dict()["_2.weight"], model[2].weight)
+    assert "0.weight" in dict(net.named_parameters()) and "2.weight" not in dict(net.named_parameters())
+    assert torch.equal(net.state_dict()["2.weight"], model[2].weight)
 
 
 def test_float64_model_traces_as_float64():

@@ -143,7 +143,7 @@ def test_rleaky_recurrent_weights_carried_over():
     node = g.nodes["_1"]
     assert (node.recurrent_weight.value == lif.recurrent.weight.detach().numpy()).all()
     assert (node.recurrent_bias.value == lif.recurrent.bias.detach().numpy()).all()
-    assert "_1.recurrent.weight" in dict(sg.compile(g).named_parameters())
+    assert "1.recurrent.weight" in dict(sg.compile(g).named_parameters())
 
 
 @pytest.mark.parametrize("factory, expected", [

@@ -110,7 +110,7 @@ def test_tutorial7_csnn_sequential():
     assert list(g.outputs) == ["spk", "mem"]
     assert g.nodes["_2"].surrogate == sg.surrogate.fast_sigmoid(25)
     net = sg.compile(g)
-    assert {"_0.weight", "_3.weight", "_7.weight", "_7.bias"} <= set(net.state_dict())
+    assert {"0.weight", "3.weight", "7.weight", "7.bias"} <= set(net.state_dict())
 
 
 def test_recurrent_rleaky_explicit_state():

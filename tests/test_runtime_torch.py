@@ -191,7 +191,7 @@ def test_node_named_like_a_module_attribute_is_refused():
     g = sg.Graph("bad")
     x = g.input("x", (3,))
     g.output("o", g.linear(x, 2, name="forward"))
-    with pytest.raises(sg.GraphError, match="node name 'forward' clashes"):
+    with pytest.raises(sg.GraphError, match="node name 'forward' .*clashes"):
         sg.compile(g)
 
 

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from snngraph.ir import synapses as S
 from snngraph.ir import synapses_math as M
-from snngraph.ir.errors import LoweringError
+from snngraph.ir.errors import GraphError, LoweringError
 from snngraph.ir.node import Node
 from snngraph.ir.surrogate import DEFAULT_SURROGATE
 from snngraph.ir.types import Param, Ref
@@ -28,8 +28,14 @@ class NodeParams(nn.Module):
     """The parameters of one node: learnable ones as ``nn.Parameter``, fixed ones as buffers.
     Dotted names (``recurrent.weight``) live in a child module (``recurrent``)."""
 
-    def __init__(self, node: Node):
+    def __init__(self, node: Node, snntorch_buffers: bool = False):
         super().__init__()
+        self._reset_index: int | None = None
+        if snntorch_buffers and "reset_mechanism" in getattr(getattr(node, "model", None), "options", {}):
+            # snnTorch's (and sg.nn's) neurons keep their reset mechanism as a buffer: a traced model's
+            # state_dict has it, so the compiled net does too (loading another value is refused)
+            self._reset_index = ("subtract", "zero", "none").index(node.reset_mechanism)
+            self.register_buffer("reset_mechanism_val", torch.as_tensor(self._reset_index))
         for key, param in node.params().items():
             owner = self
             *path, leaf = key.split(".")
@@ -45,6 +51,13 @@ class NodeParams(nn.Module):
 
     def get(self, key: str) -> Tensor:
         return param_of(self, key)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
+        key = prefix + "reset_mechanism_val"
+        if self._reset_index is not None and key in state_dict and int(state_dict[key]) != self._reset_index:
+            raise GraphError(f"{key}: the state dict has reset mechanism {int(state_dict[key])}, the compiled "
+                             f"graph {self._reset_index} (0 subtract, 1 zero, 2 none); rebuild or retrace instead")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={list(v.shape)}" for k, v in self.state_dict().items())

@@ -87,16 +87,15 @@ class CompiledNet(nn.Module):
         self.graph = graph
         self.source = source if source is not None else graph
         self._ops: dict[str, Any] = {}
-        types = graph.types()
+        types, paths = graph.types(), self.source.module_paths
+        self._node_modules: dict[str, nn.Module] = {}
         for name, node in graph.nodes.items():
             rank = len(types[node.inputs[0]].shape) if node.inputs else 0
             module = torch_module(node, rank) if node.family == "synapse" else None
             if module is None and node.params():
-                module = NodeParams(node)
+                module = NodeParams(node, snntorch_buffers=name in paths)
             if module is not None:
-                if hasattr(self, name) or name in dir(nn.Module):
-                    raise GraphError(f"node name '{name}' clashes with a torch.nn.Module attribute; rename it")
-                self.add_module(name, module)
+                self._register(paths.get(name, name), name, module)
         self._ops = self._synapse_ops()
         dtypes = {t.dtype for t in self.state_dict().values() if t.is_floating_point()}
         if len(dtypes) > 1:  # explicit float64 arrays next to float32 defaults: run in the widest
@@ -110,6 +109,22 @@ class CompiledNet(nn.Module):
         self._spike_fed = spike_fed_linears(graph)
         self._chains = spatial_chains(graph)
         self._chained = {n for run in self._chains.values() for n in run[1:]}  # computed with their head
+
+    def _register(self, path: str, name: str, module: nn.Module) -> None:
+        """Register node ``name``'s module at ``path`` (its name, or a traced model's module path such as
+        ``block.conv1``, so ``state_dict`` keys are the model's own); intermediate modules are created."""
+        owner, (*heads, leaf) = self, path.split(".")
+        for part in heads:
+            if part not in owner._modules:
+                if hasattr(owner, part) or part in dir(nn.Module):
+                    raise GraphError(f"module path '{path}' of node '{name}' clashes with a torch.nn.Module attribute")
+                owner.add_module(part, nn.Module())
+            owner = owner._modules[part]
+        if leaf in owner._modules or hasattr(owner, leaf) or leaf in dir(nn.Module):
+            raise GraphError(f"node name '{name}' (module path '{path}') clashes with a torch.nn.Module attribute or "
+                             "another node's module; rename it")
+        owner.add_module(leaf, module)
+        self._node_modules[name] = module
 
     def _synapse_ops(self) -> dict[str, Any]:
         return {name: synapse_op(node) for name, node in self.graph.nodes.items()
@@ -126,8 +141,8 @@ class CompiledNet(nn.Module):
         self._ops = self._synapse_ops()
 
     # --- helpers ------------------------------------------------------------------------------
-    def _params(self, name: str) -> NodeParams | None:
-        return self._modules.get(name)  # type: ignore[return-value]
+    def _params(self, name: str) -> nn.Module | None:
+        return self._node_modules.get(name)
 
     def _dtype(self) -> torch.dtype | None:
         """The dtype inputs must have: the parameters', else that of constant weights or statistics (matmul,
@@ -136,13 +151,11 @@ class CompiledNet(nn.Module):
         for t in self.parameters():
             if t.is_floating_point():
                 return t.dtype
-        for key, t in self.named_buffers():
-            if not t.is_floating_point():  # batch norm's num_batches_tracked
-                continue
-            node = self.graph.nodes.get(key.split(".", 1)[0])
-            synapse = node is not None and node.family == "synapse"
-            if t.is_floating_point() and (t.dim() >= 2 or (t.dim() == 1 and synapse)):
-                return t.dtype
+        for name, module in self._node_modules.items():
+            synapse = self.graph.nodes[name].family == "synapse"
+            for t in module.buffers():  # (not batch norm's integer num_batches_tracked)
+                if t.is_floating_point() and (t.dim() >= 2 or (t.dim() == 1 and synapse)):
+                    return t.dtype
         return None
 
     def _check_inputs(self, args: tuple, kwargs: dict, time_dim: bool) -> dict[str, Tensor]:

@@ -120,6 +120,7 @@ class Translator:
         self.carried: set[Ref] = set()
         self.called: set[str] = set()
         self.param_owners: dict[int, tuple[Tensor, str]] = {}
+        self.paths: dict[str, str] = {}  # IR node -> the module path whose parameters it holds
         self._fx_names = {n.name for n in fx_graph.nodes}
         self.state_args = self._find_state_args()
 
@@ -284,7 +285,15 @@ class Translator:
             raise GraphError("a module with parameters is called more than once; the IR does not share weights")
         self.called.add(node.target)
         self._claim(node.target, _named_params(node.target, module))
-        return handler(self, module, tensor(args[0], "input"), self.unique(name, helper=False))
+        return self._keep_path(handler(self, module, tensor(args[0], "input"), self.unique(name, helper=False)),
+                               node.target)
+
+    def _keep_path(self, result: Any, target: str) -> Any:
+        """Remember that the node made for module ``target`` holds its parameters: the compiled net
+        registers it at ``target``, so its ``state_dict`` keys are the model's (``0.weight``)."""
+        if isinstance(result, Handle) and result.node.params():
+            self.paths[result.node.name] = target
+        return result
 
     def _neuron(self, node: fx.Node, module: nn.Module, args: tuple, kwargs: dict, name: str) -> Any:
         label = f"{type(module).__name__} '{node.target}'"
@@ -299,7 +308,8 @@ class Translator:
             raise GraphError(f"bad call of the neuron: {exc}") from None
         x = tensor(bound.arguments[next(iter(inspect.signature(module.forward).parameters))], "neuron input")
         carried = [port for port in kind.state_args if self._check_state(module, kind, bound.arguments.get(port))]
-        handle = add_neuron(self.g, x, module, kind, self.unique(name, helper=False), label)
+        handle = self._keep_path(add_neuron(self.g, x, module, kind, self.unique(name, helper=False), label),
+                                 node.target)
         self.carried.update(Ref(handle.name, port) for port in carried)
         if module.init_hidden and not getattr(module, "output", False):
             return handle
@@ -345,7 +355,8 @@ class Translator:
             if keys:
                 node = self.g.nodes[name]
                 changes[name] = node.replace(**{k: Param(getattr(node, k).value, False) for k in keys})
-        return self.g.with_nodes(changes) if changes else self.g
+        g = self.g.with_nodes(changes) if changes else self.g
+        return g.with_module_paths(self.paths)
 
     # --- messages --------------------------------------------------------------------------------------
     def _what(self, node: fx.Node) -> str:

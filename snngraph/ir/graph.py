@@ -7,6 +7,7 @@ which return new graphs (``with_nodes``) and never mutate the one they were give
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -68,8 +69,10 @@ class Graph(GraphBuilder):
         name: the graph's name (an identifier).
     """
 
-    def __init__(self, name: str = "graph", nodes: Iterable[Node] = (), outputs: Mapping[str, Ref] | None = None):
+    def __init__(self, name: str = "graph", nodes: Iterable[Node] = (), outputs: Mapping[str, Ref] | None = None,
+                 module_paths: Mapping[str, str] | None = None):
         self.name = check_name(name, "graph")
+        self.module_paths: dict[str, str] = check_module_paths(module_paths or {})
         self._nodes: dict[str, Node] = {}
         self._outputs: dict[str, Ref] = {}
         self._types: dict[Ref, TensorType] | None = {}
@@ -136,13 +139,19 @@ class Graph(GraphBuilder):
                 nodes.append(new)
         known = {n.name for n in nodes}
         nodes += [n for k, n in changes.items() if n is not None and k not in self._nodes and n.name not in known]
-        return Graph(self.name, nodes, self._outputs)
+        kept = {n.name for n in nodes}
+        return Graph(self.name, nodes, self._outputs, {k: v for k, v in self.module_paths.items() if k in kept})
 
     def with_outputs(self, outputs: Mapping[str, Ref]) -> Graph:
-        return Graph(self.name, self._nodes.values(), outputs)
+        return Graph(self.name, self._nodes.values(), outputs, self.module_paths)
+
+    def with_module_paths(self, paths: Mapping[str, str]) -> Graph:
+        """The graph whose compiled net registers node ``n``'s module at ``paths[n]`` (``"0"``,
+        ``"block.conv1"``: a traced model's own ``state_dict`` keys) instead of at its node name."""
+        return Graph(self.name, self._nodes.values(), self._outputs, paths)
 
     def copy(self) -> Graph:
-        return Graph(self.name, self._nodes.values(), self._outputs)
+        return Graph(self.name, self._nodes.values(), self._outputs, self.module_paths)
 
     # --- comparison and printing ----------------------------------------------------------
     def __eq__(self, other: object) -> bool:
@@ -170,7 +179,26 @@ class Graph(GraphBuilder):
     def __reduce__(self) -> tuple:
         """Pickling for ``copy.deepcopy`` and ``torch.save`` of a compiled net, as torch users expect.
         ``sg.save`` stays the format to share graphs: it holds no pickle and loading it runs nothing."""
-        return (Graph, (self.name, tuple(self._nodes.values()), dict(self._outputs)))
+        return (Graph, (self.name, tuple(self._nodes.values()), dict(self._outputs), dict(self.module_paths)))
+
+
+MODULE_PATH_RE = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
+
+
+def check_module_paths(paths: Mapping[str, str]) -> dict[str, str]:
+    """Node name -> dotted module path (``"0"``, ``"block.conv1"``); GraphError for a malformed or shared path."""
+    if not isinstance(paths, Mapping):
+        raise GraphError(f"module_paths must map node names to module paths, got {type(paths).__name__}")
+    out: dict[str, str] = {}
+    for node, path in paths.items():
+        if not isinstance(node, str) or not isinstance(path, str) or len(path) > 255 \
+                or not MODULE_PATH_RE.fullmatch(path):
+            raise GraphError(f"module path {path!r:.80} of node {node!r:.80}: use dot-separated parts of letters, "
+                             "digits and '_'")
+        out[node] = path
+    if len(set(out.values())) != len(out):
+        raise GraphError("module_paths: two nodes share a module path")
+    return out
 
 
 def topo_order(nodes: Mapping[str, Node]) -> list[str]:

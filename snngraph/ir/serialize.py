@@ -92,6 +92,8 @@ def save(graph: Any, path: str | os.PathLike) -> None:
                       "attrs": attrs, "params": params})
     outputs = [[k, r.node, r.port] for k, r in graph.outputs.items()]
     structure = {"format": FORMAT, "name": graph.name, "nodes": nodes, "outputs": outputs}
+    if graph.module_paths:  # a traced model's own module paths (its state_dict keys)
+        structure["module_paths"] = dict(graph.module_paths)
     text = json.dumps(structure)
     data = to_bytes(tensors, metadata={"snngraph": text, CHECKSUM_KEY: checksum(text, tensors)})
     with open(path, "wb") as f:  # safetensors' save_file creates files readable by their owner only (0600)
@@ -192,6 +194,9 @@ def _from_structure(s: dict, tensors: dict[str, np.ndarray], path: str) -> Any:
                              "each an identifier)")
         outputs[o[0]] = Ref(o[1], o[2])
     try:
-        return verify(Graph(s["name"], nodes, outputs))
+        paths = s.get("module_paths", {})
+        if not isinstance(paths, dict) or not set(paths) <= {n.name for n in nodes}:
+            raise GraphError("module_paths must map node names of this graph to module paths")
+        return verify(Graph(s["name"], nodes, outputs, paths))
     except GraphError as e:
         raise GraphError(f"{path}: {e}") from None
