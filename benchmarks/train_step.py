@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -146,9 +147,18 @@ def make(library: str, regime: str):
     torch.manual_seed(0)
     net = {"snngraph": lambda: build_snngraph(kind, sizes), "snntorch": lambda: SnnTorchNet(kind, sizes),
            "ann_floor": lambda: AnnFloor(kind, sizes)}[library]()
+    return training_step(net, *make_data(kind, sizes, steps, batch))
+
+
+def make_data(kind: str, sizes: tuple, steps: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random input spikes (T, B, ...) at 30 % and random class targets (B,)."""
     shape = (1, 28, 28) if kind == "conv" else (sizes[0],)
     x = (torch.rand(steps, batch, *shape) < 0.3).float()
-    target = torch.randint(0, sizes[-1], (batch,))
+    return x, torch.randint(0, sizes[-1], (batch,))
+
+
+def training_step(net: nn.Module, x: torch.Tensor, target: torch.Tensor) -> Callable[[], None]:
+    """One forward + cross-entropy on the summed output membrane + backward + Adam step, as a closure."""
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def train_step():
@@ -161,17 +171,21 @@ def make(library: str, regime: str):
     return train_step
 
 
-def time_regime(regime: str, repeats: int, libraries: list[str]) -> dict[str, float]:
-    steps = {lib: make(lib, regime) for lib in libraries}
-    for fn in steps.values():
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds per call of each function: one warm-up call each, then A, B, A, B, ..."""
+    for fn in fns.values():
         fn()  # warm-up
-    samples: dict[str, list[float]] = {lib: [] for lib in libraries}
+    samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        for lib, fn in steps.items():
+        for name, fn in fns.items():
             start = time.perf_counter()
             fn()
-            samples[lib].append(time.perf_counter() - start)
-    return {lib: statistics.median(s) for lib, s in samples.items()}
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def time_regime(regime: str, repeats: int, libraries: list[str]) -> dict[str, float]:
+    return interleaved_medians({lib: make(lib, regime) for lib in libraries}, repeats)
 
 
 _PEAK = """

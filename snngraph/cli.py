@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-BENCHMARKS = {"train": "train_step.py", "inference": "inference.py"}
+BENCHMARKS = {"train": "train_step.py", "inference": "inference.py"}  # what `snngraph bench` (all) runs
+OPT_IN_BENCHMARKS = {"compile": "compile.py"}  # named only: minutes of torch.compile
 
 
 class CommandError(Exception):
@@ -71,11 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="run the training-step and inference benchmarks",
                            description="Run benchmarks/train_step.py and/or benchmarks/inference.py of the source "
-                                       "checkout snngraph is installed from (never from the current directory). "
+                                       "checkout snngraph is installed from (never from the current directory); "
+                                       "`snngraph bench compile` runs benchmarks/compile.py (eager vs "
+                                       "torch.compile), which `all` leaves out. "
                                        "Arguments after '--' go to the benchmark's own parser, e.g. "
                                        "`snngraph bench train -- --regimes mlp --repeats 3`.")
-    bench.add_argument("which", nargs="?", choices=("all", *BENCHMARKS), default="all",
-                       help="which benchmark (default: all)")
+    bench.add_argument("which", nargs="?", choices=("all", *BENCHMARKS, *OPT_IN_BENCHMARKS), default="all",
+                       help=f"which benchmark (default: all = {', '.join(BENCHMARKS)})")
     bench.add_argument("--quick", action="store_true", help="short runs (a smoke test of the benchmarks)")
     return parser
 
@@ -196,12 +199,15 @@ def _bench(args: argparse.Namespace, extra: list[str]) -> int:
                            f"checkout snngraph is installed from (git clone the repository, pip install -e it); "
                            f"this installation ({Path(__file__).resolve().parent}) has none, and scripts in the "
                            f"current directory are never run")
+    scripts = {**BENCHMARKS, **OPT_IN_BENCHMARKS}
     names = list(BENCHMARKS) if args.which == "all" else [args.which]
+    if missing := [scripts[n] for n in names if not (folder / scripts[n]).is_file()]:
+        raise CommandError(f"{folder} has no {', '.join(missing)} (an older checkout?)")
     argv = (["--quick"] if args.quick else []) + list(extra)
     status = 0
     for name in names:
-        print(f"== benchmark: {name} ({folder / BENCHMARKS[name]}) ==", flush=True)
-        result = _import_benchmark(folder / BENCHMARKS[name]).main(argv)
+        print(f"== benchmark: {name} ({folder / scripts[name]}) ==", flush=True)
+        result = _import_benchmark(folder / scripts[name]).main(argv)
         status = status or (result if isinstance(result, int) else 0)
     return status
 

@@ -180,7 +180,7 @@ def test_demo_command_passes_options_and_fails_on_parity(monkeypatch, tmp_path, 
 
 def _fake_benchmarks(folder: Path) -> Path:
     folder.mkdir()
-    for name in ("train_step", "inference"):
+    for name in ("train_step", "inference", "compile"):
         (folder / f"{name}.py").write_text(
             "import json, pathlib\n"
             "def main(argv=None):\n"
@@ -191,17 +191,26 @@ def _fake_benchmarks(folder: Path) -> Path:
 
 
 @pytest.mark.parametrize(("which", "ran"), [([], ["train_step", "inference"]), (["train"], ["train_step"]),
-                                            (["inference"], ["inference"])])
+                                            (["inference"], ["inference"]), (["compile"], ["compile"])])
 def test_bench_calls_the_benchmark_mains(monkeypatch, tmp_path, capsys, which, ran):
     folder = _fake_benchmarks(tmp_path / "benchmarks")
     monkeypatch.setattr(cli, "find_benchmarks", lambda: folder)
     assert main(["bench", *which, "--quick", "--", "--repeats", "2"]) == 0
-    for name in ("train_step", "inference"):
+    for name in ("train_step", "inference", "compile"):
         calls = folder / f"{name}.calls"
         assert calls.exists() == (name in ran)
         if name in ran:
             assert calls.read_text() == '["--quick", "--repeats", "2"]'
     assert capsys.readouterr().out.count("== benchmark:") == len(ran)
+
+
+def test_bench_compile_missing_from_an_older_checkout(monkeypatch, tmp_path, capsys):
+    folder = _fake_benchmarks(tmp_path / "benchmarks")
+    (folder / "compile.py").unlink()
+    monkeypatch.setattr(cli, "find_benchmarks", lambda: folder)
+    assert main(["bench", "compile"]) == 1
+    assert "has no compile.py" in capsys.readouterr().err
+    assert main(["bench", "train"]) == 0
 
 
 def test_bench_without_a_checkout(monkeypatch, capsys):
