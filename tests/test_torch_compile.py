@@ -8,7 +8,7 @@ that break graphs or recompile); one slow case runs inductor itself.
 
 import pytest
 import torch
-from torch._dynamo.utils import counters
+from torch._dynamo.utils import counters, guard_failures
 
 import snngraph as sg
 
@@ -95,6 +95,7 @@ def test_compile_fullgraph_forward_and_training_step_equal_eager(kind):
 def test_compile_does_not_recompile_for_new_batch_or_length(kind):
     torch._dynamo.reset()
     counters.clear()
+    guard_failures.clear()
     net = _net(kind)
     compiled = torch.compile(net, fullgraph=True, backend="aot_eager", dynamic=True)
     for steps, batch in ((5, 3), (9, 4), (3, 7)):
@@ -103,7 +104,7 @@ def test_compile_does_not_recompile_for_new_batch_or_length(kind):
         _loss(compiled(x)).backward()
     assert counters["stats"]["unique_graphs"] == 1
     assert not counters["graph_break"]
-    assert not counters["recompiles"]
+    assert not any(guard_failures.values())  # torch 2.13 leaves counters["recompiles"] empty; guards tell
 
 
 @pytest.mark.parametrize("kind", FUSED)
@@ -144,6 +145,7 @@ def test_eager_still_runs_the_autograd_functions():
 def test_inductor_training_step_equals_eager(kind):
     torch._dynamo.reset()
     counters.clear()
+    guard_failures.clear()
     net = _net(kind)
     compiled = torch.compile(net, fullgraph=True, dynamic=True)
     for steps, batch in ((5, 3), (8, 4)):
@@ -160,10 +162,11 @@ def test_unfused_neuron_does_not_recompile_for_new_batch():
     a new batch size reuses the graph."""
     torch._dynamo.reset()
     counters.clear()
+    guard_failures.clear()
     net = _net("alpha")
     compiled = torch.compile(net, fullgraph=True, backend="aot_eager", dynamic=True)
     for batch in (3, 5):
         x = _x(4, batch)
         _same(compiled(x), net(x))
     assert counters["stats"]["unique_graphs"] == 1
-    assert not counters["recompiles"]
+    assert not any(guard_failures.values())  # torch 2.13 leaves counters["recompiles"] empty; guards tell
