@@ -401,4 +401,5 @@ _KIND_BODIES: dict[str, Any] = {
     "adaptive_leaky": lambda g, x, w, u: g.adaptive_leaky(x, 0.9, rho=0.8, adaptation=0.5, learn_rho=True, name="lif"),
     "delta_leaky": lambda g, x, w, u: g.delta_leaky(x, 0.9, delta_threshold=u(0.1, 0.5, 4), learn_beta=True,
                                                     name="lif"),
+    "nir_lif": lambda g, x, w, u: g.nir_lif(x, u(0.5, 0.95, 4), threshold=0.5, learn_beta=True, name="lif"),
 }

@@ -31,6 +31,7 @@ STATE_NAMES = {
     "leaky_integrator": ("mem",),
     "adaptive_leaky": ("mem", "b"),
     "delta_leaky": ("mem", "mem_prev"),
+    "nir_lif": ("mem",),
 }
 FIRE = ("threshold", "spike_grad", "reset_mechanism")
 KEYWORDS = {
@@ -44,6 +45,7 @@ KEYWORDS = {
     "leaky_integrator": ("beta",),
     "adaptive_leaky": ("beta", "rho", "adaptation", *FIRE, "reset_delay", "graded_spikes_factor"),
     "delta_leaky": ("beta", "delta_threshold", "spike_grad"),
+    "nir_lif": ("beta", *FIRE, "graded_spikes_factor"),
 }
 HYPER = {
     "leaky": {"beta": 0.8},
@@ -56,6 +58,7 @@ HYPER = {
     "leaky_integrator": {"beta": 0.8},
     "adaptive_leaky": {"beta": 0.8, "rho": 0.9, "adaptation": 0.5},
     "delta_leaky": {"beta": 0.8, "delta_threshold": 0.3},
+    "nir_lif": {"beta": 0.8},
 }
 
 

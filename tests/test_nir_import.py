@@ -342,25 +342,35 @@ def test_snntorch_export_to_nir_imports_with_weights_and_decays_intact():
     np.testing.assert_array_equal(syn.threshold.value, 0.5)
 
 
-def test_subtract_reset_without_delay_follows_snntorch_not_nir_documented_in_docs_nir():
-    """docs/nir.md "Known difference": an IF left above threshold after a subtract reset does not fire
-    again (snnTorch's reset_delay=False); NIR's equation would fire once more. Pinned until the neuron
-    models can express NIR's immediate subtract reset (issue #19 item 18)."""
+def test_foreign_subtract_reset_without_delay_follows_nirs_equation():
+    """A foreign graph's IF with a subtract reset in the spiking step imports as ``nir_lif`` (NIR's
+    equation: it fires again while the reset membrane stays above threshold), not as snnTorch's
+    ``reset_delay=False`` neuron, which would stay at 1.5 without firing (issue #19 item 18)."""
     meta = {"reset_mechanism": "subtract", "reset_delay": False}
     graph = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([1])), "n": nir.IF(
         r=np.ones(1), v_threshold=np.ones(1), v_reset=np.zeros(1), metadata=meta),
         "output": nir.Output(output_type=np.array([1]))}, edges=[("input", "n"), ("n", "output")])
     g = sg.from_nir(graph, dt=1.0)
+    assert g.nodes["n"].op == "nir_lif"
     net = sg.compile(g).eval()
     state, spikes, mems = net.init_state(1), [], []
     for i in (2.5, 0.0, 0.0, 0.0):
         out, state = net.step(torch.tensor([[i]]), state)
         spikes.append(out["output"].item())
         mems.append(state["n.mem"].item())
-    assert spikes == [1.0, 0.0, 0.0, 0.0] and mems == [1.5] * 4
-    v, nir_spikes = 0.0, []  # NIR's equation: fire on the value before the reset, then subtract
+    v, nir_spikes, nir_mems = 0.0, [], []  # NIR's equation: fire on the value before the reset, then subtract
     for i in (2.5, 0.0, 0.0, 0.0):
         v += i
         nir_spikes.append(float(v > 1.0))
         v -= nir_spikes[-1]
-    assert nir_spikes == [1.0, 1.0, 0.0, 0.0]
+        nir_mems.append(v)
+    assert spikes == nir_spikes == [1.0, 1.0, 0.0, 0.0] and mems == nir_mems == [1.5, 0.5, 0.5, 0.5]
+    back = sg.from_nir(sg.to_nir(g, dt=1.0), dt=1.0)  # nir_lif round-trips as itself
+    assert back.nodes["n"].op == "nir_lif" and back.nodes["n"].reset_mechanism == "subtract"
+
+
+def test_snngraphs_own_leaky_with_reset_delay_false_comes_back_as_leaky():
+    g = sg.Graph("own")
+    g.output("s", g.leaky(g.input("x", (3,)), beta=0.9, reset_delay=False, name="lif"))
+    back = sg.from_nir(sg.to_nir(g, dt=1e-3), dt=1e-3)
+    assert back.nodes["lif"].op == "leaky" and back.nodes["lif"].reset_delay is False

@@ -196,7 +196,9 @@ def _meta(node: Node, ctx: _Ctx, keys: tuple[str, ...]) -> dict[str, Any]:
                                          if getattr(node, k, None) is not None}}
     if hasattr(node, "reset_mechanism"):
         meta[META_RESET] = node.reset_mechanism
-        meta[META_RESET_DELAY] = bool(node.reset_delay)
+        meta[META_RESET_DELAY] = bool(getattr(node, "reset_delay", False))  # nir_lif: reset in the spiking step
+    if node.op == "nir_lif":
+        meta["snngraph_model"] = "nir_lif"
     return meta
 
 
@@ -282,6 +284,7 @@ def _recurrent(node: Node, ctx: _Ctx) -> nir.NIRNode:
 
 CONVERTERS: dict[str, Callable[[Node, _Ctx], nir.NIRNode]] = {
     "input": _input, "linear": _linear, "conv1d": _conv1d, "conv2d": _conv2d, "avg_pool2d": _avg_pool2d,
-    "flatten": _flatten, "scale": _scale, "delay": _delay, "leaky": _leaky, "integrate_fire": _integrate_fire,
+    "flatten": _flatten, "scale": _scale, "delay": _delay, "leaky": _leaky, "nir_lif": _leaky,
+    "integrate_fire": _integrate_fire,
     "synaptic": _synaptic, "leaky_integrator": _leaky_integrator, "rleaky": _recurrent, "rsynaptic": _recurrent,
 }

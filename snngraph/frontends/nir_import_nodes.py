@@ -167,17 +167,37 @@ def _check_leak(node: Any, name: str, c: np.ndarray, ctx: Ctx) -> None:
                          "takes the leak)")
 
 
+MODEL_KEY = "snngraph_model"  # metadata: the snngraph model a NIR LIF/IF was exported from, when not leaky/IF
+
+
+def _follows_nir(node: Any, reset: dict[str, Any]) -> bool:
+    """Whether a LIF/IF follows NIR's equation (``nir_lif``) rather than snnTorch's ``leaky``: exported
+    from ``nir_lif``, or a foreign graph (no snngraph metadata) stating a subtract reset in the spiking step.
+    Graphs snngraph exported from ``leaky``/``integrate_fire`` come back as what they were."""
+    meta = node.metadata if isinstance(node.metadata, dict) else {}
+    if meta.get(MODEL_KEY) == "nir_lif":
+        return True
+    return META_SHAPES not in meta and reset["reset_mechanism"] == "subtract" and not reset["reset_delay"]
+
+
 def _lif(g: Graph, name: str, x: Handle, node: Any, ctx: Ctx) -> Handle:
     beta, gain, c = first_order(node, name, ctx)
     _check_leak(node, name, c, ctx)
     reset = _reset(node, name, ctx)
     x = scaled_input(g, x, gain, name, ctx)
-    return g.leaky(x, beta=restore_shape(f32(beta), node, "beta"), name=name, **reset)
+    beta = restore_shape(f32(beta), node, "beta")
+    if _follows_nir(node, reset):
+        return g.nir_lif(x, beta=beta, threshold=reset["threshold"], reset_mechanism=reset["reset_mechanism"],
+                         name=name)
+    return g.leaky(x, beta=beta, name=name, **reset)
 
 
 def _if(g: Graph, name: str, x: Handle, node: Any, ctx: Ctx) -> Handle:
     reset = _reset(node, name, ctx)
     x = scaled_input(g, x, np.asarray(node.r, np.float64), name, ctx)
+    if _follows_nir(node, reset):
+        return g.nir_lif(x, beta=1.0, threshold=reset["threshold"], reset_mechanism=reset["reset_mechanism"],
+                         name=name)
     return g.integrate_fire(x, name=name, **reset)
 
 

@@ -3,6 +3,17 @@
 Importing this package registers them; a new model is one file here plus its tests.
 """
 
-from snngraph.models import adaptive_leaky, alpha, delta_leaky, lapicque, leaky, leaky_integrator, recurrent, synaptic
+from snngraph.models import (
+    adaptive_leaky,
+    alpha,
+    delta_leaky,
+    lapicque,
+    leaky,
+    leaky_integrator,
+    nir_lif,
+    recurrent,
+    synaptic,
+)
 
-__all__ = ["adaptive_leaky", "alpha", "delta_leaky", "lapicque", "leaky", "leaky_integrator", "recurrent", "synaptic"]
+__all__ = ["adaptive_leaky", "alpha", "delta_leaky", "lapicque", "leaky", "leaky_integrator", "nir_lif", "recurrent",
+           "synaptic"]
