@@ -47,6 +47,10 @@ class StateLeaky(FiringNeuron):
     ``state_dict`` keys are snnTorch's: ``threshold``, ``graded_spikes_factor``,
     ``reset_mechanism_val``, ``beta`` (the constructor's value, unused, as in snnTorch) and ``tau``.
 
+    Differs from snnTorch 1.0.0: snnTorch scales the spikes by ``graded_spikes_factor`` twice (its
+    ``fire`` already applies it, then ``forward`` again), emitting :math:`g^2 H(U - \theta)`; snngraph
+    emits :math:`g\,H(U - \theta)` as documented. The ``(T, B, C)`` shape is checked up front.
+
     Example::
 
         lif = sg.nn.StateLeaky(beta=0.9, channels=4)
