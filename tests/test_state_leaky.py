@@ -232,3 +232,28 @@ def test_onnx_export_equals_torch(tmp_path) -> None:
     spk, mem = ort.InferenceSession(str(path)).run(["spk", "mem"], {"x": x.numpy()})
     assert 0 < out["spk"].sum() < out["spk"].numel() and np.array_equal(spk, out["spk"].numpy())
     np.testing.assert_allclose(mem, out["mem"].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_fused_scan_equals_the_derived_kernel() -> None:
+    """sg.compile runs state_leaky as Leaky's scan (decay exp(-1/tau), no reset); it equals the loop of
+    the model's derived step kernel, forward and backward."""
+    from snngraph.passes import default_pipeline
+
+    g = _graph()
+    unfused_passes = [p for p in default_pipeline() if getattr(p, "name", "") != "fuse_state_updates"]
+    assert len(unfused_passes) == len(default_pipeline()) - 1
+    fused, unfused = sg.compile(g).double(), sg.compile(g, passes=unfused_passes).double()
+    assert fused.graph.nodes["n"].fused and not unfused.graph.nodes["n"].fused
+    x = _inputs(F, seed=6).abs()
+    results = []
+    for net in (fused, unfused):
+        out = net(x)
+        loss = (out["spk"] * _dyadic(out["spk"].shape, 1)).sum() + out["mem"].pow(2).sum()
+        results.append((out, torch.autograd.grad(loss, list(net.parameters()))))
+    (out, grads), (r_out, r_grads) = results
+    assert 0 < out["spk"].sum() < out["spk"].numel() and torch.equal(out["spk"], r_out["spk"])
+    torch.testing.assert_close(out["mem"], r_out["mem"], rtol=1e-12, atol=1e-14)
+    for a, b in zip(grads, r_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-13)
+    negative = g.with_nodes({"n": g.nodes["n"].replace(tau=g.nodes["n"].tau.with_value(np.float32(-3.0)))})
+    assert not sg.compile(negative).graph.nodes["n"].fused  # a growing state: the derived kernel

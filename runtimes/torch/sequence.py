@@ -49,6 +49,17 @@ def _run_fused(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tenso
     return {"spk": spk} if scratch else {"spk": spk, "mem": mem}
 
 
+def _run_fused_state_leaky(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
+                           tensors: dict[str, Tensor], scratch: bool = False) -> dict[str, Tensor]:
+    """A fused StateLeaky population: Leaky's scan with decay ``exp(-1/tau)`` and no reset."""
+    from snngraph.runtimes.torch.scan import ScanConfig, leaky_scan
+
+    cfg = ScanConfig("none", True, kwargs["spike_grad"], True, scratch)
+    spk, mem = leaky_scan(x, state[0], torch.exp(-1.0 / kwargs["tau"]), kwargs["threshold"],
+                          kwargs["graded_spikes_factor"], cfg)
+    return {"spk": spk} if scratch else {"spk": spk, "mem": mem}
+
+
 def _run_fused_recurrent(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
                          tensors: dict[str, Tensor], scratch: bool = False) -> dict[str, Tensor]:
     """A fused RLeaky population: one recurrent scan kernel over all T steps."""
@@ -73,5 +84,5 @@ def _run_fused_synaptic(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
 
 
 SCAN_RUNNERS = {"leaky": _run_fused, "integrate_fire": _run_fused, "leaky_integrator": _run_fused,
-                "rleaky": _run_fused_recurrent, "synaptic": _run_fused_synaptic}
+                "rleaky": _run_fused_recurrent, "synaptic": _run_fused_synaptic, "state_leaky": _run_fused_state_leaky}
 """Model name -> its scan; the models (and options) are those of ``capabilities.SCANS``."""
