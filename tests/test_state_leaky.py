@@ -33,6 +33,7 @@ CASES = {
     "fast_sigmoid": dict(beta=0.9, spike_grad=sg.surrogate.fast_sigmoid(slope=5)),
     "surrogate_disable": dict(beta=0.9, surrogate_disable=True),
     "no_output": dict(beta=0.9, output=False, learn_beta=True),
+    "growing": dict(beta=1.05, learn_beta=True),  # tau < 0: the derived kernel instead of the scan
 }
 
 

@@ -1,8 +1,9 @@
 r"""``StateLeaky`` and ``LinearLeaky``: snnTorch 1.0.0's whole-sequence state-only leaky neurons.
 
-Both take the whole sequence ``(T, B, C)`` at once and compute through the ``state_leaky`` model's
-derived kernel (:mod:`snngraph.models.state_leaky`), which is snnTorch's causal exponential
-convolution written as its recurrence.
+Both take the whole sequence ``(T, B, C)`` at once and compute the ``state_leaky`` model
+(:mod:`snngraph.models.state_leaky`), snnTorch's causal exponential convolution written as its
+recurrence: through its fused scan (one kernel over all steps) for ``tau > 0``, else its derived
+step kernel.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from snngraph.models.state_leaky import truncated
 from snngraph.nn.base import FiringNeuron
 from snngraph.runtimes.torch.kernels import kernel_for
 from snngraph.runtimes.torch.ops import TorchOps
+from snngraph.runtimes.torch.scan import ScanConfig, leaky_scan
 
 __all__ = ["LinearLeaky", "StateLeaky"]
 
@@ -104,11 +106,16 @@ class StateLeaky(FiringNeuron):
         """The membrane ``(T, B, C)`` of a sequence, truncated to the newest ``K`` taps if asked."""
         if input_.dim() != 3:
             raise GraphError(f"{type(self).__name__}: expects a (T, B, C) sequence, got shape {tuple(input_.shape)}")
-        mem, mems = torch.zeros_like(input_[0]), []
-        for x_t in input_:
-            mem = self._step(x_t, mem)[1]
-            mems.append(mem)
-        full = torch.stack(mems)
+        if bool((self.tau > 0).all()):  # the model's fused scan (Leaky's, decay exp(-1/tau), membrane only)
+            decay = torch.exp(-1.0 / self.tau)
+            one = input_.new_ones(())
+            _, full = leaky_scan(input_, torch.zeros_like(input_[0]), decay, one, one, ScanConfig(spiking=False))
+        else:  # a growing state: the derived step kernel, step by step
+            mem, mems = torch.zeros_like(input_[0]), []
+            for x_t in input_:
+                mem = self._step(x_t, mem)[1]
+                mems.append(mem)
+            full = torch.stack(mems)
         steps = self.kernel_truncation_steps
         if steps is None or steps >= len(full):
             return full
