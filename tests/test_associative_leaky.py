@@ -100,7 +100,56 @@ def test_constructors_and_errors() -> None:
     assert sg.nn.AssociativeLeaky(IN, D, N, None, use_q_projection=False).to_q is None
 
 
-def test_trace_refuses_it_by_name() -> None:
-    model = nn.Sequential(nn.Linear(4, IN), snn.AssociativeLeaky(IN, D, N, D * N))
-    with pytest.raises(GraphError, match="AssociativeLeaky"):
-        sg.trace(model, torch.randn(T, B, 4))
+def _model(lib, q: bool) -> nn.Module:
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(4, IN), lib.AssociativeLeaky(IN, D, N, D * N, use_q_projection=q)).double()
+    model[1].spike_grad = sg.surrogate.atan()  # snnTorch's float32 spikes fail in float64
+    return model
+
+
+@pytest.mark.parametrize("q", [True, False], ids=["q_projection", "no_q"])
+@pytest.mark.parametrize("lib", [snn, sg.nn], ids=["snntorch", "sg.nn"])
+def test_trace_computes_what_running_the_model_computes(lib, q: bool) -> None:
+    """The traced graph: projections, fixed 0/1 layouts, a feedback loop for the state and a leaky
+    without leak or reset for the spikes; it equals sg.nn's recurrence, forward and gradients."""
+    model, ours = _model(lib, q), _model(sg.nn, q)
+    x = _inputs(T, seed=8)[..., :4] * 2
+    g = sg.trace(model, x)
+    net = sg.compile(g).double()
+    layouts = [n for n in net.state_dict() if n.split(".")[0].endswith(("_rows", "_cols", "_layout", "_readout"))]
+    assert len(layouts) == (6 if q else 3)
+    trained = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert not trained & set(layouts)  # the fixed 0/1 layouts do not train
+    y = next(iter(net(x).values()))
+    ref = ours(x)
+    assert 0 < ref.count_nonzero() < ref.numel()
+    torch.testing.assert_close(y, ref, rtol=1e-9, atol=1e-12)
+    w = torch.randn(ref.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    trained = [p for p in net.parameters() if p.requires_grad]
+    grads = torch.autograd.grad((y * w).sum(), trained)
+    r_grads = torch.autograd.grad((ref * w).sum(), list(ours.parameters()))
+    assert len(grads) == len(r_grads)
+    for a, b in zip(grads, r_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12)
+
+
+def test_traced_graph_trains_and_exports_to_onnx(tmp_path) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    model = _model(sg.nn, True).float()
+    x = torch.round(torch.randn(T, B, 4, generator=torch.Generator().manual_seed(3)) * 16) / 8
+    net = sg.compile(sg.trace(model, x))
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    before = {k: v.detach().clone() for k, v in net.named_parameters() if v.requires_grad}
+    next(iter(net(x).values())).pow(2).mean().backward()
+    opt.step()
+    assert all(not torch.equal(before[k], v) for k, v in net.named_parameters() if v.requires_grad)
+    with torch.no_grad():
+        y = next(iter(net(x).values()))
+    path = tmp_path / "associative.onnx"
+    sg.export_onnx(net, path)
+    session = ort.InferenceSession(str(path))
+    (r_y,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    assert y.count_nonzero() > 0
+    np.testing.assert_allclose(r_y, y.numpy(), rtol=1e-5, atol=1e-5)

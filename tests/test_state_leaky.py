@@ -186,9 +186,40 @@ def test_trace_computes_what_running_the_model_computes(lib) -> None:
         torch.autograd.grad((mem.pow(2)).sum(), [p for p in net.parameters() if p.requires_grad])
 
 
+@pytest.mark.parametrize("lib", [snn, sg.nn], ids=["snntorch", "sg.nn"])
+def test_trace_of_a_truncated_kernel(lib) -> None:
+    """kernel_truncation_steps becomes state_leaky - exp(-K/tau) * delay(state_leaky, K), thresholded."""
+    torch.manual_seed(1)
+    beta = torch.tensor([0.5, 0.7, 0.9, 0.95])
+    model = nn.Sequential(nn.Linear(F, C), lib.StateLeaky(beta, channels=C, kernel_truncation_steps=3,
+                                                          threshold=0.8, learn_threshold=True,
+                                                          spike_grad=sg.surrogate.atan())).double()
+    if lib is snn:
+        _graded_once(model[1])
+    x = _inputs(F, seed=4) * 2
+    ref = model(x)
+    g = sg.trace(model, x)
+    assert sorted(n.op for n in g.nodes.values()) == ["delay", "input", "leaky", "linear", "scale", "state_leaky",
+                                                      "sub"]
+    net = sg.compile(g).double()
+    out = net(x)
+    assert 0 < out["spk"].count_nonzero() < out["spk"].numel() and torch.equal(out["spk"], ref[0])
+    torch.testing.assert_close(out["mem"], ref[1], rtol=1e-9, atol=1e-12)
+    w = _dyadic(ref[0].shape, 2)
+    grads = torch.autograd.grad((out["spk"] * w).sum() + out["mem"].pow(2).sum(), list(net.parameters()))
+    r_grads = torch.autograd.grad((ref[0] * w).sum() + ref[1].pow(2).sum(),
+                                  [p for p in model.parameters() if p.requires_grad])
+    for a, b in zip(grads, r_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12)
+
+
 def test_trace_refuses_what_the_graph_cannot_hold() -> None:
-    model = nn.Sequential(nn.Linear(F, C), snn.StateLeaky(0.9, channels=C, kernel_truncation_steps=3))
+    model = nn.Sequential(nn.Linear(F, C), snn.StateLeaky(0.9, channels=C, kernel_truncation_steps=3,
+                                                          learn_beta=True))
     with pytest.raises(GraphError, match="kernel_truncation_steps"):
+        sg.trace(model, _inputs(F).float())
+    model = nn.Sequential(nn.Linear(F, C), snn.StateLeaky(0.9, channels=C, state_quant=lambda v: v))
+    with pytest.raises(GraphError, match="state_quant"):
         sg.trace(model, _inputs(F).float())
 
 

@@ -330,8 +330,10 @@ class Translator:
             raise GraphError(f"{label}: takes the input sequence only, got {_fmt(args, kwargs)}")
         self._claim(node.target, _named_params(node.target, module))
         x = tensor(args[0] if args else next(iter(kwargs.values())), "neuron input")
-        result = add_sequence_neuron(self.g, x, module, self.unique(name, helper=False), label, self.frozen)
-        self._keep_path(result.handle if isinstance(result, NeuronOut) else result, node.target)
+        neuron = self.unique(name, helper=False)
+        result = add_sequence_neuron(self.g, x, module, neuron, label, self.frozen)
+        if self.g.nodes[neuron].params():  # the neuron node holds the module's own parameters
+            self.paths[neuron] = node.target
         return result
 
     def _check_state(self, module: nn.Module, kind: Any, value: Any) -> bool:

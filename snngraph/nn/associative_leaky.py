@@ -35,7 +35,9 @@ class AssociativeLeaky(FiringNeuron):
     once :math:`P_t` falls towards :math:`10^{-8}` (about 27 steps at :math:`\alpha = 0.5`) the
     :math:`10^{-8}` dominates and the recent writes fade out of the state. snngraph computes the
     recurrence itself, exactly what that closed form means (equal to it to about
-    :math:`10^{-8}/P_t` relative while :math:`P_t \gg 10^{-8}`).
+    :math:`10^{-8}/P_t` relative while :math:`P_t \gg 10^{-8}`). Its spikes keep the input's dtype
+    (snnTorch's default surrogate makes them float32, and its readout ``bmm`` then fails in float64).
+    ``sg.trace`` builds it from existing nodes (:mod:`snngraph.frontends.fx_sequence`).
 
     Example::
 
