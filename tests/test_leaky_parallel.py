@@ -84,6 +84,19 @@ def test_equals_snntorch(case: str) -> None:
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", ["random_learn_beta", "dense_learn_beta", "no_bias", "learn_threshold_graded"])
+def test_forward_equals_the_derived_step_kernel(case: str) -> None:
+    """sg.nn runs torch's fused RNN; the model's derived kernel (what the compiled graph runs) agrees."""
+    ours, _ = _pair(**CASES[case])
+    x = _inputs(seed=7)
+    spk, grads = _run(ours, x)
+    stepped, r_grads = _run(type("Stepped", (nn.Module,), {"forward": lambda self, v: ours.step_by_step(v),
+                                                          "parameters": lambda self: ours.parameters()})(), x)
+    assert torch.equal(spk, stepped) and spk.sum() > 0
+    for a, b in zip(grads, r_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12)
+
+
 def test_unbatched_input_equals_snntorch() -> None:
     ours, theirs = _pair(beta=0.8)
     x = _inputs((T, I), seed=2)

@@ -1,8 +1,9 @@
 r"""``LeakyParallel``: snnTorch 1.0.0's whole-sequence leaky neuron built on ``torch.nn.RNN``.
 
 It keeps snnTorch's ``nn.RNN`` (so parameters, their initialisation and ``state_dict`` keys are
-snnTorch's) and computes through the ``leaky_parallel`` model's derived kernel
-(:mod:`snngraph.models.leaky_parallel`), fed by the RNN's input projection.
+snnTorch's) and runs it: torch's fused ReLU RNN is the ``leaky_parallel`` model's membrane update
+(:mod:`snngraph.models.leaky_parallel`) over all steps at once; ``step_by_step`` runs the model's
+derived kernel instead, and the tests hold the two equal.
 """
 
 from __future__ import annotations
@@ -108,6 +109,12 @@ class LeakyParallel(nn.Module):
         if input_.dim() not in (2, 3) or input_.shape[-1] != self.rnn.input_size:
             raise GraphError(f"LeakyParallel: expects (L, N, {self.rnn.input_size}) or (L, {self.rnn.input_size}) "
                              f"input, got shape {tuple(input_.shape)}")
+        mem, _ = self.rnn(input_)  # torch's fused ReLU RNN: the model's membrane update over all steps
+        return self.spike_grad(mem - self.threshold) * self.graded_spikes_factor
+
+    def step_by_step(self, input_: Tensor) -> Tensor:
+        """``forward`` through the ``leaky_parallel`` model's derived step kernel, one step at a time
+        (what the compiled graph runs; equal to ``forward`` up to rounding)."""
         rnn = self.rnn
         current = F.linear(input_, rnn.weight_ih_l0, rnn.bias_ih_l0 if rnn.bias else None)
         step, w_hh = kernel_for("leaky_parallel").step, rnn.weight_hh_l0
