@@ -11,9 +11,11 @@ from snngraph.models import (
     leaky,
     leaky_integrator,
     nir_lif,
+    norse_li,
+    norse_lif,
     recurrent,
     synaptic,
 )
 
-__all__ = ["adaptive_leaky", "alpha", "delta_leaky", "lapicque", "leaky", "leaky_integrator", "nir_lif", "recurrent",
-           "synaptic"]
+__all__ = ["adaptive_leaky", "alpha", "delta_leaky", "lapicque", "leaky", "leaky_integrator", "nir_lif", "norse_li",
+           "norse_lif", "recurrent", "synaptic"]
