@@ -1,8 +1,8 @@
 """``insert_surrogates``: give every spiking neuron without a surrogate the default one.
 
-Rewrite: ``Neuron(surrogate=None)`` -> ``Neuron(surrogate=model.surrogate or default)``: the surrogate its
-model declares (Norse's models: Norse's SuperSpike), else ``default`` (snnTorch's ``atan(alpha=2.0)``). Idempotent: a graph where every neuron has one is
-returned as is.
+Rewrite: ``Neuron(surrogate=None)`` -> ``Neuron(surrogate=model.surrogate or default)``: the surrogate
+its model declares (Norse's models: Norse's SuperSpike), else ``default`` (snnTorch's
+``atan(alpha=2.0)``). Idempotent: a graph where every neuron has one is returned as is.
 """
 
 from __future__ import annotations

@@ -65,10 +65,7 @@ def norse_lif_box(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) ->
     v = state["v"] + v_leak
     v = v + p["dt"] * p["tau_mem_inv"] * (x + v_leak - v)
     z = ops.spike(v - p["v_th"])
-    if p["reset_method"] == "value":
-        v = reset_value(z, v, p["v_reset"])
-    else:
-        v = (1 - z) * v + z * (v - p["v_th"])
+    v = reset_value(z, v, p["v_reset"]) if p["reset_method"] == "value" else (1 - z) * v + z * (v - p["v_th"])
     return z, {"v": v - v_leak}
 
 
