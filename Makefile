@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	# CPU build of torch pinned for dev/CI; the library itself asks for torch>=2.2.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[onnx,nir,plot,datasets,demo,test]"
+	# Norse 1.1.0 (test dependency of the Norse front-end) without its torchvision, which cannot sit beside CPU torch
+	$(BIN)/python -m pip install -q -c constraints.txt nirtorch
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps norse==1.1.0
 	touch $(STAMP)
 
 test: $(STAMP)
