@@ -210,3 +210,30 @@ def test_the_declarations():
         g.norse_lif(g.input("y", (3,)), dt=[0.1, 0.2, 0.3])
     with pytest.raises(sg.GraphError, match="dt"):
         g.norse_lif(g.input("z", (3,)), dt=0.0)
+
+
+def test_lif_cell_fires_in_the_step_of_its_input():
+    """Norse's membrane reads the current of the same step: no one-step lag (docs/nir.md)."""
+    cell = norse.LIFCell()
+    xs = torch.zeros(4, 1, 1)
+    xs[0] = 20.0
+    want, _ = run_norse(cell, xs, ())
+    got = traced(cell, 1)[1](xs.double())["spk"]
+    assert want[:, 0, 0].tolist() == got[:, 0, 0].tolist() == [1.0, 1.0, 1.0, 1.0]
+    xs[0] = 9.0  # v = 0.9 after the first step: below threshold, then the decaying current carries it over
+    want, _ = run_norse(cell, xs, ())
+    got = traced(cell, 1)[1](xs.double())["spk"]
+    assert want[:, 0, 0].tolist() == got[:, 0, 0].tolist() == [0.0, 1.0, 0.0, 0.0]
+
+
+def test_streaming_steps_match_norse():
+    torch.manual_seed(5)
+    cell = norse.LIFCell(lif_params(v_leak=f64(0.25)))
+    xs = torch.rand(T, B, N, dtype=D) * 12
+    want, states = run_norse(cell, xs, ("v", "i"))
+    _, net = traced(cell)
+    state = None
+    for t in range(T):
+        out, state = net.step(xs[t], state=state)
+        assert torch.equal(out["spk"], want[t])
+        torch.testing.assert_close(out["v"] + 0.25, states["v"][t], rtol=0, atol=1e-9)
