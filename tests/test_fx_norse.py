@@ -187,3 +187,23 @@ def test_unsupported_norse_options_raise_graph_errors():
 
     with pytest.raises(sg.GraphError, match="at test_fx_norse.py.*Norse cell.s state must be None"):
         sg.trace(Shared(), x)
+
+
+def test_torch_compile_runs_the_norse_models_as_one_op():
+    """Norse's models have no fused scan: under ``torch.compile`` their declared step runs as
+    ``snngraph::derived_scan`` (``dt`` travels as the number it is), eager's values and gradients."""
+    torch.manual_seed(6)
+    model = norse.SequentialState(nn.Linear(4, 6), norse.LIFCell(), nn.Linear(6, 5), norse.LIFRecurrentCell(5, 5),
+                                  nn.Linear(5, 2), norse.LICell())
+    net = sg.compile(sg.trace(model, torch.zeros(B, 4)))
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager", dynamic=True)
+    for steps in (5, 9):
+        x = torch.rand(steps, B, 4) * 20
+        want, got = net(x), compiled(x)
+        for key in want:
+            torch.testing.assert_close(got[key], want[key], rtol=1e-6, atol=1e-6, msg=key)
+        w = torch.randn_like(want["out0"])
+        g_want = torch.autograd.grad((want["out0"] * w).sum(), list(net.parameters()))
+        g_got = torch.autograd.grad((got["out0"] * w).sum(), list(net.parameters()))
+        for a, b in zip(g_got, g_want, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
