@@ -32,6 +32,10 @@ STATE_NAMES = {
     "adaptive_leaky": ("mem", "b"),
     "delta_leaky": ("mem", "mem_prev"),
     "nir_lif": ("mem",),
+    "norse_lif": ("v", "i"),
+    "norse_lif_box": ("v",),
+    "norse_li": ("v", "i"),
+    "norse_lif_recurrent": ("spk", "v", "i"),
 }
 FIRE = ("threshold", "spike_grad", "reset_mechanism")
 KEYWORDS = {
@@ -46,6 +50,11 @@ KEYWORDS = {
     "adaptive_leaky": ("beta", "rho", "adaptation", *FIRE, "reset_delay", "graded_spikes_factor"),
     "delta_leaky": ("beta", "delta_threshold", "spike_grad"),
     "nir_lif": ("beta", *FIRE, "graded_spikes_factor"),
+    "norse_lif": ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset", "dt", "spike_grad"),
+    "norse_lif_box": ("tau_mem_inv", "v_leak", "v_th", "v_reset", "dt", "spike_grad", "reset_method"),
+    "norse_li": ("tau_syn_inv", "tau_mem_inv", "v_leak", "dt"),
+    "norse_lif_recurrent": ("recurrent", "tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset", "dt",
+                            "spike_grad"),
 }
 HYPER = {
     "leaky": {"beta": 0.8},
@@ -59,6 +68,10 @@ HYPER = {
     "adaptive_leaky": {"beta": 0.8, "rho": 0.9, "adaptation": 0.5},
     "delta_leaky": {"beta": 0.8, "delta_threshold": 0.3},
     "nir_lif": {"beta": 0.8},
+    "norse_lif": {"tau_mem_inv": 100.0},
+    "norse_lif_box": {"tau_mem_inv": 300.0},
+    "norse_li": {"tau_mem_inv": 100.0},
+    "norse_lif_recurrent": {"tau_mem_inv": 100.0, "recurrent": lambda s: 0.5 * s},
 }
 
 
@@ -79,7 +92,8 @@ def _run(op, xs, **hyper):
 def test_registry_covers_every_ir_neuron_with_its_state_names():
     assert set(K.NEURON_KERNELS) == set(NEURON_OPS)
     assert {op: k.state_names for op, k in K.NEURON_KERNELS.items()} == STATE_NAMES
-    assert {op for op, k in K.NEURON_KERNELS.items() if k.output_is_state} == {"rleaky", "rsynaptic"}
+    assert {op for op, k in K.NEURON_KERNELS.items() if k.output_is_state} == {"rleaky", "rsynaptic",
+                                                                                    "norse_lif_recurrent"}
 
 
 @pytest.mark.parametrize("op", sorted(STATE_NAMES))
@@ -133,7 +147,8 @@ def test_per_neuron_parameters_broadcast_over_last_dim(op):
             assert all(torch.allclose(u[..., j : j + 1], v, rtol=0, atol=1e-12) for u, v in zip(a, b, strict=True))
 
 
-@pytest.mark.parametrize("op", sorted(set(STATE_NAMES) - {"leaky_integrator", "delta_leaky"}))  # no reset there
+@pytest.mark.parametrize("op", sorted(op for op in STATE_NAMES  # models with a reset_mechanism option
+                                      if op not in ("leaky_integrator", "delta_leaky") and not op.startswith("norse")))
 def test_unknown_reset_mechanism_names_the_op(op):
     x = torch.zeros(2, 3)
     state = [torch.zeros(2, 3) for _ in STATE_NAMES[op]]
