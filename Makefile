@@ -6,12 +6,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test test-slow demo lint format bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# CPU build of torch pinned for dev/CI; the library itself asks for torch>=2.2.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[onnx,nir,plot,datasets,demo,test]"
+	# Norse 1.1.0 (test dependency of the Norse front-end) without its torchvision, which cannot sit beside CPU torch
+	$(BIN)/python -m pip install -q -c constraints.txt nirtorch
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps norse==1.1.0
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -406,4 +406,10 @@ _KIND_BODIES: dict[str, Any] = {
     "leaky_parallel": lambda g, x, w, u: g.leaky_parallel(x, recurrent_weight=w(4, 4), recurrent_bias=False,
                                                           bias_hh=u(-0.5, 0.5, 4), learn_bias_hh=True, name="lif"),
     "leaky_parallel_one_to_one": lambda g, x, w, u: g.leaky_parallel(x, V=u(0, 1, 4), all_to_all=False, name="lif"),
+    "norse_lif": lambda g, x, w, u: g.norse_lif(x, tau_mem_inv=u(50, 150, 4), v_th=0.5, learn_tau_mem_inv=True,
+                                                dt=0.002, name="lif"),
+    "norse_lif_box": lambda g, x, w, u: g.norse_lif_box(x, v_leak=0.1, reset_method="subtract", name="lif"),
+    "norse_li": lambda g, x, w, u: g.norse_li(x, tau_syn_inv=u(100, 300, 4), name="li"),
+    "norse_lif_recurrent": lambda g, x, w, u: g.norse_lif_recurrent(x, recurrent_weight=w(4, 4), recurrent_bias=False,
+                                                                    name="lif"),
 }

@@ -34,6 +34,10 @@ STATE_NAMES = {
     "nir_lif": ("mem",),
     "state_leaky": ("mem",),
     "leaky_parallel": ("spk", "mem"),
+    "norse_lif": ("v", "i"),
+    "norse_lif_box": ("v",),
+    "norse_li": ("v", "i"),
+    "norse_lif_recurrent": ("spk", "v", "i"),
 }
 FIRE = ("threshold", "spike_grad", "reset_mechanism")
 KEYWORDS = {
@@ -50,6 +54,11 @@ KEYWORDS = {
     "nir_lif": ("beta", *FIRE, "graded_spikes_factor"),
     "state_leaky": ("tau", "threshold", "spike_grad", "graded_spikes_factor"),
     "leaky_parallel": ("recurrent", "threshold", "spike_grad", "graded_spikes_factor", "bias_hh"),
+    "norse_lif": ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset", "dt", "spike_grad"),
+    "norse_lif_box": ("tau_mem_inv", "v_leak", "v_th", "v_reset", "dt", "spike_grad", "reset_method"),
+    "norse_li": ("tau_syn_inv", "tau_mem_inv", "v_leak", "dt"),
+    "norse_lif_recurrent": ("recurrent", "tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset", "dt",
+                            "spike_grad"),
 }
 HYPER = {
     "leaky": {"beta": 0.8},
@@ -65,6 +74,10 @@ HYPER = {
     "nir_lif": {"beta": 0.8},
     "state_leaky": {"tau": 5.0},
     "leaky_parallel": {"bias_hh": 0.25, "recurrent": lambda s: 0.5 * s},
+    "norse_lif": {"tau_mem_inv": 100.0},
+    "norse_lif_box": {"tau_mem_inv": 300.0},
+    "norse_li": {"tau_mem_inv": 100.0},
+    "norse_lif_recurrent": {"tau_mem_inv": 100.0, "recurrent": lambda s: 0.5 * s},
 }
 
 
@@ -85,7 +98,8 @@ def _run(op, xs, **hyper):
 def test_registry_covers_every_ir_neuron_with_its_state_names():
     assert set(K.NEURON_KERNELS) == set(NEURON_OPS)
     assert {op: k.state_names for op, k in K.NEURON_KERNELS.items()} == STATE_NAMES
-    assert {op for op, k in K.NEURON_KERNELS.items() if k.output_is_state} == {"rleaky", "rsynaptic", "leaky_parallel"}
+    assert {op for op, k in K.NEURON_KERNELS.items() if k.output_is_state} == {"rleaky", "rsynaptic", "leaky_parallel",
+                                                                                    "norse_lif_recurrent"}
 
 
 @pytest.mark.parametrize("op", sorted(STATE_NAMES))
@@ -139,8 +153,9 @@ def test_per_neuron_parameters_broadcast_over_last_dim(op):
             assert all(torch.allclose(u[..., j : j + 1], v, rtol=0, atol=1e-12) for u, v in zip(a, b, strict=True))
 
 
-@pytest.mark.parametrize("op", sorted(set(STATE_NAMES) - {"leaky_integrator", "delta_leaky", "state_leaky",
-                                                  "leaky_parallel"}))  # no reset there
+@pytest.mark.parametrize("op", sorted(op for op in STATE_NAMES  # models with a reset_mechanism option
+                                      if op not in ("leaky_integrator", "delta_leaky", "state_leaky", "leaky_parallel")
+                                      and not op.startswith("norse")))
 def test_unknown_reset_mechanism_names_the_op(op):
     x = torch.zeros(2, 3)
     state = [torch.zeros(2, 3) for _ in STATE_NAMES[op]]

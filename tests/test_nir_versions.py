@@ -68,8 +68,7 @@ def test_the_lowest_declared_nir_release_round_trips(tmp_path):
 def test_norse_export_recipe():
     """Norse 1.1.0's ``to_nir`` writes ``tau = dt / tau_inv`` (not ``1 / tau_inv``), ``r = 1`` and ``w_in = 1``
     as tensors; importing with ``dt = dt_norse**2`` recovers Norse's decays ``1 - dt tau_inv`` (docs/nir.md).
-    Norse is not a test dependency (it requires torchvision, which cannot sit beside the CPU torch):
-    this runs where it is installed."""
+    ``make test`` installs Norse without its torchvision (which cannot sit beside the CPU torch)."""
     norse = pytest.importorskip("norse.torch")
     dt = 1e-3
     torch.manual_seed(0)

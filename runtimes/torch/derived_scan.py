@@ -40,6 +40,7 @@ class _Spec:
     params: tuple[str, ...]
     recurrent: str | None  # "all_to_all" (weight, bias?), "one_to_one" (V) or None
     bias: bool
+    constants: tuple[tuple[str, float], ...] = ()  # ParamSpec(constant=True): numbers, not tensors
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,13 @@ def describe(node: Node) -> Description | None:
     bias = recurrent == "all_to_all" and isinstance(getattr(node, "recurrent_bias", None), Param)
     extra = {"all_to_all": ("recurrent_weight",) + (("recurrent_bias",) if bias else ()), "one_to_one": ("V",),
              None: ()}[recurrent]
+    params = [k for k, s in model.params.items() if not s.constant]
     spec = json.dumps({
         "model": model.name, "options": [[k, getattr(node, k)] for k in model.options],
         "surrogate": None if surrogate is None else [surrogate.name, [[k, v] for k, v in surrogate.params]],
-        "params": list(model.params), "recurrent": recurrent, "bias": bias})
-    return Description(spec, (*model.params, *extra))
+        "params": params, "recurrent": recurrent, "bias": bias,
+        "constants": [[k, getattr(node, k).item()] for k, s in model.params.items() if s.constant]})
+    return Description(spec, (*params, *extra))
 
 
 @functools.cache
@@ -79,7 +82,7 @@ def _spec(text: str) -> _Spec:
     sur = d["surrogate"]
     surrogate = None if sur is None else Surrogate(sur[0], tuple((k, v) for k, v in sur[1]))
     return _Spec(d["model"], tuple((k, v) for k, v in d["options"]), surrogate, tuple(d["params"]),
-                 d["recurrent"], d["bias"])
+                 d["recurrent"], d["bias"], tuple((k, v) for k, v in d.get("constants", ())))
 
 
 def _recurrence(spec: _Spec, extra: Sequence[Tensor]) -> Any:
@@ -98,7 +101,7 @@ def _loop(text: str, x: Tensor, state: Sequence[Tensor], tensors: Sequence[Tenso
 
     spec = _spec(text)
     model = get_model(spec.model)
-    kw: dict[str, Any] = dict(zip(spec.params, tensors, strict=False)) | dict(spec.options)
+    kw: dict[str, Any] = dict(zip(spec.params, tensors, strict=False)) | dict(spec.options) | dict(spec.constants)
     if model.spiking:
         kw["spike_grad"] = spec.surrogate
     if spec.recurrent:

@@ -37,7 +37,12 @@ class NodeParams(nn.Module):
             # state_dict has it, so the compiled net does too (loading another value is refused)
             self._reset_index = ("subtract", "zero", "none").index(node.reset_mechanism)
             self.register_buffer("reset_mechanism_val", torch.as_tensor(self._reset_index))
+        model = getattr(node, "model", None)
         for key, param in node.params().items():
+            spec = model.params.get(key) if model is not None else None
+            # a constant is handed to the step as a number; fixed parameters of models that keep them outside
+            # the state_dict (Norse's) are non-persistent buffers
+            persistent = spec is None or not (spec.constant or (not model.state_dict_buffers and not param.learnable))
             owner = self
             *path, leaf = key.split(".")
             for part in path:
@@ -48,7 +53,7 @@ class NodeParams(nn.Module):
             if param.learnable:
                 owner.register_parameter(leaf, nn.Parameter(value))
             else:
-                owner.register_buffer(leaf, value)
+                owner.register_buffer(leaf, value, persistent=persistent)
 
     def get(self, key: str) -> Tensor:
         return param_of(self, key)
@@ -213,7 +218,7 @@ def neuron_kwargs(node: Node, mod: nn.Module | None) -> dict[str, Any]:
     spike function (the node's surrogate, default ``atan``) and, for recurrent models, the recurrence."""
     model = node.model
     tensors = param_tensors(node, mod) if mod is not None else {}
-    kw: dict[str, Any] = {k: tensors[k] for k in model.params}
+    kw: dict[str, Any] = {k: getattr(node, k).item() if s.constant else tensors[k] for k, s in model.params.items()}
     kw.update({k: getattr(node, k) for k in model.options})
     if model.spiking:
         surrogate = node.surrogate if node.surrogate is not None else DEFAULT_SURROGATE

@@ -47,6 +47,7 @@ from torch import Tensor, fx, nn
 from snngraph.frontends import fx_layers, fx_math  # noqa: F401  (add their handlers to MODULES and FUNCTIONS)
 from snngraph.frontends.fx_loop import reroll
 from snngraph.frontends.fx_neurons import add_neuron, is_neuron_module, neuron_kind
+from snngraph.frontends.fx_norse import SequentialRoot, add_norse_cell, is_sequential_state, state_tuple
 from snngraph.frontends.fx_ops import BATCH, FUNCTIONS, MODULES, NeuronOut, describe, size, tensor
 from snngraph.frontends.fx_sequence import add_sequence_neuron, has_sequence_neurons, sequence_class
 from snngraph.frontends.fx_tracer import NeuronRoot, location, symbolic_trace
@@ -88,6 +89,8 @@ def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: s
     name = name or type(module).__name__
     if is_neuron_module(module):
         module = NeuronRoot(module, len(examples) - 1)
+    elif is_sequential_state(module):
+        module = SequentialRoot(module)
     fx_graph, constants = symbolic_trace(module)
     rerolled, feedback = reroll(fx_graph, module, examples, constants), {}
     if rerolled is not None:
@@ -312,6 +315,8 @@ class Translator:
         except TypeError as exc:
             raise GraphError(f"bad call of the neuron: {exc}") from None
         x = tensor(bound.arguments[next(iter(inspect.signature(module.forward).parameters))], "neuron input")
+        if kind.library == "norse":
+            return self._norse_cell(node, module, kind, x, bound.arguments.get(kind.state_args[0]), name, label)
         carried = [port for port in kind.state_args if self._check_state(module, kind, bound.arguments.get(port))]
         handle = self._keep_path(add_neuron(self.g, x, module, kind, self.unique(name, helper=False), label),
                                  node.target)
@@ -335,6 +340,16 @@ class Translator:
         if self.g.nodes[neuron].params():  # the neuron node holds the module's own parameters
             self.paths[neuron] = node.target
         return result
+    def _norse_cell(self, node: fx.Node, module: nn.Module, kind: Any, x: Handle, state: Any, name: str,
+                    label: str) -> tuple:
+        """A Norse cell (:mod:`snngraph.frontends.fx_norse`): ``(out, state)`` as graph values."""
+        if state is not None and not isinstance(state, _StateArg):
+            raise GraphError("a Norse cell's state must be None (a fresh state, carried by the graph) or a forward "
+                             "argument")
+        handle = self._keep_path(add_norse_cell(self, x, module, kind.op, self.unique(name, helper=False), label),
+                                 node.target)
+        self.carried.update(Ref(handle.name, port) for port in handle.node.state_ports)
+        return handle, state_tuple(kind.op, handle)
 
     def _check_state(self, module: nn.Module, kind: Any, value: Any) -> bool:
         """Whether a state argument is carried through ``forward``'s arguments (else held inside)."""

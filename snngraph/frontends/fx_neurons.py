@@ -27,6 +27,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from snngraph import surrogate as sgs
+from snngraph.frontends.fx_norse import norse_cell_op
 from snngraph.ir.errors import GraphError
 from snngraph.ir.model import get_model
 from snngraph.ir.surrogate import Surrogate
@@ -48,7 +49,7 @@ class NeuronKind:
 
     Attributes:
         op: the IR op (``leaky``, ...).
-        library: ``"snntorch"`` or ``"snngraph"``.
+        library: ``"snntorch"``, ``"snngraph"`` or ``"norse"``.
         state_args: names of ``forward``'s state arguments, in order (``mem``; ``syn, mem`` ...).
         returns: the port of each element of the tuple the module returns when it returns one.
     """
@@ -60,7 +61,9 @@ class NeuronKind:
 
 
 def is_neuron_module(module: nn.Module) -> bool:
-    """Whether ``module`` is a spiking neuron of snngraph or snnTorch (a leaf of the trace)."""
+    """Whether ``module`` is a spiking neuron of snngraph, snnTorch or Norse (a leaf of the trace)."""
+    if norse_cell_op(module) is not None:
+        return True
     return any(cls.__name__ in ("SpikingNeuron", *_SNNGRAPH, *SEQUENCE_NEURONS) and _library(cls) is not None
                for cls in type(module).__mro__)
 
@@ -76,6 +79,8 @@ def _library(cls: type) -> str | None:
 
 def neuron_kind(module: nn.Module, where: str) -> NeuronKind:
     """The :class:`NeuronKind` of a neuron module, or GraphError naming it when unsupported."""
+    if (op := norse_cell_op(module)) is not None:
+        return NeuronKind(op, "norse", tuple(list(inspect.signature(module.forward).parameters)[1:]), ())
     for cls in type(module).__mro__:
         library = _library(cls)
         table = _SNNTORCH if library == "snntorch" else _SNNGRAPH if library == "snngraph" else {}

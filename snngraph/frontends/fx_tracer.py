@@ -3,15 +3,18 @@ leaf modules and source lines recorded, and the location of an fx node in the mo
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import re
 import traceback
+from typing import Any
 
 import torch
 from torch import Tensor, fx, nn
 
 from snngraph.frontends.fx_neurons import is_neuron_module, neuron_kind
+from snngraph.frontends.fx_norse import is_sequential_state, sequential_forward
 from snngraph.ir.errors import GraphError
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)\n\s*(.*)')
@@ -41,6 +44,11 @@ class _Tracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return is_neuron_module(m) or super().is_leaf_module(m, module_qualified_name)
+
+    def call_module(self, m: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
+        if is_sequential_state(m):  # Norse's SequentialState: its state list is not traceable as written
+            forward = functools.partial(sequential_forward, m)
+        return super().call_module(m, forward, args, kwargs)
 
 
 def symbolic_trace(module: nn.Module) -> tuple[fx.Graph, dict[str, Tensor]]:

@@ -122,7 +122,8 @@ def from_nir(nir_graph: Any, dt: float | None = None, method: str | None = None,
         dt: the time step; ``None`` takes the ``dt`` stored by :func:`to_nir`, else 1.0 (with a
             ``UserWarning``).
         method: ``"euler"`` or ``"exp"``; ``None`` takes each node's stored ``discretization``,
-            else ``"euler"``.
+            else ``"euler"``. ``"norse"``: a graph exported by Norse 1.1.0's ``to_nir`` (with ``dt`` its
+            time step) as Norse's models (:mod:`snngraph.frontends.nir_import_norse`).
         name: the name of the returned graph; ``None`` takes the name stored by :func:`to_nir`, else ``"nir"``.
 
     Returns:
@@ -140,7 +141,7 @@ def from_nir(nir_graph: Any, dt: float | None = None, method: str | None = None,
     _require_nir()
     from snngraph.frontends.nir_import import import_graph
 
-    if method is not None:
+    if method is not None and method != "norse":
         check_method(method)
     if dt is not None:
         dt = check_dt(dt)

@@ -35,6 +35,7 @@ from snngraph.frontends.nir import (
     check_dt,
 )
 from snngraph.frontends.nir_import_nodes import CONVERTERS, Ctx, Recurrent, fold_leaks
+from snngraph.frontends.nir_import_norse import NORSE_CONVERTERS
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph, Handle
 
@@ -62,7 +63,8 @@ def import_graph(graph: Any, dt: float | None, method: str | None, name: str | N
     _fuse_recurrent(nodes, edges)
     names = _names(nodes)
     ctx.reserved = set(names.values())
-    fold_leaks(nodes, edges, names, ctx)
+    if method != "norse":  # Norse's models take v_leak themselves
+        fold_leaks(nodes, edges, names, ctx)
     stored_name = graph.metadata.get(META_NAME) if isinstance(graph.metadata, dict) else None
     if name is None:
         name = str(stored_name) if isinstance(stored_name, str) and re.fullmatch(r"[A-Za-z_]\w*", stored_name) \
@@ -277,7 +279,7 @@ def _build(g: Graph, nodes: dict, edges: list, names: dict, ctx: Ctx) -> Graph:
                 fb = g.feedback(_shape_of(nodes, a), name=ctx.fresh(g, f"{names[a]}_to_{name}"))
                 pending.append((fb, [a], fb.name))
                 ins.append(fb)
-            convert = CONVERTERS.get(type(node))
+            convert = (NORSE_CONVERTERS if ctx.method == "norse" else CONVERTERS).get(type(node))
             if convert is None:
                 raise GraphError(f"NIR node '{key}' of type {type(node).__name__} is not supported")
             _check_finite(node, key)

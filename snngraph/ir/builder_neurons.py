@@ -107,12 +107,14 @@ def _param(model: NeuronModel, key: str, value: Any, learnable: bool, where: str
         value = spec.default
     if value is None:
         raise GraphError(f"{where}: {key} is required")
+    if spec.constant and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = np.float64(value)  # a constant is the number given, not its float32 rounding
     arr = as_array(value, f"{where} {key}")
     if not spec.per_neuron and arr.ndim:
         raise GraphError(f"{where}: {key} must be a scalar, got shape {list(arr.shape)}")
     if arr.size and (message := spec.violation(float(arr.min()), float(arr.max()))):
         raise GraphError(f"{where}: {key} {message}")
-    return Param(arr, learnable)
+    return Param(arr, learnable, "float64" if spec.constant else None)
 
 
 def _option(option: Any, value: Any, key: str, where: str) -> Any:
@@ -140,7 +142,7 @@ def _recurrence(builder: Any, x: Any, where: str, kw: dict[str, Any]) -> dict[st
     w, b = kw["recurrent_weight"], kw["recurrent_bias"]
     w_what, b_what = f"{where} recurrent.weight", f"{where} recurrent.bias"
     w = kaiming_weight((n, n), w_what) if w is None else as_array(w, w_what, (n, n))
-    if b is False:  # no bias (LeakyParallel's dense weight_hh_l0: its bias is the model's bias_hh)
+    if b is False:  # no recurrent bias (LeakyParallel's dense weight_hh_l0, Norse's LIFRecurrentCell)
         return dict(all_to_all=True, recurrent_weight=Param(w, learn), recurrent_bias=None)
     b = uniform_fan_in((n,), n, b_what) if b is None else as_array(b, b_what, (n,))
     return dict(all_to_all=True, recurrent_weight=Param(w, learn), recurrent_bias=Param(b, learn))

@@ -54,6 +54,9 @@ class ParamSpec:
             during training (the node keeps them, so training resumes exactly).
         per_neuron: per-neuron arrays (broadcasting to the neuron's shape) are allowed.
         learnable: ``learn=(name,)`` / ``learn_<name>=True`` may make it a trainable parameter.
+        constant: a fixed scalar kept in float64 and handed to the step as a Python number (Norse's
+            ``dt``, a float on the cell): the step computes with it as the reference library does, in
+            the dtype of the tensors it meets. Implies ``per_neuron=False`` and ``learnable=False``.
     """
 
     default: float | None = None
@@ -63,8 +66,11 @@ class ParamSpec:
     clamped: bool = False
     per_neuron: bool = True
     learnable: bool = True
+    constant: bool = False
 
     def __post_init__(self) -> None:
+        if self.constant and (self.per_neuron or self.learnable):
+            raise GraphError("a constant ParamSpec must have per_neuron=False and learnable=False")
         for key in ("default", "low", "high"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
@@ -130,6 +136,11 @@ class NeuronModel:
         extra_keywords: builder-only keywords and their defaults.
         positional: the builder's positional parameters after ``x`` (default: ``params`` in order).
         builtin: built-in models also get a builder method ``g.<name>``.
+        surrogate: the surrogate ``insert_surrogates`` gives this model's nodes that have none (default:
+            the pass's, snnTorch's ``atan``); Norse's models declare Norse's SuperSpike.
+        state_dict_buffers: fixed parameters are persistent buffers of the compiled net (snnTorch keeps
+            ``beta`` & co. in its ``state_dict``); ``False`` makes them non-persistent, as Norse keeps its
+            parameters outside the ``state_dict`` (a traced Norse model's keys are then Norse's).
     """
 
     name: str
@@ -144,6 +155,8 @@ class NeuronModel:
     extra_keywords: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     positional: tuple[str, ...] | None = None
     builtin: bool = False
+    surrogate: Any = None
+    state_dict_buffers: bool = True
     doc: str = ""
 
     @property
@@ -176,7 +189,8 @@ _REGISTERED_HOOKS: list[Callable[[NeuronModel], None]] = []
 def _same_declaration(a: NeuronModel, b: NeuronModel) -> bool:
     """Whether ``b`` declares what ``a`` does (a module or notebook cell run again)."""
     code = lambda m: (m.step.__code__.co_code, m.step.__code__.co_consts)  # noqa: E731
-    fields = ("params", "state", "options", "spiking", "recurrent", "extra_keywords", "positional", "builtin")
+    fields = ("params", "state", "options", "spiking", "recurrent", "extra_keywords", "positional", "builtin",
+              "surrogate", "state_dict_buffers")
     return all(getattr(a, f) == getattr(b, f) for f in fields) and code(a) == code(b)
 
 
@@ -261,7 +275,8 @@ def neuron_model(name: str, *, params: Mapping[str, Any], state: tuple[str, ...]
         recurrent: previous spikes feed back through ``ops.recurrent``.
         check: extra invariant over the parameter values (numpy arrays): returns an error message or ``None``.
         replace: redeclare a user model already registered under ``name``.
-        **extra: further :class:`NeuronModel` fields (``prepare``, ``extra_keywords``, ``positional``, ``builtin``).
+        **extra: further :class:`NeuronModel` fields (``prepare``, ``extra_keywords``, ``positional``, ``builtin``,
+            ``surrogate``, ``state_dict_buffers``).
 
     Returns:
         A decorator returning the registered :class:`NeuronModel`.

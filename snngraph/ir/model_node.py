@@ -126,7 +126,8 @@ def node_class(model: NeuronModel) -> type[ModelNeuron]:
     """The node class of ``model`` (registered as node kind ``model.name``)."""
     fields: list[tuple[str, Any, Any]] = []
     for key, spec in model.params.items():
-        default = dataclasses.MISSING if spec.default is None else Param(spec.default)
+        default = dataclasses.MISSING if spec.default is None else \
+            Param(spec.default, dtype="float64" if spec.constant else None)
         fields.append((key, "Param", dataclasses.field(default=default)))
     for key, option in model.options.items():
         fields.append((key, option.type_name, dataclasses.field(default=option.default)))

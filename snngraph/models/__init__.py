@@ -12,10 +12,12 @@ from snngraph.models import (
     leaky_integrator,
     leaky_parallel,
     nir_lif,
+    norse_li,
+    norse_lif,
     recurrent,
     state_leaky,
     synaptic,
 )
 
 __all__ = ["adaptive_leaky", "alpha", "delta_leaky", "lapicque", "leaky", "leaky_integrator", "leaky_parallel",
-           "nir_lif", "recurrent", "state_leaky", "synaptic"]
+           "nir_lif", "norse_li", "norse_lif", "recurrent", "state_leaky", "synaptic"]
