@@ -161,7 +161,8 @@ def forward(x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Te
     pre = x.new_empty(0) if delay else torch.empty_like(xf)
     (b, pb), (t, pt), (g, pg) = (flat_param(p, x[0]) for p in (beta, threshold, graded))
     _forward[grid(n)](xf, flat(mem0), b, t, g, spk if spiking else mem, mem, pre if not delay else mem, steps, n,
-                      pb, pt, pg, RESET=RESETS.index(reset), DELAY=delay, SPIKING=spiking, BLOCK=BLOCK)
+                      pb, pt, pg, RESET=RESETS.index(reset), DELAY=delay, SPIKING=spiking, BLOCK=BLOCK,
+                      enable_fp_fusion=False)
     return spk, mem, pre
 
 
@@ -180,7 +181,7 @@ def backward(grad_spk: Tensor | None, grad_mem: Tensor | None, mem0: Tensor, bet
     gm = grad_mem.contiguous() if grad_mem is not None else mems
     _backward[grid(n)](gs, gm, flat(mem0), b, t, g, mems, mems if delay else pre, gx, gmem0, *acc, steps, n,
                        (steps - 1) * n, pb, pt, pg, p1, p2, RESET=RESETS.index(reset), DELAY=delay, SPIKING=spiking,
-                       HAS_GS=has_gs, HAS_GM=grad_mem is not None, SURR=kind, BLOCK=BLOCK)
+                       HAS_GS=has_gs, HAS_GM=grad_mem is not None, SURR=kind, BLOCK=BLOCK, enable_fp_fusion=False)
     like = mems[0]
     return (gx, gmem0, param_grad(acc[0], beta, like, clamped=True), param_grad(acc[1], threshold, like),
             param_grad(acc[2], graded, like))

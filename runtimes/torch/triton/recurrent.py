@@ -97,7 +97,7 @@ def forward(x: Tensor, spk0: Tensor, mem0: Tensor, beta: Tensor, threshold: Tens
     for step in range(steps):
         rec = _recurrent(prev_spk, weight, bias, all_to_all).contiguous()
         _forward_step[grid(n)](xf[step], rec, prev_mem, state, b, t, g, spk[step], mem[step], n, pb, pt, pg,
-                               RESET=RESETS.index(reset), BLOCK=BLOCK)
+                               RESET=RESETS.index(reset), BLOCK=BLOCK, enable_fp_fusion=False)
         prev_spk, prev_mem = spk[step], mem[step]
     return spk, mem
 
@@ -121,7 +121,7 @@ def backward(grad_spk: Tensor | None, grad_mem: Tensor | None, spk0: Tensor, mem
                                 gm[step] if gm is not None else mems[step], mu[step + 1] if nxt else mems[step],
                                 mems[step], mems[step - 1] if step else mem0c, b, t, g, mu[step], *acc, n, pb, pt, pg,
                                 p1, p2, RESET=RESETS.index(reset), HAS_GS=gs is not None, HAS_BACK=nxt,
-                                HAS_GM=gm is not None, SURR=kind, BLOCK=BLOCK)
+                                HAS_GM=gm is not None, SURR=kind, BLOCK=BLOCK, enable_fp_fusion=False)
     like = mems[0]
     grad_w = grad_b = None
     if needs[6]:

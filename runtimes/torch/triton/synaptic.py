@@ -139,7 +139,7 @@ def forward(x: Tensor, syn0: Tensor, mem0: Tensor, alpha: Tensor, beta: Tensor, 
     spk, syn, mem = torch.empty_like(xf), torch.empty_like(xf), torch.empty_like(xf)
     (a, pa), (b, pb), (t, pt), (g, pg) = (flat_param(p, x[0]) for p in (alpha, beta, threshold, graded))
     _forward[grid(n)](xf, flat(syn0), flat(mem0), a, b, t, g, spk, syn, mem, steps, n, pa, pb, pt, pg,
-                      RESET=RESETS.index(reset), BLOCK=BLOCK)
+                      RESET=RESETS.index(reset), BLOCK=BLOCK, enable_fp_fusion=False)
     return spk, syn, mem
 
 
@@ -157,7 +157,7 @@ def backward(grad_spk: Tensor | None, grad_syn: Tensor | None, grad_mem: Tensor 
     _backward[grid(n)](*given, flat(syn0), flat(mem0), a, b, t, g, syns if need_alpha else mems, mems, gx, gsyn0,
                        gmem0, *acc, steps, n, (steps - 1) * n, pa, pb, pt, pg, p1, p2, RESET=RESETS.index(reset),
                        HAS_GS=grad_spk is not None, HAS_GI=grad_syn is not None, HAS_GM=grad_mem is not None,
-                       NEED_ALPHA=need_alpha, SURR=kind, BLOCK=BLOCK)
+                       NEED_ALPHA=need_alpha, SURR=kind, BLOCK=BLOCK, enable_fp_fusion=False)
     like = mems[0]
     return (gx, gsyn0, gmem0, param_grad(acc[0], alpha, like, clamped=True),
             param_grad(acc[1], beta, like, clamped=True), param_grad(acc[2], threshold, like),
