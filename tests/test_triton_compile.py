@@ -83,3 +83,22 @@ def test_auto_on_cpu_does_not_use_triton(monkeypatch):
     net = sg.compile(every_fusable_model())
     net(torch.rand(3, 2, 6))
     assert calls == {"leaky": 0, "recurrent": 0, "synaptic": 0}
+
+
+def test_torch_func_grad_equals_torch_kernels():
+    """``torch.func.functional_call`` + ``torch.func.grad`` (SPEC §11) through the Triton custom ops."""
+    x = torch.rand(5, 3, 6) * 2
+    grads = {}
+    for kernels in ("torch", "triton"):
+        torch.manual_seed(0)
+        net = sg.compile(every_fusable_model(), kernels=kernels)
+        params = {n: p.detach() for n, p in net.named_parameters()}
+
+        def loss(p, net=net):
+            out = torch.func.functional_call(net, p, (x,))
+            return out["mem"].square().sum() + out["spk"].sum()
+
+        grads[kernels] = torch.func.grad(loss)(params)
+    for name, g in grads["torch"].items():
+        torch.testing.assert_close(grads["triton"][name], g, rtol=1e-5, atol=1e-5 * max(g.abs().max().item(), 1e-3),
+                                   msg=lambda m, n=name: f"{n}: {m}")

@@ -12,7 +12,6 @@ from torch import Tensor
 
 from snngraph.runtimes.torch.scan import ScanConfig
 from snngraph.runtimes.torch.scan_ops import (
-    _backward_call,
     _encode,
     _fake_grads,
     _functorch_ready,
@@ -23,6 +22,25 @@ from snngraph.runtimes.torch.scan_ops import (
 from snngraph.runtimes.torch.scan_recurrent import RecurrentScanConfig
 from snngraph.runtimes.torch.scan_synaptic import SynapticScanConfig
 from snngraph.runtimes.torch.triton import leaky, recurrent, synaptic
+
+
+def _plain(t: object) -> object:
+    """A ``torch.func.grad`` tensor's plain value (a kernel reads memory; the gradients are first order)."""
+    while isinstance(t, Tensor) and torch._C._functorch.is_gradtrackingtensor(t):
+        t = torch._C._functorch.get_unwrapped(t)
+    return t
+
+
+def _backward_call(op, *args):
+    """Call a backward op; inside ``torch.func.grad`` its Python function on the plain tensors (as
+    ``scan_ops._backward_call``, which hands the transform's tensors over: a Triton launch needs memory)."""
+    if not _in_functorch():
+        return op(*args)
+    from torch._functorch.pyfunctorch import temporarily_clear_interpreter_stack
+
+    plain = [_plain(a) for a in args]
+    with torch.no_grad(), temporarily_clear_interpreter_stack():  # tensors made inside stay plain too
+        return op._init_fn(*plain)  # noqa: SLF001 (torch's own field)
 
 
 def _reset_now(reset: str, reset_delay: bool, spiking: bool) -> bool:
