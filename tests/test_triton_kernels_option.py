@@ -53,3 +53,8 @@ def test_custom_surrogates_keep_the_torch_scan():
     custom = sg.surrogate.custom_surrogate(lambda x, grad, spk: grad)
     assert not kernels.use_triton("triton", torch.zeros(1), custom)
     assert not kernels.use_triton("auto", torch.zeros(1), custom)
+
+
+def test_float64_state_keeps_the_torch_scan():
+    """The kernels compute in float32; a float64 net stays exact on the torch scans, even when forced."""
+    assert not kernels.use_triton("triton", torch.zeros(1, dtype=torch.float64))

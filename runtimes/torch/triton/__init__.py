@@ -11,6 +11,7 @@ import functools
 import importlib.util
 import os
 
+import torch
 from torch import Tensor
 
 from snngraph.ir.errors import GraphError
@@ -27,9 +28,9 @@ SURROGATES = ("atan", "fast_sigmoid", "sigmoid", "triangular", "heaviside", "str
 @functools.cache
 def available() -> bool:
     """Whether ``triton`` imports (checked once)."""
-    if importlib.util.find_spec("triton") is None:
-        return False
     try:
+        if importlib.util.find_spec("triton") is None:
+            return False
         import triton  # noqa: F401
     except Exception:  # a broken install counts as absent: "auto" falls back to the torch scans
         return False
@@ -58,8 +59,9 @@ def check_kernels(kernels: object) -> str:
 def use_triton(kernels: str, x: Tensor, surrogate: Surrogate | None = None) -> bool:
     """Whether a fused scan over ``x`` runs as Triton kernels: ``"auto"`` on CUDA tensors when triton
     imports, ``"triton"`` always (on CPU tensors only under ``TRITON_INTERPRET=1``, else a GraphError);
-    never for a ``custom`` (Python) surrogate. Reads only ``x.device``: no host synchronisation."""
-    if kernels == "torch" or (surrogate is not None and surrogate.name not in SURROGATES):
+    never for a ``custom`` (Python) surrogate, nor for float64 state (the kernels compute in float32:
+    the torch scans keep float64 exact). Reads only ``x``'s device and dtype: no host synchronisation."""
+    if kernels == "torch" or x.dtype == torch.float64 or (surrogate is not None and surrogate.name not in SURROGATES):
         return False
     if kernels == "auto":
         return x.is_cuda and available()
