@@ -156,9 +156,10 @@ def _dense_weight_grad(mu: Tensor, fired: Tensor, graded: Tensor, spk0: Tensor, 
 
 
 def _transpose(mu: Tensor, weight: Tensor, dense: bool) -> Tensor:
-    """The gradient reaching the previous spikes through V (``weight`` in ``mu``'s dtype: under autocast
-    the forward's linear ran in the lower precision, the backward runs outside autocast)."""
-    return mu @ weight.to(mu.dtype) if dense else weight * mu
+    """The gradient reaching the previous spikes through V (in the scan's dtype: under autocast the
+    forward's recurrent matmul ran in a lower precision than the float32 weight)."""
+    weight = weight.to(mu.dtype)
+    return mu @ weight if dense else weight * mu
 
 
 def recurrent_leaky_scan(x: Tensor, spk0: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor,
