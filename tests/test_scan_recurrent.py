@@ -55,19 +55,3 @@ def test_recurrent_scan_matches_step_loop(reset, dense, per_neuron, graded, loss
     names = ["x", "spk0", "mem0", "beta", "threshold", *(["graded"] if learnt_graded else []), "weight", "bias"]
     for name, a, b in zip(names, got, want, strict=False):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=lambda m, n=name: f"{n}: {m}")
-
-
-def test_dense_recurrent_scan_backward_under_autocast():
-    """Under CPU autocast the forward's recurrent linear runs in bfloat16 and the backward outside
-    autocast: the adjoint through V casts the float32 weight to the adjoint's dtype."""
-    import snngraph as sg
-
-    g = sg.Graph("rec")
-    x = g.input("x", (4,))
-    g.output("mem", g.rleaky(g.linear(x, 5, name="fc"), 0.9, learn_beta=True, name="rlif").mem)
-    net = sg.compile(g, kernels="torch")
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = net(torch.rand(6, 3, 4) * 2)["mem"]
-    out.float().sum().backward()
-    assert all(p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
-               for p in net.parameters())
