@@ -124,3 +124,16 @@ def test_autocast_bfloat16_training_step():
         assert grads[name].dtype == g.dtype == torch.float32, name
         torch.testing.assert_close(grads[name], g, rtol=1e-5, atol=1e-5 * max(g.abs().max().item(), 1e-3),
                                    msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_torch_export_with_dynamic_time_and_batch():
+    """``torch.export`` keeps the Triton scans as custom ops with T and B symbolic."""
+    torch.manual_seed(0)
+    net = sg.compile(every_fusable_model(), kernels="triton")
+    dims = {0: torch.export.Dim("T", min=2), 1: torch.export.Dim("B", min=2)}
+    program = torch.export.export(net, (torch.rand(5, 3, 6) * 2,), dynamic_shapes=((dims,),))
+    ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    assert {"snngraph.triton_leaky_scan.default", "snngraph.triton_recurrent_leaky_scan.default",
+            "snngraph.triton_synaptic_scan.default"} <= ops
+    x = torch.rand(7, 4, 6) * 2
+    torch.testing.assert_close(program.module()(x)["mem"], net(x)["mem"])
