@@ -18,8 +18,7 @@ OUT=${OUT:-$REPO/gpu-out}
 
 if [ "${1:-}" = "--prepare" ]; then
     grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> "$(git rev-parse --git-path info/exclude)"
-    "$PY" -m pip download -q --no-deps --only-binary=:all: -d .whl snntorch==1.0.0 spikingjelly==2.0.0 loguru \
-        celluloid safetensors
+    "$PY" -m pip download -q --no-deps --only-binary=:all: -d .whl snntorch==1.0.0 spikingjelly==2.0.0 loguru celluloid
     ls -la .whl
     exit 0
 fi
