@@ -17,7 +17,8 @@ PY=${PY:-python3}
 OUT=${OUT:-$REPO/gpu-out}
 
 if [ "${1:-}" = "--prepare" ]; then
-    grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> "$(git rev-parse --git-path info/exclude)"
+    exclude=$(git rev-parse --git-path info/exclude)
+    grep -qx '/.whl/' "$exclude" 2>/dev/null || echo '/.whl/' >> "$exclude"
     "$PY" -m pip download -q --no-deps --only-binary=:all: -d .whl snntorch==1.0.0 spikingjelly==2.0.0 loguru celluloid
     ls -la .whl
     exit 0
