@@ -151,6 +151,7 @@ class CompiledNet(nn.Module):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_kernels", "auto")  # a net saved before sg.compile had kernels=
         self._ops = self._synapse_ops()
 
     # --- helpers ------------------------------------------------------------------------------
