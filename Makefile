@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-slow demo lint format bench clean
+.PHONY: test test-slow test-triton demo lint format bench clean
 
 $(STAMP): pyproject.toml Makefile constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,13 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow
+
+# Triton kernels in Triton's interpreter on CPU tensors (no GPU needed); triton is installed next to
+# the pinned CPU torch through the constraints file, never by `make test`.
+TRITON_TESTS := tests/test_triton_scans.py tests/test_triton_compile.py tests/test_triton_kernels_option.py
+test-triton: $(STAMP)
+	$(BIN)/python -m pip install -q -c .ci/triton-constraints.txt "triton==3.9.0"
+	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q -p no:cacheprovider $(TRITON_TESTS)
 
 demo: $(STAMP)
 	$(BIN)/snngraph demo

@@ -30,7 +30,7 @@ REGIMES = {  # name: (kind, layer sizes, T, B)
 }
 
 
-def build_snngraph(kind: str, sizes: tuple, beta: float = 0.9):
+def build_snngraph(kind: str, sizes: tuple, beta: float = 0.9, kernels: str = "auto"):
     import snngraph as sg
 
     g = sg.Graph(kind)
@@ -52,7 +52,7 @@ def build_snngraph(kind: str, sizes: tuple, beta: float = 0.9):
             o = g.leaky(g.linear(h, out, name="fc2"), beta, name="lif2")
     g.output("spk", o)
     g.output("mem", o.mem)
-    return sg.compile(g)
+    return sg.compile(g, kernels=kernels)
 
 
 class SnnTorchNet(nn.Module):

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 BENCHMARKS = {"train": "train_step.py", "inference": "inference.py"}  # what `snngraph bench` (all) runs
-OPT_IN_BENCHMARKS = {"compile": "compile.py"}  # named only: minutes of torch.compile
+OPT_IN_BENCHMARKS = {"compile": "compile.py", "gpu": "gpu.py"}  # named only: minutes of torch.compile; CUDA
 
 
 class CommandError(Exception):
@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Run benchmarks/train_step.py and/or benchmarks/inference.py of the source "
                                        "checkout snngraph is installed from (never from the current directory); "
                                        "`snngraph bench compile` runs benchmarks/compile.py (eager vs "
-                                       "torch.compile), which `all` leaves out. "
+                                       "torch.compile) and `snngraph bench gpu` benchmarks/gpu.py (CUDA training "
+                                       "step vs snnTorch and SpikingJelly), which `all` leaves out. "
                                        "Arguments after '--' go to the benchmark's own parser, e.g. "
                                        "`snngraph bench train -- --regimes mlp --repeats 3`.")
     bench.add_argument("which", nargs="?", choices=("all", *BENCHMARKS, *OPT_IN_BENCHMARKS), default="all",

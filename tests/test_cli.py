@@ -180,7 +180,7 @@ def test_demo_command_passes_options_and_fails_on_parity(monkeypatch, tmp_path, 
 
 def _fake_benchmarks(folder: Path) -> Path:
     folder.mkdir()
-    for name in ("train_step", "inference", "compile"):
+    for name in ("train_step", "inference", "compile", "gpu"):
         (folder / f"{name}.py").write_text(
             "import json, pathlib\n"
             "def main(argv=None):\n"
@@ -191,12 +191,13 @@ def _fake_benchmarks(folder: Path) -> Path:
 
 
 @pytest.mark.parametrize(("which", "ran"), [([], ["train_step", "inference"]), (["train"], ["train_step"]),
-                                            (["inference"], ["inference"]), (["compile"], ["compile"])])
+                                            (["inference"], ["inference"]), (["compile"], ["compile"]),
+                                            (["gpu"], ["gpu"])])
 def test_bench_calls_the_benchmark_mains(monkeypatch, tmp_path, capsys, which, ran):
     folder = _fake_benchmarks(tmp_path / "benchmarks")
     monkeypatch.setattr(cli, "find_benchmarks", lambda: folder)
     assert main(["bench", *which, "--quick", "--", "--repeats", "2"]) == 0
-    for name in ("train_step", "inference", "compile"):
+    for name in ("train_step", "inference", "compile", "gpu"):
         calls = folder / f"{name}.calls"
         assert calls.exists() == (name in ran)
         if name in ran:

@@ -52,6 +52,7 @@ from snngraph.runtimes.torch.lower import (
 )
 from snngraph.runtimes.torch.scan_ops import tracing
 from snngraph.runtimes.torch.sequence import run_neuron_sequence
+from snngraph.runtimes.torch.triton import check_kernels
 
 State = dict[str, Tensor]
 ROW_BLOCK_ELEMENTS = 2**21  # output elements per block of rows for spatial synapses
@@ -68,15 +69,21 @@ def _refuse_tracing_export() -> None:
                          "(mode='sequence' | 'step', or num_steps=T, unroll=True)")
 
 
-def compile(graph: Graph, passes: Sequence[Any] | None = None, verify: bool = True) -> CompiledNet:
-    """Compile ``graph`` with ``passes`` (default: ``sg.passes.default_pipeline()``) into a module."""
+def compile(graph: Graph, passes: Sequence[Any] | None = None, verify: bool = True,
+            kernels: str = "auto") -> CompiledNet:
+    """Compile ``graph`` with ``passes`` (default: ``sg.passes.default_pipeline()``) into a module.
+
+    ``kernels``: how the fused neuron scans run: ``"auto"`` (Triton kernels on CUDA tensors when
+    ``triton`` imports, else the torch scans), ``"torch"``, or ``"triton"`` (CUDA tensors, or CPU
+    tensors under ``TRITON_INTERPRET=1``; a GraphError otherwise). See ``runtimes/torch/triton``."""
     from snngraph.passes import default_pipeline
 
     if not isinstance(graph, Graph):
         raise GraphError(f"sg.compile expects an snngraph Graph, got {type(graph).__name__}")
+    kernels = check_kernels(kernels)
     lowered = PassManager(default_pipeline() if passes is None else passes, verify=verify)(graph)
     check_fused(lowered)
-    return CompiledNet(lowered, source=graph)
+    return CompiledNet(lowered, source=graph, kernels=kernels)
 
 
 class CompiledNet(nn.Module):
@@ -85,8 +92,9 @@ class CompiledNet(nn.Module):
     Parameters are registered as ``<node>.<param>`` (``fc1.weight``, ``lif1.beta``).
     """
 
-    def __init__(self, graph: Graph, source: Graph | None = None):
+    def __init__(self, graph: Graph, source: Graph | None = None, kernels: str = "auto"):
         super().__init__()
+        self._kernels = check_kernels(kernels)
         self.graph = graph
         self.source = source if source is not None else graph
         self._ops: dict[str, Any] = {}
@@ -143,6 +151,7 @@ class CompiledNet(nn.Module):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_kernels", "auto")  # a net saved before sg.compile had kernels=
         self._ops = self._synapse_ops()
 
     # --- helpers ------------------------------------------------------------------------------
@@ -241,7 +250,8 @@ class CompiledNet(nn.Module):
             with without_autocast(xs[0]):
                 ports = run_neuron_sequence(node, xs[0], neuron_kwargs(node, params), self._zero_state(node, xs[0][0]),
                                             param_tensors(node, params) if params is not None else None,
-                                            scratch=name in self._scratch, derived=self._derived.get(name))
+                                            scratch=name in self._scratch, derived=self._derived.get(name),
+                                            kernels=self._kernels)
             for port, seq in ports.items():
                 values[Ref(name, port)] = seq
 

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from snngraph.ir.model import NeuronModel
 from snngraph.ir.node import Node
+from snngraph.runtimes.torch.triton import use_triton
 
 if TYPE_CHECKING:
     from snngraph.runtimes.torch.derived_scan import Description
@@ -16,15 +17,16 @@ if TYPE_CHECKING:
 
 def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
                         tensors: dict[str, Tensor] | None = None, scratch: bool = False,
-                        derived: Description | None = None) -> dict[str, Tensor]:
+                        derived: Description | None = None, kernels: str = "torch") -> dict[str, Tensor]:
     """Loop the node's step kernel over ``x`` of shape (T, B, ...); every port as (T, B, ...).
 
     Fused nodes (``fuse_state_updates``) run as one scan kernel instead; ``tensors`` holds the
     node's parameters by field name (recurrent weights). ``scratch``: a fused Leaky/IF/RLeaky/Synaptic
     may overwrite ``x`` with its state, and only its ``spk`` port is needed (``lower.scratch_inputs``).
-    ``derived``: the node's ``derived_scan.describe``; under compilation the loop then runs as that op."""
+    ``derived``: the node's ``derived_scan.describe``; under compilation the loop then runs as that op.
+    ``kernels`` (``sg.compile``'s): whether a fused scan runs as Triton kernels (``triton.use_triton``)."""
     if getattr(node, "fused", False):
-        return SCAN_RUNNERS[node.op](node, x, kwargs, state, tensors or {}, scratch)
+        return SCAN_RUNNERS[node.op](node, x, kwargs, state, tensors or {}, scratch, kernels)
     if derived is not None and torch.compiler.is_compiling():  # one opaque op: T and B stay symbolic
         from snngraph.runtimes.torch.derived_scan import derived_scan
 
@@ -50,10 +52,12 @@ def step_over_time(model: NeuronModel, x: Tensor, state: tuple[Tensor, ...],
 
 
 def _run_fused(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
-               tensors: dict[str, Tensor], scratch: bool = False) -> dict[str, Tensor]:
+               tensors: dict[str, Tensor], scratch: bool = False, kernels: str = "torch") -> dict[str, Tensor]:
     """A fused Leaky / IF / LI population: one scan kernel over all T steps."""
     from snngraph.runtimes.torch.scan import ScanConfig, leaky_scan
 
+    if kernels != "torch" and use_triton(kernels, x, kwargs.get("spike_grad")):
+        from snngraph.runtimes.torch.triton.ops import leaky_scan
     one = x.new_ones(())
     beta = kwargs.get("beta", one)
     if node.op == "leaky_integrator":
@@ -76,9 +80,13 @@ def _run_fused_state_leaky(node: Node, x: Tensor, kwargs: dict[str, Any], state:
 
 
 def _run_fused_recurrent(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
-                         tensors: dict[str, Tensor], scratch: bool = False) -> dict[str, Tensor]:
+                         tensors: dict[str, Tensor], scratch: bool = False, kernels: str = "torch"
+                         ) -> dict[str, Tensor]:
     """A fused RLeaky population: one recurrent scan kernel over all T steps."""
     from snngraph.runtimes.torch.scan_recurrent import RecurrentScanConfig, recurrent_leaky_scan
+
+    if kernels != "torch" and use_triton(kernels, x, kwargs["spike_grad"]):
+        from snngraph.runtimes.torch.triton.ops import recurrent_leaky_scan
 
     cfg = RecurrentScanConfig(kwargs["reset_mechanism"], kwargs["spike_grad"], node.all_to_all, scratch)
     weight = tensors["recurrent_weight"] if node.all_to_all else tensors["V"]
@@ -88,9 +96,13 @@ def _run_fused_recurrent(node: Node, x: Tensor, kwargs: dict[str, Any], state: t
 
 
 def _run_fused_synaptic(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
-                        tensors: dict[str, Tensor], scratch: bool = False) -> dict[str, Tensor]:
+                        tensors: dict[str, Tensor], scratch: bool = False, kernels: str = "torch"
+                        ) -> dict[str, Tensor]:
     """A fused Synaptic population: one scan kernel over all T steps."""
     from snngraph.runtimes.torch.scan_synaptic import SynapticScanConfig, synaptic_scan
+
+    if kernels != "torch" and use_triton(kernels, x, kwargs["spike_grad"]):
+        from snngraph.runtimes.torch.triton.ops import synaptic_scan
 
     cfg = SynapticScanConfig(kwargs["reset_mechanism"], kwargs["spike_grad"], scratch)
     spk, syn, mem = synaptic_scan(x, state[0], state[1], kwargs["alpha"], kwargs["beta"], kwargs["threshold"],

@@ -1,0 +1,139 @@
+"""``sg.compile(g, kernels="triton")`` end to end in Triton's interpreter (CPU tensors): a training step
+(forward, backward, Adam) of a net with every fusable model equals ``kernels="torch"``, and the Triton
+custom ops compose with ``torch.compile``. Run with ``make test-triton``; skipped otherwise."""
+
+import numpy as np
+import pytest
+import torch
+
+import snngraph as sg
+from snngraph.runtimes.torch.triton import available, interpreting
+
+pytestmark = [
+    pytest.mark.skipif(not available(), reason="triton is not installed (make test-triton installs it)"),
+    pytest.mark.skipif(not interpreting(), reason="needs TRITON_INTERPRET=1 (make test-triton)"),
+]
+
+
+def every_fusable_model() -> sg.Graph:
+    """Leaky (per-neuron learnt beta and threshold, zero reset now), IF, RLeaky, Synaptic and an LI readout."""
+    g = sg.Graph("all")
+    x = g.input("x", (6,))
+    beta = np.linspace(0.6, 0.95, 8).astype(np.float32)
+    h = g.leaky(g.linear(x, 8, name="fc1"), beta, learn_beta=True, learn_threshold=True, reset_mechanism="zero",
+                reset_delay=False, name="lif")
+    h = g.integrate_fire(g.linear(h, 8, name="fc2"), 1.2, name="if_")
+    h = g.rleaky(g.linear(h, 8, name="fc3"), 0.9, learn_beta=True, name="rlif")
+    h = g.synaptic(g.linear(h, 8, name="fc4"), 0.7, 0.85, learn_alpha=True, learn_threshold=True, name="syn")
+    o = g.leaky_integrator(g.linear(h, 3, name="fc5"), 0.9, learn_beta=True, name="li")
+    g.output("mem", o)
+    g.output("spk", h)
+    return g
+
+
+def _step(kernels: str, x: torch.Tensor, target: torch.Tensor, compiled: bool = False):
+    torch.manual_seed(0)
+    net = sg.compile(every_fusable_model(), kernels=kernels)
+    run = torch.compile(net, backend="aot_eager", fullgraph=True) if compiled else net
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    out = run(x)
+    loss = torch.nn.functional.mse_loss(out["mem"], target) + out["spk"].mean()
+    loss.backward()
+    grads = {k: p.grad.clone() for k, p in net.named_parameters()}
+    opt.step()
+    return out, loss.detach(), grads, {k: p.detach().clone() for k, p in net.named_parameters()}
+
+
+def _spy(monkeypatch) -> dict[str, int]:
+    from snngraph.runtimes.torch.triton import leaky, recurrent, synaptic
+
+    calls = {"leaky": 0, "recurrent": 0, "synaptic": 0}
+    for name, module in (("leaky", leaky), ("recurrent", recurrent), ("synaptic", synaptic)):
+        original = module.forward
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, "forward", counted)
+    return calls
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "torch.compile"])
+def test_training_step_equals_torch_kernels(monkeypatch, compiled):
+    torch.manual_seed(1)
+    x, target = torch.rand(9, 4, 6) * 2, torch.rand(9, 4, 3)
+    out_t, loss_t, grads_t, params_t = _step("torch", x, target)
+    calls = _spy(monkeypatch)
+    out, loss, grads, params = _step("triton", x, target, compiled)
+    assert calls == {"leaky": 3, "recurrent": 1, "synaptic": 1}  # lif, if_, li; rlif; syn ran as Triton kernels
+    assert torch.equal(out["spk"], out_t["spk"]) and out_t["spk"].count_nonzero() > 0
+    torch.testing.assert_close(out["mem"], out_t["mem"], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loss, loss_t, rtol=1e-5, atol=1e-7)
+    for name, g in grads_t.items():
+        assert g.abs().sum() > 0 or name.endswith("threshold"), name
+        torch.testing.assert_close(grads[name], g, rtol=1e-5, atol=1e-5 * max(g.abs().max().item(), 1e-3),
+                                   msg=lambda m, n=name: f"{n}: {m}")
+    for name, p in params_t.items():
+        torch.testing.assert_close(params[name], p, rtol=1e-5, atol=1e-6)
+
+
+def test_auto_on_cpu_does_not_use_triton(monkeypatch):
+    calls = _spy(monkeypatch)
+    net = sg.compile(every_fusable_model())
+    net(torch.rand(3, 2, 6))
+    assert calls == {"leaky": 0, "recurrent": 0, "synaptic": 0}
+
+
+def test_torch_func_grad_equals_torch_kernels():
+    """``torch.func.functional_call`` + ``torch.func.grad`` (SPEC §11) through the Triton custom ops."""
+    x = torch.rand(5, 3, 6) * 2
+    grads = {}
+    for kernels in ("torch", "triton"):
+        torch.manual_seed(0)
+        net = sg.compile(every_fusable_model(), kernels=kernels)
+        params = {n: p.detach() for n, p in net.named_parameters()}
+
+        def loss(p, net=net):
+            out = torch.func.functional_call(net, p, (x,))
+            return out["mem"].square().sum() + out["spk"].sum()
+
+        grads[kernels] = torch.func.grad(loss)(params)
+    for name, g in grads["torch"].items():
+        torch.testing.assert_close(grads["triton"][name], g, rtol=1e-5, atol=1e-5 * max(g.abs().max().item(), 1e-3),
+                                   msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_autocast_bfloat16_training_step():
+    """Under CPU ``torch.autocast`` (bfloat16) neurons accumulate in float32 with autocast off (``lower.
+    neuron_precision``): the Triton kernels then train exactly like the torch scans."""
+    x = torch.rand(8, 16, 6) * 2
+    results = {}
+    for kernels in ("torch", "triton"):
+        torch.manual_seed(0)
+        net = sg.compile(every_fusable_model(), kernels=kernels)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = net(x)
+            loss = out["mem"].float().square().mean() + out["spk"].float().mean()
+        loss.backward()
+        results[kernels] = out, {n: p.grad for n, p in net.named_parameters()}
+    (out_t, grads_t), (out, grads) = results["torch"], results["triton"]
+    assert torch.equal(out["spk"], out_t["spk"])
+    torch.testing.assert_close(out["mem"], out_t["mem"], rtol=1e-5, atol=1e-6)
+    for name, g in grads_t.items():
+        assert grads[name].dtype == g.dtype == torch.float32, name
+        torch.testing.assert_close(grads[name], g, rtol=1e-5, atol=1e-5 * max(g.abs().max().item(), 1e-3),
+                                   msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_torch_export_with_dynamic_time_and_batch():
+    """``torch.export`` keeps the Triton scans as custom ops with T and B symbolic."""
+    torch.manual_seed(0)
+    net = sg.compile(every_fusable_model(), kernels="triton")
+    dims = {0: torch.export.Dim("T", min=2), 1: torch.export.Dim("B", min=2)}
+    program = torch.export.export(net, (torch.rand(5, 3, 6) * 2,), dynamic_shapes=((dims,),))
+    ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    assert {"snngraph.triton_leaky_scan.default", "snngraph.triton_recurrent_leaky_scan.default",
+            "snngraph.triton_synaptic_scan.default"} <= ops
+    x = torch.rand(7, 4, 6) * 2
+    torch.testing.assert_close(program.module()(x)["mem"], net(x)["mem"])

@@ -1,0 +1,78 @@
+"""The Triton scans (``runtimes/torch/triton``) in Triton's interpreter on CPU tensors against the torch
+scans: every model and option, spikes exact, states and gradients within 1e-5 relative (float32);
+float16/bfloat16 state against float32; ``sg.compile(kernels="triton")`` trains like ``"torch"``.
+
+Run with ``make test-triton`` (installs triton, sets ``TRITON_INTERPRET=1``); skipped otherwise.
+"""
+
+import pytest
+import torch
+
+from snngraph.runtimes.torch.triton import available, interpreting
+
+pytestmark = [
+    pytest.mark.skipif(not available(), reason="triton is not installed (make test-triton installs it)"),
+    pytest.mark.skipif(not interpreting(), reason="needs TRITON_INTERPRET=1 (make test-triton)"),
+]
+
+from triton_cases import (  # noqa: E402 (after the skips: the cases import nothing of triton themselves)
+    ATAN,
+    LEAKY,
+    RECURRENT,
+    SURROGATES,
+    SYNAPTIC,
+    check_leaky,
+    check_low_precision,
+    check_recurrent,
+    check_synaptic,
+)
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("reset,delay,per_neuron,graded", LEAKY)
+def test_leaky(reset, delay, per_neuron, graded):
+    check_leaky(reset, delay, per_neuron, graded, CPU)
+
+
+@pytest.mark.parametrize("surrogate", SURROGATES, ids=lambda s: s.name)
+@pytest.mark.parametrize("delay", [True, False])
+def test_leaky_surrogates(surrogate, delay):
+    check_leaky("subtract", delay, True, 1.0, CPU, surrogate=surrogate)
+
+
+@pytest.mark.parametrize("reset,delay", [("subtract", True), ("zero", False), ("none", True)])
+def test_integrate_fire(reset, delay):
+    check_leaky(reset, delay, True, 1.0, CPU, model="integrate_fire")
+
+
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_leaky_integrator(per_neuron):
+    check_leaky("subtract", True, per_neuron, 1.0, CPU, model="leaky_integrator")
+
+
+@pytest.mark.parametrize("reset,dense,per_neuron", RECURRENT)
+def test_recurrent(reset, dense, per_neuron):
+    check_recurrent(reset, dense, per_neuron, CPU)
+
+
+def test_recurrent_graded_and_surrogate():
+    check_recurrent("zero", True, True, CPU, surrogate=SURROGATES[1], graded=1.5)
+
+
+@pytest.mark.parametrize("reset,per_neuron,graded", SYNAPTIC)
+def test_synaptic(reset, per_neuron, graded):
+    check_synaptic(reset, per_neuron, graded, CPU)
+
+
+def test_synaptic_surrogate():
+    check_synaptic("subtract", True, 1.0, CPU, surrogate=SURROGATES[2])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_state(dtype):
+    check_low_precision(dtype, CPU)
+
+
+def test_atan_is_the_default_case():
+    assert ATAN.name == "atan"
