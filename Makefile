@@ -28,7 +28,7 @@ test-slow: $(STAMP)
 # the pinned CPU torch through the constraints file, never by `make test`.
 TRITON_TESTS := tests/test_triton_scans.py tests/test_triton_compile.py tests/test_triton_kernels_option.py
 test-triton: $(STAMP)
-	$(BIN)/python -m pip install -q -c .ci/triton-constraints.txt "triton==3.9.0"
+	$(BIN)/python -m pip install -q -c constraints.txt "triton==3.9.0"
 	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q -p no:cacheprovider $(TRITON_TESTS)
 
 demo: $(STAMP)
