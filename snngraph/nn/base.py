@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from snngraph.ir.errors import GraphError
+from snngraph.ir.errors import GraphError, GraphTypeError
 from snngraph.runtimes.torch.kernels import RESET_MECHANISMS
 from snngraph.surrogate import atan
 
@@ -120,8 +120,13 @@ class FiringNeuron(SpikingNeuron):
 
     Arguments and attribute names are snnTorch 1.0.0's ``SpikingNeuron``'s. ``spike_grad`` may
     be an ``sg.surrogate`` spec, an snnTorch surrogate or any callable; ``None`` means
-    ``sg.surrogate.atan()``. ``inhibition`` and ``state_quant`` are not supported.
+    ``sg.surrogate.atan()``. ``inhibition=True`` (only each sample's largest membrane may spike) and
+    ``state_quant`` (a quantiser of the state, e.g. ``sg.functional.state_quant()``) are computed by
+    the neurons whose class lists them in ``snntorch_options`` (snnTorch's ``Leaky``, ``Synaptic``,
+    ``Alpha``, ``Lapicque``, ``RLeaky``, ``RSynaptic``, and ``IntegrateFire``); the others refuse them.
     """
+
+    snntorch_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -139,8 +144,13 @@ class FiringNeuron(SpikingNeuron):
     ):
         super().__init__(init_hidden=init_hidden, output=output)
         for option, value in (("inhibition", inhibition), ("state_quant", state_quant)):
-            if value:
+            if value is not False and value is not None and option not in self.snntorch_options:
                 raise GraphError(f"{type(self).__name__}: {option} is not supported by snngraph")
+        if not isinstance(inhibition, bool):
+            raise GraphTypeError(f"{type(self).__name__}: inhibition must be a bool, got {inhibition!r}")
+        if state_quant is not False and state_quant is not None and not callable(state_quant):
+            raise GraphTypeError(f"{type(self).__name__}: state_quant must be a quantiser (a callable such as "
+                                 f"sg.functional.state_quant()) or False, got {state_quant!r}")
         if spike_grad is not None and not callable(spike_grad):
             raise GraphError(f"{type(self).__name__}: spike_grad must be callable, got {spike_grad!r}")
         self.inhibition = inhibition
@@ -184,12 +194,17 @@ class FiringNeuron(SpikingNeuron):
 
     def _fire_kwargs(self) -> dict[str, Any]:
         """The hyper-parameters every spiking kernel takes."""
-        return {
+        kwargs = {
             "threshold": self.threshold,
             "spike_grad": self.spike_grad,
             "reset_mechanism": self.reset_mechanism,
             "graded_spikes_factor": self.graded_spikes_factor,
         }
+        if self.inhibition:
+            kwargs["inhibition"] = True
+        if self.state_quant is not False and self.state_quant is not None:
+            kwargs["state_quant"] = self.state_quant
+        return kwargs
 
 
 class LIF(FiringNeuron):

@@ -112,6 +112,7 @@ class RLeaky(_Recurrent):
         spk, mem = rlif(cur, spk, mem)
     """
 
+    snntorch_options = frozenset({"inhibition", "state_quant"})
     state_names = ("spk", "mem")
 
     def __init__(
@@ -195,6 +196,7 @@ class RSynaptic(_Recurrent):
         **others: as :class:`RLeaky`.
     """
 
+    snntorch_options = frozenset({"inhibition", "state_quant"})
     state_names = ("spk", "syn", "mem")
 
     def __init__(
