@@ -191,6 +191,14 @@ def per_step_in_training(node: Node) -> bool:
     return isinstance(node, S.BatchNorm)
 
 
+@functools.lru_cache(maxsize=64)
+def _quantiser(levels: tuple[float, ...]) -> Any:
+    """The state quantiser of a node's levels (``sg.functional.state_quant``'s nearest level, straight through)."""
+    from snngraph.functional.quant import _StateQuantizer
+
+    return _StateQuantizer(torch.tensor(levels, dtype=torch.float64))
+
+
 def neuron_kwargs(node: Node, mod: nn.Module | None) -> dict[str, Any]:
     """Keyword arguments of the node's step kernel: its parameters (current tensors), options,
     spike function (the node's surrogate, default ``atan``) and, for recurrent models, the recurrence."""
@@ -202,6 +210,8 @@ def neuron_kwargs(node: Node, mod: nn.Module | None) -> dict[str, Any]:
         surrogate = node.surrogate if node.surrogate is not None else DEFAULT_SURROGATE
         # a plain callable given as spike_grad (snnTorch surrogate functions, user code) runs as is
         kw["spike_grad"] = surrogate.fn if surrogate.name == "callable" else surrogate
+    if getattr(node, "state_quant", None) is not None:
+        kw["state_quant"] = _quantiser(node.state_quant)
     if model.recurrent:
         if node.all_to_all:
             w, b = tensors["recurrent_weight"], tensors.get("recurrent_bias")
