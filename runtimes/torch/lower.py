@@ -196,7 +196,9 @@ def _quantiser(levels: tuple[float, ...]) -> Any:
     """The state quantiser of a node's levels (``sg.functional.state_quant``'s nearest level, straight through)."""
     from snngraph.functional.quant import _StateQuantizer
 
-    return _StateQuantizer(torch.tensor(levels, dtype=torch.float64))
+    grid = torch.tensor(levels, dtype=torch.float64)
+    single = grid.float()  # float32 levels (snnTorch's) stay float32: float32 nets then compare in float32, as ONNX
+    return _StateQuantizer(single if torch.equal(single.double(), grid) else grid)
 
 
 def neuron_kwargs(node: Node, mod: nn.Module | None) -> dict[str, Any]:

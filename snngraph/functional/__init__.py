@@ -19,8 +19,9 @@ from snngraph.functional.loss import (
     mse_membrane_loss,
     mse_temporal_loss,
 )
-from snngraph.functional.quant import state_quant
+from snngraph.functional.quant import StateQuant, state_quant
 from snngraph.functional.reg import l1_rate_sparsity
+from snngraph.functional.spike_time import SpikeTime
 from snngraph.functional.stdp import (
     mstdp_linear_single_step,
     mstdpet_linear_single_step,
@@ -33,6 +34,8 @@ from snngraph.functional.temporal import first_spike_time
 
 __all__ = [
     "STDPLearner",
+    "SpikeTime",
+    "StateQuant",
     "accuracy_rate",
     "accuracy_temporal",
     "ce_count_loss",
