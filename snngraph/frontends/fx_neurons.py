@@ -40,6 +40,8 @@ _SNNTORCH = {"Leaky": "leaky", "Synaptic": "synaptic", "Alpha": "alpha", "Lapicq
              "RLeaky": "rleaky", "RSynaptic": "rsynaptic", "DeltaLeaky": "delta_leaky"}
 _SNNGRAPH = {**_SNNTORCH, "IntegrateFire": "integrate_fire", "LeakyIntegrator": "leaky_integrator",
              "AdaptiveLeaky": "adaptive_leaky"}
+# state arguments that hold several state ports: DeltaLeaky's ``mem`` is the pair (mem, mem_prev)
+_NESTED = {"delta_leaky": {"mem": ("mem", "mem_prev")}}
 
 
 @dataclass(frozen=True)
@@ -50,13 +52,18 @@ class NeuronKind:
         op: the IR op (``leaky``, ...).
         library: ``"snntorch"`` or ``"snngraph"``.
         state_args: names of ``forward``'s state arguments, in order (``mem``; ``syn, mem`` ...).
-        returns: the port of each element of the tuple the module returns when it returns one.
+        returns: the port of each element of the tuple the module returns when it returns one (a tuple
+            of ports for a nested element: DeltaLeaky returns ``(spk, (mem, mem_prev))``).
     """
 
     op: str
     library: str
     state_args: tuple[str, ...]
-    returns: tuple[str, ...]
+    returns: tuple[Any, ...]
+
+    def group(self, arg: str) -> tuple[str, ...]:
+        """The state ports state argument ``arg`` holds: itself, or the ports of a nested argument."""
+        return _NESTED.get(self.op, {}).get(arg, (arg,))
 
 
 def is_neuron_module(module: nn.Module) -> bool:
@@ -84,6 +91,9 @@ def neuron_kind(module: nn.Module, where: str) -> NeuronKind:
             params = list(inspect.signature(module.forward).parameters)
             state = tuple(params[1:])
             returns = ("mem", "mem") if op == "leaky_integrator" else _ports(op)
+            if op in _NESTED:
+                nested = _NESTED[op]
+                returns = ("spk", *(nested.get(arg, (arg,)) for arg in state))
             return NeuronKind(op, library, state, returns)
     raise GraphError(f"{where}: neuron {type(module).__module__}.{type(module).__name__} is not supported by "
                      f"sg.trace (supported: {', '.join(sorted(_SNNGRAPH))})")
