@@ -191,14 +191,20 @@ def per_step_in_training(node: Node) -> bool:
     return isinstance(node, S.BatchNorm)
 
 
-@functools.lru_cache(maxsize=64)
+_QUANTISERS: dict[tuple[float, ...], Any] = {}
+
+
 def _quantiser(levels: tuple[float, ...]) -> Any:
-    """The state quantiser of a node's levels (``sg.functional.state_quant``'s nearest level, straight through)."""
+    """The state quantiser of a node's levels (``sg.functional.state_quant``'s nearest level, straight through);
+    built once per levels (a plain dict, not ``functools.cache``, which dynamo warns about)."""
     from snngraph.functional.quant import _StateQuantizer
 
-    grid = torch.tensor(levels, dtype=torch.float64)
-    single = grid.float()  # float32 levels (snnTorch's) stay float32: float32 nets then compare in float32, as ONNX
-    return _StateQuantizer(single if torch.equal(single.double(), grid) else grid)
+    quantiser = _QUANTISERS.get(levels)
+    if quantiser is None:
+        grid = torch.tensor(levels, dtype=torch.float64)
+        single = grid.float()  # float32 levels (snnTorch's) stay float32: float32 nets compare in float32, as ONNX
+        quantiser = _QUANTISERS[levels] = _StateQuantizer(single if torch.equal(single.double(), grid) else grid)
+    return quantiser
 
 
 def neuron_kwargs(node: Node, mod: nn.Module | None) -> dict[str, Any]:
