@@ -193,3 +193,24 @@ def test_learner_on_compiled_net_argument_errors() -> None:
         net(_current(1, B, 5))
     learner.disable()
     net(_current(1, B, 5))
+
+
+def test_learner_on_compiled_net_ignores_streaming_calls() -> None:
+    net, _, xs = _compiled_and_stepped("linear")
+    learner = sg.functional.STDPLearner(net.fc1, net, 2.0, 3.0, output="spk1")
+    state = net.init_state(B)
+    for t in range(2):
+        _, state = net.step(xs[t], state=state)  # net.fc1 runs, the net's forward does not
+    net(xs)
+    assert len(learner._compiled.pre) == T and all(p.shape == (B, 5) for p in learner._compiled.pre)
+
+
+def test_snntorch_module_paths() -> None:
+    from snngraph.functional import stdp_learner
+    from snngraph.functional.loss import SpikeTime
+    from snngraph.functional.quant import StateQuant
+
+    assert SpikeTime is sg.functional.SpikeTime and StateQuant is sg.functional.StateQuant
+    for name in ref.__dict__:
+        if name.endswith("_single_step") or name == "STDPLearner":
+            assert getattr(stdp_learner, name) is getattr(sg.functional, name)

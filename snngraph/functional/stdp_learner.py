@@ -33,12 +33,15 @@ from torch import Tensor, nn
 
 from snngraph.functional import probe
 from snngraph.functional.stdp import (
+    mstdp_linear_single_step,
+    mstdpet_linear_single_step,
     stdp_conv1d_single_step,
     stdp_conv2d_single_step,
     stdp_linear_single_step,
 )
 
-__all__ = ["STDPLearner"]
+__all__ = ["STDPLearner", "mstdp_linear_single_step", "mstdpet_linear_single_step", "stdp_conv1d_single_step",
+           "stdp_conv2d_single_step", "stdp_linear_single_step"]  # snnTorch's module holds them all
 
 
 def _identity(x: Tensor) -> Tensor:
@@ -59,7 +62,11 @@ class _CompiledRecorder:
         self.pre: list[Tensor] = []
         self.post: list[Tensor] = []
         self.enabled = True
-        self.hooks = [synapse.register_forward_hook(self._on_synapse), net.register_forward_hook(self._on_net)]
+        self.hooks = [synapse.register_forward_hook(self._on_synapse), net.register_forward_pre_hook(self._start),
+                      net.register_forward_hook(self._on_net)]
+
+    def _start(self, module: nn.Module, args: tuple) -> None:
+        self.pending = []  # rows seen outside a forward call (net.step) are not paired
 
     def _on_synapse(self, module: nn.Module, args: tuple, result: Any) -> None:
         if self.enabled:
