@@ -262,3 +262,11 @@ def test_onnx_export_matches_the_compiled_net(model, mode, tmp_path, float32):
     g.output("mem", n.mem)
     out = compare(g, tmp_path, shapes=((2, 1), (6, 3)), mode=mode)
     assert out["spk"].sum() > 0 or model in ("alpha", "lapicque")
+
+
+@pytest.mark.parametrize("case", ["inhibition", "uniform4", "both_uniform4", "inhibition_now"])
+def test_integrate_fire_is_snntorch_leaky_with_beta_one(case):
+    theirs_kw, ours_kw = _options(case)
+    theirs = snn.Leaky(beta=1.0, spike_grad=ATAN, **theirs_kw)
+    ours = sg.nn.IntegrateFire(spike_grad=ATAN, **ours_kw)
+    assert_same_run(theirs, ours, _random((T, 4, 6), seed=9, scale=1.0, shift=0.1), ("mem",))
