@@ -14,6 +14,14 @@ import snngraph as sg
 T, B, N = 12, 3, 5
 
 
+@pytest.fixture(autouse=True)
+def _forget_snntorch_neurons():
+    """snnTorch's class-level registry would keep the DeltaLeaky (``mem = None``) that snnTorch's own
+    ``utils.reset`` then fails on in later tests."""
+    yield
+    snn.SpikingNeuron.instances.clear()
+
+
 class Unpacked(nn.Module):
     def __init__(self, lib):
         super().__init__()
