@@ -1,6 +1,6 @@
-"""snnTorch 1.0.0's ``backprop.BPTT`` / ``backprop.TBPTT`` (RTRL left out), on :mod:`snngraph.train`.
+"""snnTorch 1.0.0's ``backprop.BPTT`` / ``backprop.TBPTT`` / ``backprop.RTRL``, on :mod:`snngraph.train`.
 
-Both run one epoch and return the average loss, with snnTorch's signatures. ``net`` is a
+All run one epoch and return the average loss, with snnTorch's signatures. ``net`` is a
 per-step module whose neurons keep hidden state (``init_hidden=True``, the last one with
 ``output=True`` so the net returns ``(spk, mem)`` or ``(spk, syn, mem)``), or a compiled
 snngraph net (``{"spk": ..., "mem": ...}``). Membrane losses (``mse_membrane_loss``,
@@ -31,7 +31,7 @@ from torch import nn
 
 from snngraph.train import StepNet, _epoch, _positive, _Run
 
-__all__ = ["BPTT", "TBPTT"]
+__all__ = ["BPTT", "RTRL", "TBPTT"]
 
 _MEMBRANE_LOSSES = frozenset({"mse_membrane_loss", "ce_max_membrane_loss"})
 
@@ -174,4 +174,38 @@ def BPTT(
         regularization,
         device,
         K=None,
+    )
+
+
+def RTRL(
+    net,
+    dataloader,
+    optimizer,
+    criterion,
+    num_steps=False,
+    time_var=True,
+    time_first=True,
+    regularization=False,
+    device="cpu",
+):
+    """snnTorch's "real-time recurrent learning": a forward pass, backward pass and weight update at every step.
+
+    As in snnTorch 1.0.0 this is :func:`TBPTT` with ``K = 1`` (snnTorch's own definition): the state is
+    carried detached from step to step, so each update's gradient sees one step only. It is not the
+    forward-mode RTRL of Williams and Zipser (no sensitivity matrices are carried). Arguments as :func:`BPTT`.
+
+    Returns:
+        torch.Tensor: the average loss over the epoch's batches.
+    """
+    return TBPTT(
+        net,
+        dataloader,
+        optimizer,
+        criterion,
+        num_steps,
+        time_var,
+        time_first,
+        regularization,
+        device,
+        K=1,
     )

@@ -233,14 +233,22 @@ class _Drawer:
                              bias_value=self.array((n_out,), -0.5, 0.5))
 
     # --- neurons --------------------------------------------------------------------------------
-    def _common(self, x: Handle, reset_delay: bool = True) -> dict[str, Any]:
+    def _common(self, x: Handle, reset_delay: bool = True, snntorch_options: bool = True) -> dict[str, Any]:
         kw = dict(threshold=self.value(x.shape, 0.25, 1.5, (1.0, 0.5)), learn_threshold=self.flag(),
                   reset_mechanism=self.pick(("subtract", *(r for r in RESETS if r != "subtract"))),
                   graded_spikes_factor=self.value(x.shape, 0.5, 2.0, (1.0, 0.5)),
                   learn_graded_spikes_factor=self.flag(), spike_grad=self._surrogate())
         if reset_delay:
             kw["reset_delay"] = not self.flag()
-        return kw
+        return kw | (self._snntorch_options() if snntorch_options else {})
+
+    def _snntorch_options(self) -> dict[str, Any]:
+        """Sometimes snnTorch's ``inhibition`` and, sometimes, a 2- or 4-bit ``state_quant``."""
+        from snngraph.functional import state_quant
+
+        bits = self.pick((None, None, None, 2, 4))
+        return dict(inhibition=self.pick((False, False, False, True)),
+                    state_quant=None if bits is None else state_quant(num_bits=bits))
 
     def _surrogate(self) -> Any:
         """None (the default, filled in by ``insert_surrogates``) or a built-in surrogate; not the
@@ -307,7 +315,8 @@ class _Drawer:
     def _adaptive_leaky(self, x: Handle) -> Handle:
         return self._with_state(self.g.adaptive_leaky(
             x, self._decay(x), rho=self._decay(x), adaptation=self.value(x.shape, 0.0, 2.0, (1.0, 0.2)),
-            learn_beta=self.flag(), learn_rho=self.flag(), learn_adaptation=self.flag(), **self._common(x)))
+            learn_beta=self.flag(), learn_rho=self.flag(), learn_adaptation=self.flag(),
+            **self._common(x, snntorch_options=False)))
 
 
 def node_kind_graphs(seed: int = 0) -> dict[str, Graph]:

@@ -40,14 +40,15 @@ STATE_NAMES = {
     "norse_lif_recurrent": ("spk", "v", "i"),
 }
 FIRE = ("threshold", "spike_grad", "reset_mechanism")
+SNN_OPTIONS = ("inhibition", "state_quant")  # snnTorch's fire_inhibition and state quantiser
 KEYWORDS = {
-    "leaky": ("beta", *FIRE, "reset_delay", "graded_spikes_factor"),
-    "synaptic": ("alpha", "beta", *FIRE, "reset_delay", "graded_spikes_factor"),
-    "alpha": ("alpha", "beta", *FIRE, "graded_spikes_factor"),
-    "lapicque": ("R", "C", "time_step", *FIRE, "graded_spikes_factor"),
-    "rleaky": ("recurrent", "beta", *FIRE, "reset_delay", "graded_spikes_factor"),
-    "rsynaptic": ("recurrent", "alpha", "beta", *FIRE, "reset_delay", "graded_spikes_factor"),
-    "integrate_fire": (*FIRE, "reset_delay", "graded_spikes_factor"),
+    "leaky": ("beta", *FIRE, "reset_delay", "graded_spikes_factor", *SNN_OPTIONS),
+    "synaptic": ("alpha", "beta", *FIRE, "reset_delay", "graded_spikes_factor", *SNN_OPTIONS),
+    "alpha": ("alpha", "beta", *FIRE, "graded_spikes_factor", *SNN_OPTIONS),
+    "lapicque": ("R", "C", "time_step", *FIRE, "graded_spikes_factor", *SNN_OPTIONS),
+    "rleaky": ("recurrent", "beta", *FIRE, "reset_delay", "graded_spikes_factor", *SNN_OPTIONS),
+    "rsynaptic": ("recurrent", "alpha", "beta", *FIRE, "reset_delay", "graded_spikes_factor", *SNN_OPTIONS),
+    "integrate_fire": (*FIRE, "reset_delay", "graded_spikes_factor", *SNN_OPTIONS),
     "leaky_integrator": ("beta",),
     "adaptive_leaky": ("beta", "rho", "adaptation", *FIRE, "reset_delay", "graded_spikes_factor"),
     "delta_leaky": ("beta", "delta_threshold", "spike_grad"),

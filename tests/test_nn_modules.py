@@ -125,8 +125,10 @@ def test_init_hidden_returns_state_only_with_output():
     ("build", "match"),
     [
         (lambda: sg.nn.Leaky(beta=0.9, reset_mechanism="clip"), "Leaky: reset_mechanism must be one of"),
-        (lambda: sg.nn.Leaky(beta=0.9, inhibition=True), "Leaky: inhibition is not supported"),
-        (lambda: sg.nn.Synaptic(0.5, 0.9, state_quant=lambda m: m), "Synaptic: state_quant is not supported"),
+        (lambda: sg.nn.DeltaLeaky(beta=0.9, inhibition=True), "DeltaLeaky: inhibition is not supported"),
+        (lambda: sg.nn.AdaptiveLeaky(0.9, state_quant=lambda m: m), "AdaptiveLeaky: state_quant is not supported"),
+        (lambda: sg.nn.Synaptic(0.5, 0.9, state_quant=3), "Synaptic: state_quant must be a quantiser"),
+        (lambda: sg.nn.Leaky(0.5, inhibition="yes"), "Leaky: inhibition must be a bool"),
         (lambda: sg.nn.Leaky(beta=0.9, spike_grad="atan"), "Leaky: spike_grad must be callable"),
         (lambda: sg.nn.Alpha(alpha=0.8, beta=0.9), "Alpha: alpha must be greater than beta"),
         (lambda: sg.nn.Alpha(alpha=1.0, beta=1.0), "Alpha: alpha must be greater"),

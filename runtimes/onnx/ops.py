@@ -94,6 +94,7 @@ class OnnxOps:
 
     def __init__(self, e: Any, node: Node):
         self.e, self.node, self.context = e, node, f"{node.op} '{node.name}'"
+        self._quantised: set[str] = set()
 
     # --- values -------------------------------------------------------------------------------------
     def sym(self, name: str) -> Sym:
@@ -224,6 +225,34 @@ class OnnxOps:
             c, x, y = (torch.as_tensor(f[0], dtype=torch.float32) for f in folded)
             return self._const(torch.where(c != 0, x, y), f"where({folded[0][1]},{folded[1][1]},{folded[2][1]})")
         return self._op("Where", self._op("Cast", cond, to=BOOL), a, b)
+
+    def quant(self, v: Any) -> Any:
+        """The nearest of the node's ``state_quant`` levels (``ArgMin`` of the distances, first on ties);
+        the identity without levels, and for a value just quantised (the levels map to themselves)."""
+        levels = getattr(self.node, "state_quant", None)
+        if levels is None or (isinstance(v, Sym) and v.name in self._quantised):
+            return v
+        if not isinstance(v, Sym):
+            raise LoweringError(f"{self.context}: state_quant of a constant")
+        grid = self.e.const(np.asarray(levels, dtype=np.float32), name=f"{self.node.name}/state_quant_levels")
+        e, hint = self.e, self.node.name
+        distance = e.op("Abs", e.op("Sub", e.op("Unsqueeze", v.name, e.ints([-1]), hint=hint), grid, hint=hint),
+                        hint=hint)
+        index = e.op("ArgMin", distance, axis=-1, keepdims=0, select_last_index=0, hint=hint)
+        out = Sym(self, e.op("Gather", grid, index, axis=0, hint=hint))
+        self._quantised.add(out.name)
+        return out
+
+    def winner(self, v: Any) -> Any:
+        """Each sample's one-hot largest value over all its neurons (``ArgMax``, first on ties), as float."""
+        if not isinstance(v, Sym):
+            raise LoweringError(f"{self.context}: inhibition of a constant")
+        e, hint = self.e, self.node.name
+        flat = e.op("Flatten", v.name, axis=1, hint=hint)
+        index = e.op("ArgMax", flat, axis=1, keepdims=0, select_last_index=0, hint=hint)
+        depth = e.op("Shape", flat, start=1, end=2, hint=hint)
+        hot = e.op("OneHot", index, depth, e.const(np.array([0.0, 1.0], np.float32)), axis=-1, hint=hint)
+        return Sym(self, e.op("Reshape", hot, e.op("Shape", v.name, hint=hint), hint=hint))
 
     def recurrent(self, spk: Any) -> Any:
         """``V(S[t-1])``: ``Gemm`` with ``recurrent.weight``/``.bias`` (all-to-all) or ``V * spk``."""

@@ -50,8 +50,8 @@ def torch_can_fuse(node: Any) -> bool:
     on ``insert_surrogates`` having run first.
     """
     rule = SCANS.get(node.op)
-    if rule is None:
-        return False
+    if rule is None or getattr(node, "inhibition", False) or getattr(node, "state_quant", None) is not None:
+        return False  # (no scan takes the max over a layer or quantises: the derived step runs them)
     if node.model.spiking:
         surrogate = node.surrogate if node.surrogate is not None else DEFAULT_SURROGATE
         if surrogate.name not in DETERMINISTIC:

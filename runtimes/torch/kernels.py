@@ -58,7 +58,8 @@ def derived_step(model: NeuronModel) -> Callable[..., tuple[Tensor, ...]]:
     allowed, required = model.keywords, [k for k, s in model.params.items() if s.default is None]
 
     def step(x: Tensor, *state: Tensor, spike_grad: SpikeFn | None = None,
-             recurrent: Callable[[Tensor], Tensor] | None = None, **kw: Any) -> tuple[Tensor, ...]:
+             recurrent: Callable[[Tensor], Tensor] | None = None,
+             state_quant: Callable[[Tensor], Tensor] | None = None, **kw: Any) -> tuple[Tensor, ...]:
         if len(state) != len(names) or not kw.keys() <= allowed:
             raise GraphError(f"{model.name}: takes x, {', '.join(names)} and keywords {sorted(allowed)}; got "
                              f"{1 + len(state)} tensors and {sorted(kw)}")
@@ -69,7 +70,9 @@ def derived_step(model: NeuronModel) -> Callable[..., tuple[Tensor, ...]]:
         for key, option in options.items():
             if p[key] not in option.choices:
                 raise GraphError(f"{model.name}: {key} must be one of {option.choices}, got {p[key]!r}")
-        ops = TorchOps(spike_fn(spike_grad) if model.spiking else None, recurrent)
+        if state_quant is not None and state_quant is not False and not model.state_quant:
+            raise GraphError(f"{model.name}: takes no state_quant")
+        ops = TorchOps(spike_fn(spike_grad) if model.spiking else None, recurrent, state_quant or None)
         out, new = model.step(ops, x, dict(zip(names, state, strict=True)), p)
         return (out, *(new[k] for k in model.state))
 
@@ -79,6 +82,7 @@ def derived_step(model: NeuronModel) -> Callable[..., tuple[Tensor, ...]]:
     params += [P(k, P.KEYWORD_ONLY, **({} if s.default is None else {"default": s.default}))
                for k, s in model.params.items()]
     params += [P("spike_grad", P.KEYWORD_ONLY, default=None)] if model.spiking else []
+    params += [P("state_quant", P.KEYWORD_ONLY, default=None)] if model.state_quant else []
     params += [P(k, P.KEYWORD_ONLY, default=o.default) for k, o in options.items()]
     step.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     step.__name__ = step.__qualname__ = f"{model.name}_step"

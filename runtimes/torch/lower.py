@@ -211,6 +211,20 @@ def without_autocast(x: Tensor) -> Any:
     if torch.is_autocast_enabled(x.device.type):
         return torch.autocast(x.device.type, enabled=False)
     return contextlib.nullcontext()
+_QUANTISERS: dict[tuple[float, ...], Any] = {}
+
+
+def _quantiser(levels: tuple[float, ...]) -> Any:
+    """The state quantiser of a node's levels (``sg.functional.state_quant``'s nearest level, straight through);
+    built once per levels (a plain dict, not ``functools.cache``, which dynamo warns about)."""
+    from snngraph.functional.quant import _StateQuantizer
+
+    quantiser = _QUANTISERS.get(levels)
+    if quantiser is None:
+        grid = torch.tensor(levels, dtype=torch.float64)
+        single = grid.float()  # float32 levels (snnTorch's) stay float32: float32 nets compare in float32, as ONNX
+        quantiser = _QUANTISERS[levels] = _StateQuantizer(single if torch.equal(single.double(), grid) else grid)
+    return quantiser
 
 
 def neuron_kwargs(node: Node, mod: nn.Module | None) -> dict[str, Any]:
@@ -224,6 +238,8 @@ def neuron_kwargs(node: Node, mod: nn.Module | None) -> dict[str, Any]:
         surrogate = node.surrogate if node.surrogate is not None else DEFAULT_SURROGATE
         # a plain callable given as spike_grad (snnTorch surrogate functions, user code) runs as is
         kw["spike_grad"] = surrogate.fn if surrogate.name == "callable" else surrogate
+    if getattr(node, "state_quant", None) is not None:
+        kw["state_quant"] = _quantiser(node.state_quant)
     if model.recurrent:
         if node.all_to_all:
             w, b = tensors["recurrent_weight"], tensors.get("recurrent_bias")

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from snngraph.ir.errors import GraphError
+
 
 def _float(cond: Any, like: Any) -> Any:
     """A comparison's result as a 0/1 value of ``like``'s floating dtype."""
@@ -28,20 +30,37 @@ class TorchOps:
     Args:
         spike_fn: the spike function (a surrogate: Heaviside forward, surrogate backward).
         recurrent: for recurrent models, the map applied to the previous spikes.
+        quant: the state quantiser (``sg.functional.state_quant(...)``, snnTorch's, any callable);
+            ``None``: ``quant`` is the identity.
     """
 
-    __slots__ = ("_spike", "_recurrent")
+    __slots__ = ("_spike", "_recurrent", "_quant")
 
     def __init__(self, spike_fn: Callable[[Tensor], Tensor] | None,
-                 recurrent: Callable[[Tensor], Tensor] | None = None):
+                 recurrent: Callable[[Tensor], Tensor] | None = None,
+                 quant: Callable[[Tensor], Tensor] | None = None):
         self._spike = spike_fn
         self._recurrent = recurrent
+        self._quant = quant
 
     def spike(self, v: Tensor) -> Tensor:
         return self._spike(v)
 
     def recurrent(self, spk: Tensor) -> Tensor:
         return self._recurrent(spk)
+
+    def quant(self, v: Any) -> Any:
+        return v if self._quant is None else self._quant(v)
+
+    @staticmethod
+    def winner(v: Tensor) -> Tensor:
+        """1 at each sample's (dim 0's) largest value over all its other dims, the first on ties; detached."""
+        if not isinstance(v, Tensor) or v.dim() < 2:
+            raise GraphError("inhibition needs batched values (B, neurons...): the winner is taken per sample, "
+                             f"got shape {tuple(getattr(v, 'shape', ()))}")
+        flat = v.detach().reshape(v.shape[0], -1)
+        mask = torch.zeros_like(flat).scatter_(1, flat.argmax(1, keepdim=True), 1.0)
+        return mask.reshape(v.shape)
 
     @staticmethod
     def detach(v: Any) -> Any:

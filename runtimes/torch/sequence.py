@@ -69,9 +69,13 @@ def _run_fused(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tenso
 
 
 def _run_fused_state_leaky(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
-                           tensors: dict[str, Tensor], scratch: bool = False) -> dict[str, Tensor]:
+                           tensors: dict[str, Tensor], scratch: bool = False, kernels: str = "torch"
+                           ) -> dict[str, Tensor]:
     """A fused StateLeaky population: Leaky's scan with decay ``exp(-1/tau)`` and no reset."""
     from snngraph.runtimes.torch.scan import ScanConfig, leaky_scan
+
+    if kernels != "torch" and use_triton(kernels, x, kwargs.get("spike_grad")):
+        from snngraph.runtimes.torch.triton.ops import leaky_scan
 
     cfg = ScanConfig("none", True, kwargs["spike_grad"], True, scratch)
     spk, mem = leaky_scan(x, state[0], torch.exp(-1.0 / kwargs["tau"]), kwargs["threshold"],

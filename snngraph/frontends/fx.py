@@ -236,7 +236,8 @@ class Translator:
         for node in self.fx_graph.nodes:
             if node.op != "call_module" or not is_neuron_module(self.root.get_submodule(node.target)):
                 continue
-            for arg in self._state_slots(node).values():
+            slots = self._state_slots(node).values()
+            for arg in (leaf for v in slots for leaf in (v if isinstance(v, (tuple, list)) else (v,))):
                 if isinstance(arg, fx.Node) and arg.op == "placeholder":
                     if arg in found:
                         raise GraphError(f"sg.trace: argument '{arg.name}' feeds the state of both "
@@ -317,7 +318,8 @@ class Translator:
         x = tensor(bound.arguments[next(iter(inspect.signature(module.forward).parameters))], "neuron input")
         if kind.library == "norse":
             return self._norse_cell(node, module, kind, x, bound.arguments.get(kind.state_args[0]), name, label)
-        carried = [port for port in kind.state_args if self._check_state(module, kind, bound.arguments.get(port))]
+        carried = [port for arg in kind.state_args for port, value in self._state_values(kind, arg, bound.arguments)
+                   if self._check_state(module, kind, value)]
         handle = self._keep_path(add_neuron(self.g, x, module, kind, self.unique(name, helper=False), label),
                                  node.target)
         self.carried.update(Ref(handle.name, port) for port in carried)
@@ -350,6 +352,19 @@ class Translator:
                                  node.target)
         self.carried.update(Ref(handle.name, port) for port in handle.node.state_ports)
         return handle, state_tuple(kind.op, handle)
+
+    @staticmethod
+    def _state_values(kind: Any, arg: str, arguments: dict[str, Any]) -> list[tuple[str, Any]]:
+        """``(port, value)`` of state argument ``arg``; a nested argument (DeltaLeaky's ``mem`` pair) gives
+        one per port of its group."""
+        value, ports = arguments.get(arg), kind.group(arg)
+        if len(ports) == 1:
+            return [(ports[0], value)]
+        if value is None:
+            return [(port, None) for port in ports]
+        if not isinstance(value, (tuple, list)) or len(value) != len(ports):
+            raise GraphError(f"the neuron's {arg!r} must be the tuple ({', '.join(ports)})")
+        return list(zip(ports, value, strict=True))
 
     def _check_state(self, module: nn.Module, kind: Any, value: Any) -> bool:
         """Whether a state argument is carried through ``forward``'s arguments (else held inside)."""
@@ -446,7 +461,7 @@ def _flatten_outputs(value: Any) -> tuple[list[str | None], list[Any]]:
             items += sub
         return keys, items
     if isinstance(value, NeuronOut):
-        return [None] * len(value.ports), value.values()
+        return _flatten_outputs(value.values())
     return [None], [value]
 
 

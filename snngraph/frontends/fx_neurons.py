@@ -12,6 +12,7 @@ that is an ``nn.Parameter`` with ``requires_grad`` becomes a learnable IR parame
   only serves to derive them, is not carried over.
 - ``spike_grad``: see :func:`as_surrogate`; ``surrogate_disable=True`` keeps the module's
   gradient-free spike function as a callable.
+- ``inhibition`` is the models' option; ``state_quant`` becomes the node's levels (:func:`quant_levels_of`).
 
 snnTorch is never imported here: modules are matched by the module name of their class.
 """
@@ -41,6 +42,8 @@ _SNNTORCH = {"Leaky": "leaky", "Synaptic": "synaptic", "Alpha": "alpha", "Lapicq
 _SNNGRAPH = {**_SNNTORCH, "IntegrateFire": "integrate_fire", "LeakyIntegrator": "leaky_integrator",
              "AdaptiveLeaky": "adaptive_leaky"}
 SEQUENCE_NEURONS = ("StateLeaky", "LinearLeaky", "LeakyParallel", "AssociativeLeaky")  # see fx_sequence
+# state arguments that hold several state ports: DeltaLeaky's ``mem`` is the pair (mem, mem_prev)
+_NESTED = {"delta_leaky": {"mem": ("mem", "mem_prev")}}
 
 
 @dataclass(frozen=True)
@@ -51,13 +54,18 @@ class NeuronKind:
         op: the IR op (``leaky``, ...).
         library: ``"snntorch"``, ``"snngraph"`` or ``"norse"``.
         state_args: names of ``forward``'s state arguments, in order (``mem``; ``syn, mem`` ...).
-        returns: the port of each element of the tuple the module returns when it returns one.
+        returns: the port of each element of the tuple the module returns when it returns one (a tuple
+            of ports for a nested element: DeltaLeaky returns ``(spk, (mem, mem_prev))``).
     """
 
     op: str
     library: str
     state_args: tuple[str, ...]
-    returns: tuple[str, ...]
+    returns: tuple[Any, ...]
+
+    def group(self, arg: str) -> tuple[str, ...]:
+        """The state ports state argument ``arg`` holds: itself, or the ports of a nested argument."""
+        return _NESTED.get(self.op, {}).get(arg, (arg,))
 
 
 def is_neuron_module(module: nn.Module) -> bool:
@@ -89,6 +97,9 @@ def neuron_kind(module: nn.Module, where: str) -> NeuronKind:
             params = list(inspect.signature(module.forward).parameters)
             state = tuple(params[1:])
             returns = ("mem", "mem") if op == "leaky_integrator" else _ports(op)
+            if op in _NESTED:
+                nested = _NESTED[op]
+                returns = ("spk", *(nested.get(arg, (arg,)) for arg in state))
             return NeuronKind(op, library, state, returns)
     raise GraphError(f"{where}: neuron {type(module).__module__}.{type(module).__name__} is not supported by "
                      f"sg.trace (supported: {', '.join(sorted(_SNNGRAPH))})")
@@ -120,11 +131,29 @@ def _decay(module: nn.Module, key: str) -> Any:
     return value.clamp(0, 1) if isinstance(value, Tensor) else min(max(float(value), 0.0), 1.0)
 
 
-def _check_options(module: nn.Module, where: str) -> None:
-    if getattr(module, "inhibition", False):
-        raise GraphError(f"{where}: inhibition=True is not supported by sg.trace")
-    if getattr(module, "state_quant", False):
-        raise GraphError(f"{where}: state_quant is not supported by sg.trace")
+def _check_options(module: nn.Module, model: Any, where: str) -> None:
+    if getattr(module, "inhibition", False) and "inhibition" not in model.options:
+        raise GraphError(f"{where}: inhibition=True is not supported by sg.trace for {model.name}")
+    quant = getattr(module, "state_quant", False)
+    if quant is not False and quant is not None and not model.state_quant:
+        raise GraphError(f"{where}: state_quant is not supported by sg.trace for {model.name}")
+
+
+def quant_levels_of(fn: Any, where: str) -> Any:
+    """The levels of a neuron's ``state_quant``: ``None`` for none, the ``levels`` of
+    ``sg.functional.state_quant()``, or those snnTorch's ``state_quant()`` closure holds (read from
+    its variables, never called). Any other callable cannot be traced."""
+    if fn is False or fn is None:
+        return None
+    if isinstance(getattr(fn, "levels", None), Tensor):
+        return fn.levels
+    if (getattr(fn, "__module__", "") == "snntorch.functional.quant"
+            and getattr(fn, "__qualname__", "") == "state_quant.<locals>.inner"):
+        levels = inspect.getclosurevars(fn).nonlocals.get("levels")
+        if isinstance(levels, Tensor):
+            return levels.detach().cpu()
+    raise GraphError(f"{where}: state_quant {fn!r:.80} is not traceable: use sg.functional.state_quant() or "
+                     "snntorch.functional.quant.state_quant() (their levels become the node's state_quant)")
 
 
 def _recurrence(module: nn.Module, where: str) -> dict[str, Any]:
@@ -146,8 +175,8 @@ def add_neuron(g: Graph, x: Handle, module: nn.Module, kind: NeuronKind, name: s
 
     Every declared parameter, learn flag and option of the model is read from the module's attribute
     of the same name (snnTorch's names), so the mapping follows the model's declaration."""
-    _check_options(module, where)
     model = get_model(kind.op, where)
+    _check_options(module, model, where)
     kw: dict[str, Any] = {}
     for key, spec in model.params.items():
         kw[key] = _decay(module, key) if spec.clamped else _value(module, key)
@@ -158,6 +187,8 @@ def add_neuron(g: Graph, x: Handle, module: nn.Module, kind: NeuronKind, name: s
         kw[key] = bool(value) if isinstance(option.default, bool) else value
     if model.spiking:
         kw["spike_grad"] = as_surrogate(module.spike_grad, where)
+    if model.state_quant:
+        kw["state_quant"] = quant_levels_of(getattr(module, "state_quant", False), where)
     if model.recurrent:
         kw.update(_recurrence(module, where))
     return g.neuron(model.name, x, name=name, **kw)

@@ -256,8 +256,10 @@ class NeuronOut:
         self.handle = handle
         self.ports = ports
 
-    def values(self) -> list[Handle]:
-        return [getattr(self.handle, port) for port in self.ports]
+    def values(self) -> list[Any]:
+        """One handle per port; a nested tuple of ports (DeltaLeaky's ``(mem, mem_prev)``) gives a tuple."""
+        return [tuple(getattr(self.handle, p) for p in port) if isinstance(port, tuple) else getattr(self.handle, port)
+                for port in self.ports]
 
     def __repr__(self) -> str:
         return f"the ({', '.join(self.ports)}) tuple of neuron '{self.handle.name}' (index it or unpack it)"

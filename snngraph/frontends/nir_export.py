@@ -191,6 +191,8 @@ def _shape_text(param: Param | None) -> str:
 
 
 def _meta(node: Node, ctx: _Ctx, keys: tuple[str, ...]) -> dict[str, Any]:
+    if getattr(node, "inhibition", False) or getattr(node, "state_quant", None) is not None:
+        raise node.error("inhibition and state_quant have no NIR counterpart")
     meta: dict[str, Any] = {META_METHOD: ctx.method, META_DT: ctx.dt,
                             META_SHAPES: {k: _shape_text(getattr(node, k, None)) for k in keys
                                          if getattr(node, k, None) is not None}}

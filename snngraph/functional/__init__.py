@@ -3,7 +3,9 @@
 Names and arguments follow ``snntorch.functional`` 1.0.0; outputs are recorded time-first,
 ``(T, B, C)``, and targets are class indices ``(B,)``.
 
-``probe`` holds the hook-based monitors (``probe.OutputMonitor`` ...).
+``probe`` holds the hook-based monitors (``probe.OutputMonitor`` ...); ``stdp`` / ``stdp_learner``
+snnTorch's STDP rules and ``STDPLearner`` (snnTorch 1.0.0 keeps them in ``functional.stdp_learner``
+without exporting them from ``functional``; both spellings work here).
 """
 
 from snngraph.functional import probe
@@ -17,11 +19,23 @@ from snngraph.functional.loss import (
     mse_membrane_loss,
     mse_temporal_loss,
 )
-from snngraph.functional.quant import state_quant
+from snngraph.functional.quant import StateQuant, state_quant
 from snngraph.functional.reg import l1_rate_sparsity
+from snngraph.functional.spike_time import SpikeTime
+from snngraph.functional.stdp import (
+    mstdp_linear_single_step,
+    mstdpet_linear_single_step,
+    stdp_conv1d_single_step,
+    stdp_conv2d_single_step,
+    stdp_linear_single_step,
+)
+from snngraph.functional.stdp_learner import STDPLearner
 from snngraph.functional.temporal import first_spike_time
 
 __all__ = [
+    "STDPLearner",
+    "SpikeTime",
+    "StateQuant",
     "accuracy_rate",
     "accuracy_temporal",
     "ce_count_loss",
@@ -33,6 +47,11 @@ __all__ = [
     "mse_count_loss",
     "mse_membrane_loss",
     "mse_temporal_loss",
+    "mstdp_linear_single_step",
+    "mstdpet_linear_single_step",
     "probe",
     "state_quant",
+    "stdp_conv1d_single_step",
+    "stdp_conv2d_single_step",
+    "stdp_linear_single_step",
 ]

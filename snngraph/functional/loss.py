@@ -30,9 +30,11 @@ from snngraph.functional._common import (
     population_steps,
     reduce,
 )
+from snngraph.functional.spike_time import SpikeTime  # snnTorch keeps it in functional.loss
 from snngraph.functional.temporal import ce_temporal_loss, mse_temporal_loss
 
 __all__ = [
+    "SpikeTime",
     "ce_count_loss",
     "ce_max_membrane_loss",
     "ce_rate_loss",

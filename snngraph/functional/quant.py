@@ -8,7 +8,7 @@ import operator
 import torch
 from torch import Tensor
 
-__all__ = ["state_quant"]
+__all__ = ["StateQuant", "state_quant"]
 
 # snnTorch's default base of the exponential level spacing, by bit width (8 and above: 0.95)
 _MULTIPLIERS = {1: 0.05, 2: 0.1, 3: 0.3, 4: 0.5, 5: 0.7, 6: 0.9, 7: 0.925}
@@ -35,8 +35,13 @@ def _nearest_index(value: Tensor, grid: Tensor) -> Tensor:
     return high
 
 
-class _Nearest(torch.autograd.Function):
-    """Round to the nearest level (snnTorch's argmin); straight-through gradient."""
+class StateQuant(torch.autograd.Function):
+    """snnTorch's ``StateQuant``: ``StateQuant.apply(x, levels)`` rounds ``x`` to the nearest of the
+    ascending ``levels`` (the first on ties, as snnTorch's ``argmin``), with a straight-through gradient.
+
+    Differs from snnTorch: the result keeps ``x``'s dtype (snnTorch returns ``levels``' dtype) and no
+    ``(numel, len(levels))`` distance matrix is built; ``levels`` must be ascending (``state_quant``'s are).
+    """
 
     @staticmethod
     def forward(ctx, x: Tensor, levels: Tensor) -> Tensor:
@@ -93,7 +98,7 @@ class _StateQuantizer:
     def __call__(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor):
             raise TypeError(f"state_quant expects a torch.Tensor, got {type(x).__name__}")
-        return _Nearest.apply(x, self.levels)
+        return StateQuant.apply(x, self.levels)
 
     def __repr__(self) -> str:
         return f"state_quant(levels={self.levels.numel()})"

@@ -75,7 +75,8 @@ def build_neuron(builder: Any, model: NeuronModel, x: Any, name: str | None, lea
     """Check every value against ``model``'s declaration and add the node; GraphError naming it otherwise."""
     name = builder._name(name, model.name)
     where = f"{model.name} '{name}'"
-    allowed = {*model.params, *model.options, *model.extra_keywords, *(RECURRENCE if model.recurrent else ())}
+    allowed = {*model.params, *model.options, *model.extra_keywords, *(RECURRENCE if model.recurrent else ()),
+               *(("state_quant",) if model.state_quant else ())}
     unknown = sorted(set(values) - allowed)
     if unknown:
         raise GraphError(f"{where}: unexpected keyword(s) {unknown}; {model.name} takes {sorted(allowed)}")
@@ -94,6 +95,8 @@ def build_neuron(builder: Any, model: NeuronModel, x: Any, name: str | None, lea
         fields["surrogate"] = as_surrogate(spike_grad, where)
     elif spike_grad is not None:
         raise GraphError(f"{where}: {model.name} does not spike; it takes no spike_grad")
+    if model.state_quant:
+        fields["state_quant"] = quant_levels(values.get("state_quant"), where)
     if model.recurrent:
         fields.update(_recurrence(builder, x, where, {**RECURRENCE, **{k: values[k] for k in RECURRENCE
                                                                        if k in values}}))
@@ -115,6 +118,24 @@ def _param(model: NeuronModel, key: str, value: Any, learnable: bool, where: str
     if arr.size and (message := spec.violation(float(arr.min()), float(arr.max()))):
         raise GraphError(f"{where}: {key} {message}")
     return Param(arr, learnable, "float64" if spec.constant else None)
+
+
+def quant_levels(value: Any, where: str) -> tuple[float, ...] | None:
+    """A state quantiser's levels as the node keeps them: ``None``/``False`` (none), a quantiser with a
+    ``levels`` tensor (``sg.functional.state_quant()``) or the levels themselves, ascending and finite."""
+    if value is None or value is False:
+        return None
+    levels = getattr(value, "levels", value)
+    if hasattr(levels, "detach"):
+        levels = levels.detach().cpu().double().numpy()
+    try:
+        arr = np.asarray(levels, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise GraphError(f"{where}: state_quant must be a quantiser (sg.functional.state_quant()) or its levels, "
+                         f"got {type(value).__name__}") from None
+    if arr.ndim != 1 or not arr.size or not np.all(np.isfinite(arr)) or np.any(np.diff(arr) < 0):
+        raise GraphError(f"{where}: state_quant levels must be a non-empty ascending 1-D sequence of finite numbers")
+    return tuple(float(v) for v in arr)
 
 
 def _option(option: Any, value: Any, key: str, where: str) -> Any:
@@ -164,6 +185,7 @@ def builder_signature(model: NeuronModel) -> inspect.Signature:
     keyword += [(f"learn_{k}", False) for k, s in model.params.items() if s.learnable]
     keyword += [(k, o.default) for k, o in model.options.items()]
     keyword += list(RECURRENCE.items()) if model.recurrent else []
+    keyword += [("state_quant", None)] if model.state_quant else []
     params += [P(k, P.KEYWORD_ONLY, default=v) for k, v in keyword] + [P("name", P.KEYWORD_ONLY, default=None)]
     return inspect.Signature(params)
 

@@ -21,8 +21,12 @@ The ``ops`` interface, implemented by every backend: arithmetic ``+ - * /`` and 
 between values, parameters and floats; ``spike(v)`` (Heaviside forward, the node's surrogate
 backward); ``detach(v)``; ``clamp(v, lo, hi)``; ``exp``; ``log``; ``abs``; ``where(cond, a, b)``
 (``cond`` a 0/1 value); comparisons ``gt``, ``ge``, ``lt``, ``le`` yielding 0/1 values;
-``minimum``/``maximum``; and, for recurrent models, ``recurrent(spk)`` (the node's recurrent
-weights applied to the previous spikes). ``p`` holds the parameters (scalars or per-neuron
+``minimum``/``maximum``; ``winner(v)`` (a detached 0/1 mask: 1 at each sample's largest ``v``
+over all its neurons, the first on ties: snnTorch's ``inhibition``); ``quant(v)`` (the node's state
+quantiser, snnTorch's ``state_quant``: the nearest of its levels with a straight-through gradient;
+the identity when the node has none; models declared with ``state_quant=True``); and, for
+recurrent models, ``recurrent(spk)`` (the node's recurrent weights applied to the previous spikes).
+``p`` holds the parameters (scalars or per-neuron
 values) and the options (plain Python values: branch on them with ``if``).
 """
 
@@ -39,7 +43,7 @@ from snngraph.ir.types import check_name
 
 StepFn = Callable[[Any, Any, dict[str, Any], dict[str, Any]], tuple[Any, dict[str, Any]]]
 RESERVED = frozenset({"name", "inputs", "surrogate", "fused", "state_inputs", "spk", "learn", "spike_grad", "x",
-                      "all_to_all", "recurrent_weight", "recurrent_bias", "V", "out"})
+                      "all_to_all", "recurrent_weight", "recurrent_bias", "V", "out", "state_quant"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -113,6 +117,7 @@ class OptionSpec:
 
 RESET = OptionSpec(("subtract", "zero", "none"))
 RESET_DELAY = OptionSpec((True, False))
+INHIBITION = OptionSpec((False, True))  # snnTorch's inhibition: only each sample's largest membrane may spike
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -141,6 +146,8 @@ class NeuronModel:
         state_dict_buffers: fixed parameters are persistent buffers of the compiled net (snnTorch keeps
             ``beta`` & co. in its ``state_dict``); ``False`` makes them non-persistent, as Norse keeps its
             parameters outside the ``state_dict`` (a traced Norse model's keys are then Norse's).
+        state_quant: the step quantises its state with ``ops.quant``: nodes get a ``state_quant`` field
+            (the ascending levels, or ``None``), kernels and builders a ``state_quant`` keyword.
     """
 
     name: str
@@ -157,6 +164,7 @@ class NeuronModel:
     builtin: bool = False
     surrogate: Any = None
     state_dict_buffers: bool = True
+    state_quant: bool = False
     doc: str = ""
 
     @property
@@ -173,7 +181,9 @@ class NeuronModel:
     def keywords(self) -> frozenset[str]:
         """What a step kernel accepts besides the input and state."""
         extra = {"spike_grad"} if self.spiking else set()
-        return frozenset(self.params) | frozenset(self.options) | extra | ({"recurrent"} if self.recurrent else set())
+        extra |= {"recurrent"} if self.recurrent else set()
+        extra |= {"state_quant"} if self.state_quant else set()
+        return frozenset(self.params) | frozenset(self.options) | extra
 
     def defaults(self) -> dict[str, Any]:
         """Declared defaults of the parameters that have one, and of every option."""
@@ -190,7 +200,7 @@ def _same_declaration(a: NeuronModel, b: NeuronModel) -> bool:
     """Whether ``b`` declares what ``a`` does (a module or notebook cell run again)."""
     code = lambda m: (m.step.__code__.co_code, m.step.__code__.co_consts)  # noqa: E731
     fields = ("params", "state", "options", "spiking", "recurrent", "extra_keywords", "positional", "builtin",
-              "surrogate", "state_dict_buffers")
+              "surrogate", "state_dict_buffers", "state_quant")
     return all(getattr(a, f) == getattr(b, f) for f in fields) and code(a) == code(b)
 
 
@@ -276,7 +286,7 @@ def neuron_model(name: str, *, params: Mapping[str, Any], state: tuple[str, ...]
         check: extra invariant over the parameter values (numpy arrays): returns an error message or ``None``.
         replace: redeclare a user model already registered under ``name``.
         **extra: further :class:`NeuronModel` fields (``prepare``, ``extra_keywords``, ``positional``, ``builtin``,
-            ``surrogate``, ``state_dict_buffers``).
+            ``surrogate``, ``state_dict_buffers``, ``state_quant``).
 
     Returns:
         A decorator returning the registered :class:`NeuronModel`.

@@ -2,7 +2,8 @@
 
 Fields, in order: the model's parameters (``Param``), its options, ``surrogate`` (spiking models),
 the recurrence (``all_to_all``, ``recurrent_weight``/``recurrent_bias`` or ``V``; recurrent
-models), then ``fused`` (set by ``fuse_state_updates``) and ``state_inputs`` (explicit state: the
+models), ``state_quant`` (models declared ``state_quant=True``: the quantiser's ascending levels, or
+``None``), then ``fused`` (set by ``fuse_state_updates``) and ``state_inputs`` (explicit state: the
 state before each step comes from inputs 1.., one per state port; see ``unroll_time(g, steps=T)``).
 The text form, the file format and the loader all read these fields, so they follow the declaration.
 """
@@ -28,6 +29,9 @@ class ModelNeuron(Node):
     family: ClassVar[str] = "neuron"
     model: ClassVar[NeuronModel]
     matrix_params: ClassVar[tuple[str, ...]] = ()
+    quiet_defaults: ClassVar[dict[str, Any]] = {"inhibition": False, "state_quant": None}
+    """Fields the text form leaves out at these values (added after the form was fixed; the parser
+    fills them in from their defaults)."""
 
     @property
     def state_ports(self) -> tuple[str, ...]:
@@ -55,6 +59,9 @@ class ModelNeuron(Node):
                 raise self.error(f"{key} must be one of {option.choices}, got {value!r}")
         if model.recurrent:
             _check_recurrence(self)
+        levels = getattr(self, "state_quant", None)
+        if levels is not None and (not levels or any(b < a for a, b in zip(levels, levels[1:], strict=False))):
+            raise self.error("state_quant must hold the quantiser's levels, at least one, in ascending order")
 
     def __reduce__(self) -> tuple:
         """Pickled by model name (the generated class is not importable by name); unpickling needs the
@@ -142,6 +149,8 @@ def node_class(model: NeuronModel) -> type[ModelNeuron]:
                    ("V", "Param | None", dataclasses.field(default=None))]
         namespace["param_aliases"] = {"recurrent_weight": "recurrent.weight", "recurrent_bias": "recurrent.bias"}
         namespace["matrix_params"] = ("recurrent_weight", "recurrent_bias")
+    if model.state_quant:
+        fields.append(("state_quant", "tuple[float, ...] | None", dataclasses.field(default=None)))
     fields += [("fused", "bool", dataclasses.field(default=False)),
                ("state_inputs", "bool", dataclasses.field(default=False))]
     cls = dataclasses.make_dataclass(class_name(model.name), fields, bases=(ModelNeuron,), namespace=namespace,

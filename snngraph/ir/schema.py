@@ -17,6 +17,8 @@ from snngraph.ir.surrogate import Surrogate, checked_surrogate
 from snngraph.ir.types import DTYPES, Param, Ref, check_name
 
 _INT_TUPLE = "tuple[int, ...]"
+_FLOAT_TUPLE = "tuple[float, ...]"
+MAX_LEVELS = 2**16  # a state quantiser's levels (snnTorch's state_quant: 2 ** num_bits)
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -55,6 +57,8 @@ def _coerce(annotation: str, value: Any, where: str, field: str) -> Any:
         "str": lambda v: isinstance(v, str) and len(v) < 256,
         _INT_TUPLE: lambda v: isinstance(v, (tuple, list)) and len(v) <= 8 and all(
             isinstance(i, int) and not isinstance(i, bool) for i in v),
+        _FLOAT_TUPLE: lambda v: isinstance(v, (tuple, list)) and len(v) <= MAX_LEVELS and all(
+            isinstance(i, (int, float)) and not isinstance(i, bool) and _finite(i) for i in v),
         "Param": lambda v: isinstance(v, Param),
         "Surrogate": lambda v: isinstance(v, Surrogate),
     }
@@ -72,6 +76,8 @@ def _coerce(annotation: str, value: Any, where: str, field: str) -> Any:
         return int(value)
     if base == _INT_TUPLE:
         return tuple(int(i) for i in value)
+    if base == _FLOAT_TUPLE:
+        return tuple(float(i) for i in value)
     if base == "Surrogate":
         return checked_surrogate(value, where)
     if base == "str" and field == "dtype" and value not in DTYPES:

@@ -68,7 +68,9 @@ def to_text(graph: Any, with_params: bool = False) -> str:
     lines = [f"graph {graph.name}"]
     for name, node in graph.nodes.items():
         args = [ref.text(graph.nodes[ref.node].default_port) for ref in node.inputs]
-        args += [f"{k}={format_value(v, with_params)}" for k, v in node.fields().items()]
+        quiet = getattr(node, "quiet_defaults", {})
+        args += [f"{k}={format_value(v, with_params)}" for k, v in node.fields().items()
+                 if not (k in quiet and v == quiet[k] and type(v) is type(quiet[k]))]
         outs = [(p, types[r]) for p in node.ports if (r := _ref(name, p)) in types]
         sig = str(outs[0][1]) if len(outs) == 1 else ", ".join(f"{p}={t}" for p, t in outs)
         lines.append(f"  %{name} = {node.op}({', '.join(args)}) : {sig}")

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from snngraph.ir.model import DECAY, OptionSpec, neuron_model
+from snngraph.ir.model import DECAY, INHIBITION, OptionSpec, neuron_model
 from snngraph.models.common import FIRING, fire
 
 
@@ -19,8 +19,8 @@ def _alpha_above_beta(values: dict[str, np.ndarray]) -> str | None:
 
 
 @neuron_model("alpha", params={"alpha": DECAY, "beta": DECAY, **FIRING}, state=("syn_exc", "syn_inh", "mem"),
-              options={"reset_mechanism": OptionSpec(("zero", "subtract", "none"))}, check=_alpha_above_beta,
-              builtin=True)
+              options={"reset_mechanism": OptionSpec(("zero", "subtract", "none")), "inhibition": INHIBITION},
+              check=_alpha_above_beta, builtin=True, state_quant=True)
 def alpha(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
     r"""Alpha neuron (snnTorch ``Alpha``); ports ``spk``, ``syn_exc``, ``syn_inh``, ``mem``.
 
@@ -51,6 +51,7 @@ def alpha(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[A
             new_mem = new_mem - (-syn_inh) * reset
         else:
             exc, inh, new_mem = exc - exc * reset, inh - inh * reset, new_mem - new_mem * reset
-    spk = fire(ops, new_mem, threshold, p["graded_spikes_factor"])
+    exc, inh, new_mem = ops.quant(exc), ops.quant(inh), ops.quant(new_mem)
+    spk = fire(ops, new_mem, threshold, p["graded_spikes_factor"], p["inhibition"])
     return spk, {"syn_exc": exc, "syn_inh": inh, "mem": new_mem}
 

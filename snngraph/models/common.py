@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from snngraph.ir.model import RESET, RESET_DELAY, ParamSpec
+from snngraph.ir.model import INHIBITION, RESET, RESET_DELAY, ParamSpec
 
 FIRING = {"threshold": ParamSpec(1.0), "graded_spikes_factor": ParamSpec(1.0)}
 """snnTorch's ``SpikingNeuron`` parameters: threshold :math:`\theta` and spike amplitude :math:`g`."""
 RESET_OPTIONS = {"reset_mechanism": RESET, "reset_delay": RESET_DELAY}
+INHIBITING = {**RESET_OPTIONS, "inhibition": INHIBITION}
+"""``RESET_OPTIONS`` and snnTorch's ``inhibition`` (the step passes ``p["inhibition"]`` to :func:`fire`)."""
 
 
 def delayed_reset(ops: Any, p: dict[str, Any], mem: Any, threshold: Any) -> Any:
@@ -25,9 +27,20 @@ def delayed_reset(ops: Any, p: dict[str, Any], mem: Any, threshold: Any) -> Any:
     return ops.detach(ops.spike(mem - threshold))
 
 
-def fire(ops: Any, mem: Any, threshold: Any, graded_spikes_factor: Any) -> Any:
-    r"""snnTorch's ``fire``: :math:`S[t] = g\,H(U[t] - \theta)`."""
-    return ops.spike(mem - threshold) * graded_spikes_factor
+def fire(ops: Any, mem: Any, threshold: Any, graded_spikes_factor: Any, inhibition: bool = False) -> Any:
+    r"""snnTorch's ``fire``: :math:`S[t] = g\,H(q(U[t]) - \theta)`, ``q`` the state quantiser (``ops.quant``,
+    applied again as snnTorch's ``fire`` does; idempotent for a quantiser's levels).
+
+    With ``inhibition`` (snnTorch's ``fire_inhibition``) only each sample's largest membrane may spike:
+    :math:`S[t] = g\,H(U[t] - \theta)\,M[t]`, :math:`M` the detached one-hot mask of the largest
+    :math:`U - \theta` over all the sample's neurons (``ops.winner``, the first on ties). snnTorch takes
+    the maximum over dim 1 only, which is the same for ``(B, N)`` layers and crashes on others; it also
+    leaves out :math:`g` (here applied, as ``fire`` does) and quantises only once.
+    """
+    if inhibition:
+        shifted = mem - threshold
+        return ops.spike(shifted) * ops.winner(shifted) * graded_spikes_factor
+    return ops.spike(ops.quant(mem) - threshold) * graded_spikes_factor
 
 
 def leak(mechanism: str, x: Any, mem: Any, reset: Any, beta: Any, threshold: Any) -> Any:

@@ -8,7 +8,7 @@ import numpy as np
 
 from snngraph.ir.errors import GraphError
 from snngraph.ir.init import as_array
-from snngraph.ir.model import OptionSpec, ParamSpec, neuron_model
+from snngraph.ir.model import INHIBITION, OptionSpec, ParamSpec, neuron_model
 from snngraph.models.common import FIRING, delayed_reset, fire, reset_after
 
 POSITIVE = ParamSpec(None, 0.0, strict_low=True, learnable=False)
@@ -106,8 +106,9 @@ def _prepare(kwargs: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 @neuron_model("lapicque", params={"R": POSITIVE, "C": POSITIVE, "time_step": TIME_STEP, **FIRING}, state=("mem",),
-              options={"reset_mechanism": OptionSpec(("subtract", "zero", "none"))}, prepare=_prepare,
-              extra_keywords={"beta": None}, positional=("beta", "R", "C", "time_step", "threshold"), builtin=True)
+              options={"reset_mechanism": OptionSpec(("subtract", "zero", "none")), "inhibition": INHIBITION},
+              prepare=_prepare, extra_keywords={"beta": None}, positional=("beta", "R", "C", "time_step", "threshold"),
+              builtin=True, state_quant=True)
 def lapicque(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
     r"""Lapicque's RC neuron (snnTorch ``Lapicque``, forward Euler); ports ``spk``, ``mem``.
 
@@ -122,5 +123,5 @@ def lapicque(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tupl
     threshold, r, c, dt = p["threshold"], p["R"], p["C"], p["time_step"]
     reset = delayed_reset(ops, p, state["mem"], threshold)
     mem = x * r * (1 / (r * c)) * dt + (1 - (dt / (r * c))) * state["mem"]
-    mem = reset_after(p["reset_mechanism"], mem, reset, threshold)
-    return fire(ops, mem, threshold, p["graded_spikes_factor"]), {"mem": mem}
+    mem = ops.quant(reset_after(p["reset_mechanism"], mem, reset, threshold))
+    return fire(ops, mem, threshold, p["graded_spikes_factor"], p["inhibition"]), {"mem": mem}

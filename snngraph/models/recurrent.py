@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from snngraph.ir.model import DECAY, neuron_model
-from snngraph.models.common import FIRING, RESET_OPTIONS, delayed_reset, fire, reset_after, reset_now
+from snngraph.models.common import FIRING, INHIBITING, delayed_reset, fire, reset_after, reset_now
 from snngraph.models.synaptic import synaptic_membrane
 
 
-@neuron_model("rleaky", params={"beta": DECAY, **FIRING}, state=("mem",), options=RESET_OPTIONS, recurrent=True,
-              builtin=True)
+@neuron_model("rleaky", params={"beta": DECAY, **FIRING}, state=("mem",), options=INHIBITING, recurrent=True,
+              builtin=True, state_quant=True)
 def rleaky(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
     r"""Recurrent LIF (snnTorch ``RLeaky``); ports ``spk``, ``mem``.
 
@@ -26,13 +26,13 @@ def rleaky(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[
     threshold, graded = p["threshold"], p["graded_spikes_factor"]
     reset = delayed_reset(ops, p, state["mem"], threshold)
     mem = ops.clamp(p["beta"], 0.0, 1.0) * state["mem"] + x + ops.recurrent(state["spk"])
-    mem = reset_after(p["reset_mechanism"], mem, reset, threshold)
-    spk = fire(ops, mem, threshold, graded)
+    mem = ops.quant(reset_after(p["reset_mechanism"], mem, reset, threshold))
+    spk = fire(ops, mem, threshold, graded, p["inhibition"])
     return spk, {"mem": reset_now(p, mem, spk, reset, threshold, graded)}
 
 
 @neuron_model("rsynaptic", params={"alpha": DECAY, "beta": DECAY, **FIRING}, state=("syn", "mem"),
-              options=RESET_OPTIONS, recurrent=True, builtin=True)
+              options=INHIBITING, recurrent=True, builtin=True, state_quant=True)
 def rsynaptic(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
     r"""Recurrent current-based LIF (snnTorch ``RSynaptic``); ports ``spk``, ``syn``, ``mem``.
 

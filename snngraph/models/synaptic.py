@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from snngraph.ir.model import DECAY, neuron_model
-from snngraph.models.common import FIRING, RESET_OPTIONS, delayed_reset, fire, reset_after, reset_now
+from snngraph.models.common import FIRING, INHIBITING, delayed_reset, fire, reset_after, reset_now
 
 
 def synaptic_membrane(ops: Any, syn: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
@@ -13,12 +13,13 @@ def synaptic_membrane(ops: Any, syn: Any, state: dict[str, Any], p: dict[str, An
     threshold, graded = p["threshold"], p["graded_spikes_factor"]
     reset = delayed_reset(ops, p, state["mem"], threshold)
     mem = reset_after(p["reset_mechanism"], ops.clamp(p["beta"], 0.0, 1.0) * state["mem"] + syn, reset, threshold)
-    spk = fire(ops, mem, threshold, graded)
+    mem, syn = ops.quant(mem), ops.quant(syn)
+    spk = fire(ops, mem, threshold, graded, p["inhibition"])
     return spk, {"syn": syn, "mem": reset_now(p, mem, spk, reset, threshold, graded)}
 
 
 @neuron_model("synaptic", params={"alpha": DECAY, "beta": DECAY, **FIRING}, state=("syn", "mem"),
-              options=RESET_OPTIONS, builtin=True)
+              options=INHIBITING, builtin=True, state_quant=True)
 def synaptic(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
     r"""Current-based LIF (snnTorch ``Synaptic``); ports ``spk``, ``syn``, ``mem``.
 
@@ -29,7 +30,8 @@ def synaptic(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tupl
         S[t] &= g\,H(U[t] - \theta)
 
     :math:`\alpha, \beta` are clamped to [0, 1]. Unlike ``Leaky``, snnTorch's zero reset clears the
-    *new* membrane, input included; the synaptic current is never reset.
+    *new* membrane, input included; the synaptic current is never reset. ``state_quant`` quantises
+    :math:`U[t]` and :math:`I_{syn}[t]`; ``inhibition`` as ``leaky``'s.
     """
     syn = ops.clamp(p["alpha"], 0.0, 1.0) * state["syn"] + x
     return synaptic_membrane(ops, syn, state, p)

@@ -7,12 +7,13 @@ neuron ever built in ``SpikingNeuron.instances``, so they are never garbage coll
 from __future__ import annotations
 
 import abc
+import inspect
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from snngraph.ir.errors import GraphError
+from snngraph.ir.errors import GraphError, GraphTypeError
 from snngraph.runtimes.torch.kernels import RESET_MECHANISMS
 from snngraph.surrogate import atan
 
@@ -29,6 +30,15 @@ def register_value(module: nn.Module, name: str, value: Any, learn: bool) -> Non
         setattr(module, name, nn.Parameter(value))
     else:
         module.register_buffer(name, value)
+
+
+def _binds(fn: Any, args: tuple, kwargs: dict) -> bool:
+    """Whether ``fn`` accepts ``args`` and ``kwargs`` (a ``TypeError`` raised inside it is not misuse)."""
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError:
+        return False
+    return True
 
 
 def _no_gradient_spike(input_: Tensor) -> Tensor:
@@ -61,12 +71,25 @@ class SpikingNeuron(nn.Module, abc.ABC):
         for name in self.state_names:
             self.register_buffer(name, torch.zeros(0), persistent=False)
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``forward``, with the misuse snnTorch reports as ``TypeError`` (arguments that do not fit
+        ``forward``, state passed to an ``init_hidden`` neuron) raised as ``GraphTypeError``, which
+        is both an ``sg.GraphError`` and a ``TypeError``."""
+        try:
+            return super().__call__(*args, **kwargs)
+        except TypeError as e:
+            if isinstance(e, GraphError) or _binds(self.forward, args, kwargs):
+                raise
+            raise GraphTypeError(f"{type(self).__name__}: {e}") from None
+
     @abc.abstractmethod
     def _step(self, input_: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
         """Run the neuron's kernel: ``(out, *new_state)``, or ``new_state`` if ``output_is_state``."""
 
     def _run(self, input_: Tensor, given: tuple[Tensor | None, ...]) -> Any:
         """Resolve the state, step, keep the state when ``init_hidden`` and shape the result."""
+        if not isinstance(input_, Tensor):
+            raise GraphTypeError(f"{type(self).__name__}: input_ must be a torch.Tensor, got {type(input_).__name__}")
         state = self._hidden_state(input_, given) if self.init_hidden else self._given_state(input_, given)
         result = self._step(input_, *state)
         if not self.init_hidden:
@@ -78,7 +101,7 @@ class SpikingNeuron(nn.Module, abc.ABC):
 
     def _hidden_state(self, input_: Tensor, given: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
         if any(value is not None for value in given):
-            raise GraphError(
+            raise GraphTypeError(
                 f"{type(self).__name__}: do not pass {', '.join(self.state_names)} when init_hidden=True; "
                 "the state is kept on the module"
             )
@@ -88,6 +111,9 @@ class SpikingNeuron(nn.Module, abc.ABC):
     def _given_state(self, input_: Tensor, given: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
         state = []
         for name, value in zip(self.state_names, given, strict=True):
+            if value is not None and not isinstance(value, Tensor):
+                raise GraphTypeError(f"{type(self).__name__}: state {name!r} must be a torch.Tensor or None, "
+                                     f"got {type(value).__name__}")
             if value is None or value.numel() == 0:
                 value = torch.zeros_like(input_)
             elif value.shape != input_.shape:
@@ -120,8 +146,13 @@ class FiringNeuron(SpikingNeuron):
 
     Arguments and attribute names are snnTorch 1.0.0's ``SpikingNeuron``'s. ``spike_grad`` may
     be an ``sg.surrogate`` spec, an snnTorch surrogate or any callable; ``None`` means
-    ``sg.surrogate.atan()``. ``inhibition`` and ``state_quant`` are not supported.
+    ``sg.surrogate.atan()``. ``inhibition=True`` (only each sample's largest membrane may spike) and
+    ``state_quant`` (a quantiser of the state, e.g. ``sg.functional.state_quant()``) are computed by
+    the neurons whose class lists them in ``snntorch_options`` (snnTorch's ``Leaky``, ``Synaptic``,
+    ``Alpha``, ``Lapicque``, ``RLeaky``, ``RSynaptic``, and ``IntegrateFire``); the others refuse them.
     """
+
+    snntorch_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -139,10 +170,15 @@ class FiringNeuron(SpikingNeuron):
     ):
         super().__init__(init_hidden=init_hidden, output=output)
         for option, value in (("inhibition", inhibition), ("state_quant", state_quant)):
-            if value:
+            if value is not False and value is not None and option not in self.snntorch_options:
                 raise GraphError(f"{type(self).__name__}: {option} is not supported by snngraph")
+        if not isinstance(inhibition, bool):
+            raise GraphTypeError(f"{type(self).__name__}: inhibition must be a bool, got {inhibition!r}")
+        if state_quant is not False and state_quant is not None and not callable(state_quant):
+            raise GraphTypeError(f"{type(self).__name__}: state_quant must be a quantiser (a callable such as "
+                                 f"sg.functional.state_quant()) or False, got {state_quant!r}")
         if spike_grad is not None and not callable(spike_grad):
-            raise GraphError(f"{type(self).__name__}: spike_grad must be callable, got {spike_grad!r}")
+            raise GraphTypeError(f"{type(self).__name__}: spike_grad must be callable, got {spike_grad!r}")
         self.inhibition = inhibition
         self.state_quant = state_quant
         self.surrogate_disable = surrogate_disable
@@ -184,12 +220,17 @@ class FiringNeuron(SpikingNeuron):
 
     def _fire_kwargs(self) -> dict[str, Any]:
         """The hyper-parameters every spiking kernel takes."""
-        return {
+        kwargs = {
             "threshold": self.threshold,
             "spike_grad": self.spike_grad,
             "reset_mechanism": self.reset_mechanism,
             "graded_spikes_factor": self.graded_spikes_factor,
         }
+        if self.inhibition:
+            kwargs["inhibition"] = True
+        if self.state_quant is not False and self.state_quant is not None:
+            kwargs["state_quant"] = self.state_quant
+        return kwargs
 
 
 class LIF(FiringNeuron):

@@ -47,6 +47,7 @@ class DeltaLeaky(Leaky):
     """
 
     state_names = ("mem", "mem_prev")
+    snntorch_options = frozenset()  # snnTorch's DeltaLeaky accepts and ignores them; here they are refused
 
     def __init__(self, delta_threshold: Any = 1.0, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

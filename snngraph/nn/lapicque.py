@@ -44,6 +44,7 @@ class Lapicque(LIF):
         **others: as :class:`~snngraph.nn.Leaky` (no ``reset_delay``: the reset is delayed).
     """
 
+    snntorch_options = frozenset({"inhibition", "state_quant"})
     state_names = ("mem",)
 
     def __init__(

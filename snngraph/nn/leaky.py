@@ -36,11 +36,11 @@ class Leaky(LIF):
             ``None`` means ``sg.surrogate.atan()``.
         surrogate_disable: spike with a bare Heaviside step and no gradient.
         init_hidden: keep the state on the module (``nn.Sequential`` style).
-        inhibition: unsupported; must be false.
+        inhibition: only each sample's largest membrane may spike (see ``models.common.fire``).
         learn_beta: make ``beta`` a parameter.
         learn_threshold: make ``threshold`` a parameter.
         reset_mechanism: ``"subtract"``, ``"zero"`` or ``"none"``.
-        state_quant: unsupported; must be false.
+        state_quant: a quantiser applied to the state each step (``sg.functional.state_quant()``).
         output: with ``init_hidden``, also return the state.
         graded_spikes_factor: spike amplitude :math:`g`.
         learn_graded_spikes_factor: make ``graded_spikes_factor`` a parameter.
@@ -53,6 +53,7 @@ class Leaky(LIF):
         spk, mem = lif(cur, mem)
     """
 
+    snntorch_options = frozenset({"inhibition", "state_quant"})
     state_names = ("mem",)
 
     def __init__(
@@ -109,6 +110,7 @@ class IntegrateFire(FiringNeuron):
     Arguments as :class:`Leaky`'s, without ``beta``.
     """
 
+    snntorch_options = frozenset({"inhibition", "state_quant"})
     state_names = ("mem",)
 
     def __init__(

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from snngraph.ir.errors import GraphError
+from snngraph.ir.errors import GraphTypeError
 from snngraph.nn.base import LIF, register_value
 from snngraph.runtimes.torch.kernels import rleaky_step, rsynaptic_step
 
@@ -33,17 +33,17 @@ class RecurrentOneToOne(nn.Module):
 def _check_recurrent_args(
     owner: str, all_to_all: bool, linear_features: Any, conv2d_channels: Any, kernel_size: Any
 ) -> None:
-    """snnTorch's ``_rleaky_init_cases``, raising GraphError."""
+    """snnTorch's ``_rleaky_init_cases``, raising GraphTypeError (a GraphError and snnTorch's TypeError)."""
     linear, conv = bool(linear_features), (bool(conv2d_channels), bool(kernel_size))
     if not all_to_all:
         if linear or any(conv):
-            raise GraphError(
+            raise GraphTypeError(
                 f"{owner}: with all_to_all=False give V, not linear_features, conv2d_channels or kernel_size"
             )
     elif linear and any(conv):
-        raise GraphError(f"{owner}: linear_features cannot be combined with conv2d_channels or kernel_size")
+        raise GraphTypeError(f"{owner}: linear_features cannot be combined with conv2d_channels or kernel_size")
     elif not linear and not all(conv):
-        raise GraphError(f"{owner}: all_to_all=True needs linear_features, or both conv2d_channels and kernel_size")
+        raise GraphTypeError(f"{owner}: all_to_all=True needs linear_features, or both conv2d_channels and kernel_size")
 
 
 class _Recurrent(LIF):
@@ -112,6 +112,7 @@ class RLeaky(_Recurrent):
         spk, mem = rlif(cur, spk, mem)
     """
 
+    snntorch_options = frozenset({"inhibition", "state_quant"})
     state_names = ("spk", "mem")
 
     def __init__(
@@ -195,6 +196,7 @@ class RSynaptic(_Recurrent):
         **others: as :class:`RLeaky`.
     """
 
+    snntorch_options = frozenset({"inhibition", "state_quant"})
     state_names = ("spk", "syn", "mem")
 
     def __init__(

@@ -37,6 +37,7 @@ class Synaptic(LIF):
         spk, syn, mem = syn_lif(cur, syn, mem)
     """
 
+    snntorch_options = frozenset({"inhibition", "state_quant"})
     state_names = ("syn", "mem")
 
     def __init__(
@@ -117,6 +118,7 @@ class Alpha(LIF):
         **others: as :class:`~snngraph.nn.Leaky`.
     """
 
+    snntorch_options = frozenset({"inhibition", "state_quant"})
     state_names = ("syn_exc", "syn_inh", "mem")
 
     def __init__(
