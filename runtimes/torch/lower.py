@@ -17,6 +17,8 @@ from torch import Tensor, nn
 
 from snngraph.ir import synapses as S
 from snngraph.ir import synapses_math as M
+from snngraph.ir import synapses_shape as H
+from snngraph.ir import synapses_spatial as U
 from snngraph.ir.errors import GraphError, LoweringError
 from snngraph.ir.node import Node
 from snngraph.ir.surrogate import DEFAULT_SURROGATE
@@ -102,6 +104,12 @@ def synapse_op(node: Node) -> Callable[[nn.Module, list[Tensor], bool], Tensor]:
         return lambda p, xs, tr: xs[0] - xs[1]
     if isinstance(n, M.MatMul):
         return lambda p, xs, tr: torch.matmul(xs[0], xs[1])
+    if isinstance(n, H.Transpose):
+        return lambda p, xs, tr: xs[0].transpose(_dim(n.dim0), _dim(n.dim1))
+    if isinstance(n, H.Permute):
+        return lambda p, xs, tr: xs[0].permute(0, *(d + 1 for d in n.dims))
+    if isinstance(n, H.Reshape):
+        return lambda p, xs, tr: xs[0].reshape(xs[0].shape[0], *n.shape)
     if isinstance(n, MODULE_SYNAPSES):
         return _call_module
     raise LoweringError(f"{node.op} '{node.name}': no torch lowering")
@@ -109,7 +117,7 @@ def synapse_op(node: Node) -> Callable[[nn.Module, list[Tensor], bool], Tensor]:
 
 # ops whose result is a new tensor each run (never an alias of an input) that their backward does not save
 FRESH_RESULT = (S.Linear, S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d, S.Add, S.Concat,
-                S.Scale, S.BatchNorm)
+                S.Scale, S.BatchNorm, U.ConvTranspose2d, U.Upsample)
 
 SCRATCH_NEURONS = ("leaky", "integrate_fire", "rleaky", "synaptic")  # fused scans that take ``scratch_input``
 
@@ -139,7 +147,7 @@ def scratch_inputs(graph: Any) -> frozenset[str]:
     return frozenset(chosen)
 
 
-SPATIAL = (S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d)
+SPATIAL = (S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d, U.ConvTranspose2d, U.Upsample)
 
 
 def spatial_chains(graph: Any) -> dict[str, tuple[str, ...]]:

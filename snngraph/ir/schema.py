@@ -17,6 +17,7 @@ from snngraph.ir.surrogate import Surrogate, checked_surrogate
 from snngraph.ir.types import DTYPES, Param, Ref, check_name
 
 _INT_TUPLE = "tuple[int, ...]"
+_FLOAT_TUPLE = "tuple[float, ...]"
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -55,6 +56,8 @@ def _coerce(annotation: str, value: Any, where: str, field: str) -> Any:
         "str": lambda v: isinstance(v, str) and len(v) < 256,
         _INT_TUPLE: lambda v: isinstance(v, (tuple, list)) and len(v) <= 8 and all(
             isinstance(i, int) and not isinstance(i, bool) for i in v),
+        _FLOAT_TUPLE: lambda v: isinstance(v, (tuple, list)) and len(v) <= 8 and all(
+            isinstance(i, (int, float)) and not isinstance(i, bool) and _finite(i) for i in v),
         "Param": lambda v: isinstance(v, Param),
         "Surrogate": lambda v: isinstance(v, Surrogate),
     }
@@ -72,6 +75,8 @@ def _coerce(annotation: str, value: Any, where: str, field: str) -> Any:
         return int(value)
     if base == _INT_TUPLE:
         return tuple(int(i) for i in value)
+    if base == _FLOAT_TUPLE:
+        return tuple(float(i) for i in value)
     if base == "Surrogate":
         return checked_surrogate(value, where)
     if base == "str" and field == "dtype" and value not in DTYPES:
@@ -108,7 +113,8 @@ def placeholder_fill(node_op: str, field: str, shape: tuple[int, ...] = (2, 2)) 
 
     spec = MODELS[node_op].params.get(field) if node_op in MODELS else None
     recurrent = field == "recurrent_weight" and spec is None and node_op in MODELS
-    if (recurrent or (field == "weight" and node_op in ("linear", "conv1d", "conv2d"))) and len(shape) >= 2:
+    weights = ("linear", "conv1d", "conv2d", "conv_transpose2d")
+    if (recurrent or (field == "weight" and node_op in weights)) and len(shape) >= 2:
         return None  # (a weight of another rank is refused by the node's type check)
     if spec is not None and spec.default is not None:
         return spec.default
