@@ -21,7 +21,7 @@ def transposed_out(size: int, kernel: int, stride: int, padding: int, output_pad
 
 def _expects_map(node: Synapse, t: TensorType, ranks: tuple[int, ...] = (3,)) -> None:
     if len(t.shape) not in ranks:
-        dims = " or ".join("(C, " + ", ".join("L" * (r - 1)) + ")" for r in ranks)
+        dims = " or ".join({2: "(C, L)", 3: "(C, H, W)"}[r] for r in ranks)
         raise node.error(f"expects {dims} per step, got {list(t.shape)}")
 
 
