@@ -151,7 +151,8 @@ def reshape(tr: Translator, x: Any, *shape: Any, name: str = "") -> Handle:
     known = math.prod(d for d in rest if d != -1)
     rest = [numel // known if d == -1 else d for d in rest]
     if math.prod(rest) != numel:
-        raise GraphError(f"reshape of per-step shape {list(x.shape)} to {shape!r} changes the size per sample")
+        raise GraphError(f"reshape of per-step shape {list(x.shape)} to {shape!r} changes the size per sample (it "
+                         "would merge the batch dim with others)")
     return _as_flatten(tr, x, tuple(rest), shape, name)
 
 
