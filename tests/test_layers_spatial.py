@@ -67,6 +67,8 @@ UPSAMPLE = {
     "bilinear_scale": ((2, 3, 4), dict(scale_factor=2, mode="bilinear")),
     "bilinear_fractional_scale": ((1, 4, 5), dict(scale_factor=(1.5, 2.5), mode="bilinear")),
     "bilinear_size": ((2, 3, 4), dict(size=(5, 7), mode="bilinear")),
+    "bilinear_down_to_one": ((1, 4, 5), dict(size=(1, 3), mode="bilinear")),
+    "bilinear_half": ((2, 4, 6), dict(scale_factor=0.5, mode="bilinear")),
     "bilinear_corners_scale": ((2, 3, 4), dict(scale_factor=2, mode="bilinear", align_corners=True)),
     "bilinear_corners_size": ((1, 4, 3), dict(size=(6, 1), mode="bilinear", align_corners=True)),
 }

@@ -2,7 +2,7 @@
 (``transpose``, ``permute``, ``reshape``), over rows ``(N, *shape)`` like every synapse.
 
 ``upsample`` is ``Resize``: nearest as ``asymmetric`` coordinates with ``floor`` rounding, bilinear
-as ``linear`` with ``pytorch_half_pixel`` (or ``align_corners``) coordinates, torch's formulas. With a
+as ``linear`` with ``half_pixel`` (or ``align_corners``) coordinates, torch's formulas. With a
 ``scale_factor`` the node passes the factors (float32) as ``scales``, so source positions are
 ``dst / scale`` as in torch; an export whose float32 factors would give another output size is
 refused with a LoweringError naming the node. Without one it passes the output ``sizes``.
@@ -39,8 +39,9 @@ def _upsample(e: Emitter, node: U.Upsample, x: str, in_type: TensorType) -> str:
     if node.mode == "nearest":
         attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
     else:
+        # half_pixel, not pytorch_half_pixel: torch keeps (dst + 0.5) / scale - 0.5 for an output of size 1 too
         attrs = dict(mode="linear", coordinate_transformation_mode="align_corners" if node.align_corners
-                     else "pytorch_half_pixel")
+                     else "half_pixel")
     if node.scale_factor is not None:
         scales = np.array([1.0, 1.0, *node.scale_factor], np.float32)
         sizes = [math.floor(n * float(s)) for n, s in zip(in_type.shape[1:], scales[2:], strict=True)]
