@@ -311,3 +311,22 @@ def test_trace_interpolate_antialias_names_the_line():
 
     with pytest.raises(sg.GraphError, match=r"F\.interpolate.*test_layers_spatial\.py.*antialias=True"):
         sg.trace(Net(), torch.zeros(2, 1, 3, 3))
+
+
+def test_decoder_chain_runs_in_blocks_of_rows_like_torch_stepped(monkeypatch):
+    import snngraph.runtimes.torch.module as module
+    from snngraph.runtimes.torch.lower import spatial_chains
+
+    def build(g, x):
+        c = g.conv2d(x, 3, 3, stride=2, padding=1, name="conv")
+        d = g.conv_transpose2d(c, 2, 3, stride=2, padding=1, output_padding=1, name="deconv")
+        return g.upsample(d, scale_factor=2, mode="bilinear", name="up")
+
+    g = one_node(((2, 6, 6),), build)
+    assert spatial_chains(sg.compile(g).graph) == {"conv": ("conv", "deconv", "up")}
+    monkeypatch.setattr(module, "ROW_BLOCK_ELEMENTS", 2 * 12 * 12 * 4)  # blocks of 4 of the T*B = 18 rows
+    conv = load_from(g, "conv", nn.Conv2d(2, 3, 3, stride=2, padding=1))
+    deconv = load_from(g, "deconv", nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1))
+    ref = nn.Sequential(conv, deconv, nn.Upsample(scale_factor=2, mode="bilinear"))
+    assert_matches_stepped(g, ref, {f"{m}.{k}": p for m, mod in (("conv", conv), ("deconv", deconv))
+                                    for k, p in mod.named_parameters()})
