@@ -190,6 +190,21 @@ def test_trace_attention_float64_exact_spikes():
     assert torch.equal(got, want) and got.sum() > 0
 
 
+def test_trace_unsqueeze_and_squeeze_are_reshapes():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 6)
+            self.lif = lif()
+
+        def forward(self, x):  # (B, 4) -> (B, 1, 6) -> (B, 6, 1) -> (B, 6)
+            h = self.fc(x).unsqueeze(1)
+            return self.lif(torch.unsqueeze(h.squeeze(1), -1).squeeze(-1).squeeze(1))
+
+    g = assert_trace_matches(Net(), 4)
+    assert [n.op for n in g.nodes.values()].count("reshape") == 4  # the last squeeze(1) of a size-6 dim: none
+
+
 def _forward(body):
     ns = {}
     exec(f"def forward(self, x):\n    return {body}\n", {"torch": torch}, ns)  # noqa: S102 (a test-local model)
@@ -209,6 +224,9 @@ def _forward(body):
     ("x.reshape(x.shape[1], x.shape[0], 4)", "Tensor.reshape", "the first dim must stay the batch"),
     ("x.reshape(x.shape[0], 4, x.shape[0])", "Tensor.reshape", "per-step dims must be ints"),
     ("x.flatten()", "Tensor.flatten", "operations along the batch dim"),
+    ("x.unsqueeze(0)", "Tensor.unsqueeze", "before the batch dim"),
+    ("x.squeeze()", "Tensor.squeeze", "give the dim"),
+    ("x.squeeze(0)", "Tensor.squeeze", "operations along the batch dim"),
 ])
 def test_trace_moving_the_batch_dim_names_the_op_and_line(body, op, message):
     # forward is compiled from a string, so the source line is exec's: the message names the op and

@@ -1,7 +1,8 @@
 """Up-sampling, channel dropout and shape ops as IR nodes, for :func:`snngraph.frontends.fx.trace`:
 ``nn.ConvTranspose2d``, ``nn.Upsample`` (and ``UpsamplingNearest2d/Bilinear2d``), ``F.interpolate``,
 ``nn.Dropout2d`` / ``F.dropout2d``, ``x.transpose`` / ``torch.transpose`` / ``swapaxes``, ``x.permute`` /
-``torch.permute``. (``view`` / ``reshape`` are handled in :mod:`fx_ops`.)
+``torch.permute``, ``unsqueeze`` / ``squeeze(dim)`` (as reshapes). (``view`` / ``reshape`` are handled in
+:mod:`fx_ops`.)
 
 Dims of the traced tensors count the batch as dim 0; the IR's per-step dims do not, so they are
 shifted by one, and an op that would move the batch dim raises GraphError.
@@ -92,6 +93,33 @@ def permute(tr: Translator, x: Any, *dims: Any, name: str = "", **kwargs: Any) -
     return tr.g.permute(x, [d - 1 for d in full[1:]], name=name)
 
 
+def unsqueeze(tr: Translator, x: Any, dim: int, name: str = "") -> Handle:
+    """``x.unsqueeze(dim)`` after the batch dim: a reshape adding a per-step dim of size 1."""
+    x = tensor(x, "unsqueeze")
+    n = len(x.shape) + 1  # dims of the batched result
+    if not isinstance(dim, int) or not -(n + 1) <= dim <= n:
+        raise GraphError(f"unsqueeze: dim {dim!r} is out of range")
+    d = dim % (n + 1)
+    if d == 0:
+        raise GraphError("unsqueeze(0) would put a dim before the batch dim, which cannot be expressed per step")
+    return tr.g.reshape(x, (*x.shape[:d - 1], 1, *x.shape[d - 1:]), name=name)
+
+
+def squeeze(tr: Translator, x: Any, dim: Any = None, name: str = "") -> Handle:
+    """``x.squeeze(dim)`` of a per-step dim: a reshape (size 1: removed, else unchanged, as torch does)."""
+    x = tensor(x, "squeeze")
+    if dim is None:
+        raise GraphError("squeeze() without a dim would also squeeze a batch of one; give the dim")
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    drop = {step_dim(d, len(x.shape), "squeeze") % len(x.shape) for d in dims}
+    shape = tuple(n for i, n in enumerate(x.shape) if not (i in drop and n == 1))
+    if shape == x.shape:
+        return x
+    if not shape:
+        raise GraphError("squeeze would leave a per-step value without dims, which the IR cannot state")
+    return tr.g.reshape(x, shape, name=name)
+
+
 MODULES.update({
     nn.ConvTranspose2d: _conv_transpose,
     nn.Upsample: _upsample_module,
@@ -106,4 +134,5 @@ FUNCTIONS.update({
     torch.transpose: transpose, "transpose": transpose, torch.swapaxes: transpose, "swapaxes": transpose,
     torch.swapdims: transpose, "swapdims": transpose,
     torch.permute: permute, "permute": permute,
+    torch.unsqueeze: unsqueeze, "unsqueeze": unsqueeze, torch.squeeze: squeeze, "squeeze": squeeze,
 })
