@@ -151,7 +151,8 @@ SPATIAL = (S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2
 
 
 def spatial_chains(graph: Any) -> dict[str, tuple[str, ...]]:
-    """Runs of convolutions and pooling where each result is read only by the next: ``{head: run}``.
+    """Runs of convolutions (transposed too), pooling and up-sampling where each result is read only by
+    the next: ``{head: run}``.
 
     The runtime takes a block of rows through the whole run before the next block, so only the
     last node's result is concatenated: a convolution's large output never exists for all T*B
