@@ -523,4 +523,8 @@ _KIND_BODIES: dict[str, Any] = {
     "delta_leaky": lambda g, x, w, u: g.delta_leaky(x, 0.9, delta_threshold=u(0.1, 0.5, 4), learn_beta=True,
                                                     name="lif"),
     "nir_lif": lambda g, x, w, u: g.nir_lif(x, u(0.5, 0.95, 4), threshold=0.5, learn_beta=True, name="lif"),
+    "state_leaky": lambda g, x, w, u: g.state_leaky(x, tau=u(2, 10, 4), threshold=0.5, learn_tau=True, name="lif"),
+    "leaky_parallel": lambda g, x, w, u: g.leaky_parallel(x, recurrent_weight=w(4, 4), recurrent_bias=False,
+                                                          bias_hh=u(-0.5, 0.5, 4), learn_bias_hh=True, name="lif"),
+    "leaky_parallel_one_to_one": lambda g, x, w, u: g.leaky_parallel(x, V=u(0, 1, 4), all_to_all=False, name="lif"),
 }

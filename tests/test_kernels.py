@@ -32,6 +32,8 @@ STATE_NAMES = {
     "adaptive_leaky": ("mem", "b"),
     "delta_leaky": ("mem", "mem_prev"),
     "nir_lif": ("mem",),
+    "state_leaky": ("mem",),
+    "leaky_parallel": ("spk", "mem"),
 }
 FIRE = ("threshold", "spike_grad", "reset_mechanism")
 KEYWORDS = {
@@ -46,6 +48,8 @@ KEYWORDS = {
     "adaptive_leaky": ("beta", "rho", "adaptation", *FIRE, "reset_delay", "graded_spikes_factor"),
     "delta_leaky": ("beta", "delta_threshold", "spike_grad"),
     "nir_lif": ("beta", *FIRE, "graded_spikes_factor"),
+    "state_leaky": ("tau", "threshold", "spike_grad", "graded_spikes_factor"),
+    "leaky_parallel": ("recurrent", "threshold", "spike_grad", "graded_spikes_factor", "bias_hh"),
 }
 HYPER = {
     "leaky": {"beta": 0.8},
@@ -59,6 +63,8 @@ HYPER = {
     "adaptive_leaky": {"beta": 0.8, "rho": 0.9, "adaptation": 0.5},
     "delta_leaky": {"beta": 0.8, "delta_threshold": 0.3},
     "nir_lif": {"beta": 0.8},
+    "state_leaky": {"tau": 5.0},
+    "leaky_parallel": {"bias_hh": 0.25, "recurrent": lambda s: 0.5 * s},
 }
 
 
@@ -79,7 +85,7 @@ def _run(op, xs, **hyper):
 def test_registry_covers_every_ir_neuron_with_its_state_names():
     assert set(K.NEURON_KERNELS) == set(NEURON_OPS)
     assert {op: k.state_names for op, k in K.NEURON_KERNELS.items()} == STATE_NAMES
-    assert {op for op, k in K.NEURON_KERNELS.items() if k.output_is_state} == {"rleaky", "rsynaptic"}
+    assert {op for op, k in K.NEURON_KERNELS.items() if k.output_is_state} == {"rleaky", "rsynaptic", "leaky_parallel"}
 
 
 @pytest.mark.parametrize("op", sorted(STATE_NAMES))
@@ -133,7 +139,8 @@ def test_per_neuron_parameters_broadcast_over_last_dim(op):
             assert all(torch.allclose(u[..., j : j + 1], v, rtol=0, atol=1e-12) for u, v in zip(a, b, strict=True))
 
 
-@pytest.mark.parametrize("op", sorted(set(STATE_NAMES) - {"leaky_integrator", "delta_leaky"}))  # no reset there
+@pytest.mark.parametrize("op", sorted(set(STATE_NAMES) - {"leaky_integrator", "delta_leaky", "state_leaky",
+                                                  "leaky_parallel"}))  # no reset there
 def test_unknown_reset_mechanism_names_the_op(op):
     x = torch.zeros(2, 3)
     state = [torch.zeros(2, 3) for _ in STATE_NAMES[op]]

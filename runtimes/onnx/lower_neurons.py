@@ -52,4 +52,4 @@ def _materialised(e: Emitter, ops: OnnxOps, value: object, like: str, taken: set
         zeros = e.op("ConstantOfShape", shape, hint=ops.node.name,
                      value=numpy_helper.from_array(np.zeros(1, np.float32), name="zero"))
         return e.add(zeros, const, hint=ops.node.name)
-    raise LoweringError(f"{ops.where}: the step function produced {type(value).__name__}, not a value")
+    raise LoweringError(f"{ops.context}: the step function produced {type(value).__name__}, not a value")

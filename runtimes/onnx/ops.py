@@ -62,7 +62,7 @@ class _Value:
         return self.ops.unary("Neg", self)
 
     def __bool__(self) -> bool:
-        raise LoweringError(f"{self.ops.where}: a value's truth is unknown at export; branch on options, "
+        raise LoweringError(f"{self.ops.context}: a value's truth is unknown at export; branch on options, "
                             "or use ops.where")
 
 
@@ -93,7 +93,7 @@ class OnnxOps:
     """``ops`` emitting ONNX nodes for one step of ``node`` into emitter ``e``."""
 
     def __init__(self, e: Any, node: Node):
-        self.e, self.node, self.where = e, node, f"{node.op} '{node.name}'"
+        self.e, self.node, self.context = e, node, f"{node.op} '{node.name}'"
 
     # --- values -------------------------------------------------------------------------------------
     def sym(self, name: str) -> Sym:
@@ -122,7 +122,7 @@ class OnnxOps:
             return self.e.const(arr, name=f"{self.node.name}/{label}")
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return self.e.const(np.float32(v))
-        raise LoweringError(f"{self.where}: the step function produced {type(v).__name__}, not a value")
+        raise LoweringError(f"{self.context}: the step function produced {type(v).__name__}, not a value")
 
     def _folded(self, v: Any) -> tuple[Any, str] | None:
         """``(torch value or float, label)`` of a constant, ``None`` for a Sym."""
@@ -132,7 +132,7 @@ class OnnxOps:
             return float(v), repr(float(v))
         if isinstance(v, Sym):
             return None
-        raise LoweringError(f"{self.where}: cannot use {type(v).__name__} in the step function")
+        raise LoweringError(f"{self.context}: cannot use {type(v).__name__} in the step function")
 
     def _op(self, op_type: str, *values: Any, **attrs: Any) -> Sym:
         return Sym(self, self.e.op(op_type, *(self.name(v) for v in values), hint=self.node.name, **attrs))

@@ -27,12 +27,18 @@ def _delayed_reset(node: Any) -> bool:
     return node.reset_delay
 
 
+def _positive_tau(node: Any) -> bool:
+    """``state_leaky`` runs as Leaky's scan with decay ``exp(-1/tau)``, which that scan keeps in [0, 1]."""
+    return bool((node.tau.value > 0).all())
+
+
 SCANS: dict[str, Callable[[Any], bool]] = {
     "leaky": _any,
     "integrate_fire": _any,
     "leaky_integrator": _any,
     "rleaky": _delayed_reset,
     "synaptic": _delayed_reset,
+    "state_leaky": _positive_tau,
 }
 """Model name -> which of its nodes (by options) the torch scans cover."""
 

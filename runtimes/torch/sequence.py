@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
+from snngraph.ir.model import NeuronModel
 from snngraph.ir.node import Node
+
+if TYPE_CHECKING:
+    from snngraph.runtimes.torch.derived_scan import Description
 
 
 def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
-                        tensors: dict[str, Tensor] | None = None, scratch: bool = False) -> dict[str, Tensor]:
+                        tensors: dict[str, Tensor] | None = None, scratch: bool = False,
+                        derived: Description | None = None) -> dict[str, Tensor]:
     """Loop the node's step kernel over ``x`` of shape (T, B, ...); every port as (T, B, ...).
 
     Fused nodes (``fuse_state_updates``) run as one scan kernel instead; ``tensors`` holds the
     node's parameters by field name (recurrent weights). ``scratch``: a fused Leaky/IF/RLeaky/Synaptic
-    may overwrite ``x`` with its state, and only its ``spk`` port is needed (``lower.scratch_inputs``)."""
-    from snngraph.runtimes.torch.kernels import kernel_for
-
+    may overwrite ``x`` with its state, and only its ``spk`` port is needed (``lower.scratch_inputs``).
+    ``derived``: the node's ``derived_scan.describe``; under compilation the loop then runs as that op."""
     if getattr(node, "fused", False):
         return SCAN_RUNNERS[node.op](node, x, kwargs, state, tensors or {}, scratch)
-    step = kernel_for(node.op).step
-    ports = node.ports
-    index = {p: i for i, p in enumerate(ports)}
-    state_at = [index[p] for p in node.state_ports]
+    if derived is not None and torch.compiler.is_compiling():  # one opaque op: T and B stay symbolic
+        from snngraph.runtimes.torch.derived_scan import derived_scan
+
+        outs = derived_scan(derived.spec, x, state, derived.tensors(tensors or {}))
+        return dict(zip(node.model.ports, outs, strict=True))
+    return step_over_time(node.model, x, state, kwargs)
+
+
+def step_over_time(model: NeuronModel, x: Tensor, state: tuple[Tensor, ...],
+                   kwargs: dict[str, Any]) -> dict[str, Tensor]:
+    """The model's derived step looped over the T steps of ``x``; every port stacked as (T, B, ...)."""
+    from snngraph.runtimes.torch.kernels import kernel_for
+
+    step, ports = kernel_for(model.name).step, model.ports
+    state_at = [ports.index(p) for p in model.state_ports]
     outs: list[list[Tensor]] = [[] for _ in ports]
     for t in range(x.shape[0]):
         result = step(x[t], *state, **kwargs)[-len(ports):]
@@ -46,6 +61,17 @@ def _run_fused(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tenso
         return {"mem": mem}
     cfg = ScanConfig(kwargs["reset_mechanism"], kwargs["reset_delay"], kwargs["spike_grad"], True, scratch)
     spk, mem = leaky_scan(x, state[0], beta, kwargs["threshold"], kwargs["graded_spikes_factor"], cfg)
+    return {"spk": spk} if scratch else {"spk": spk, "mem": mem}
+
+
+def _run_fused_state_leaky(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
+                           tensors: dict[str, Tensor], scratch: bool = False) -> dict[str, Tensor]:
+    """A fused StateLeaky population: Leaky's scan with decay ``exp(-1/tau)`` and no reset."""
+    from snngraph.runtimes.torch.scan import ScanConfig, leaky_scan
+
+    cfg = ScanConfig("none", True, kwargs["spike_grad"], True, scratch)
+    spk, mem = leaky_scan(x, state[0], torch.exp(-1.0 / kwargs["tau"]), kwargs["threshold"],
+                          kwargs["graded_spikes_factor"], cfg)
     return {"spk": spk} if scratch else {"spk": spk, "mem": mem}
 
 
@@ -73,5 +99,5 @@ def _run_fused_synaptic(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
 
 
 SCAN_RUNNERS = {"leaky": _run_fused, "integrate_fire": _run_fused, "leaky_integrator": _run_fused,
-                "rleaky": _run_fused_recurrent, "synaptic": _run_fused_synaptic}
+                "rleaky": _run_fused_recurrent, "synaptic": _run_fused_synaptic, "state_leaky": _run_fused_state_leaky}
 """Model name -> its scan; the models (and options) are those of ``capabilities.SCANS``."""

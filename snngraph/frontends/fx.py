@@ -48,6 +48,7 @@ from snngraph.frontends import fx_layers, fx_math, fx_spatial  # noqa: F401  (ad
 from snngraph.frontends.fx_loop import reroll
 from snngraph.frontends.fx_neurons import add_neuron, is_neuron_module, neuron_kind
 from snngraph.frontends.fx_ops import BATCH, FUNCTIONS, MODULES, NeuronOut, describe, size, tensor
+from snngraph.frontends.fx_sequence import add_sequence_neuron, has_sequence_neurons, sequence_class
 from snngraph.frontends.fx_tracer import NeuronRoot, location, symbolic_trace
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph, Handle
@@ -82,6 +83,8 @@ def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: s
     if not isinstance(module, nn.Module):
         raise GraphError(f"sg.trace expects a torch.nn.Module, got {type(module).__name__}")
     examples = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
+    if has_sequence_neurons(module):  # run on whole sequences (T, B, ...): the graph takes one step of them
+        examples = tuple(e[0] if isinstance(e, Tensor) and e.dim() > 2 else e for e in examples)
     name = name or type(module).__name__
     if is_neuron_module(module):
         module = NeuronRoot(module, len(examples) - 1)
@@ -297,6 +300,8 @@ class Translator:
 
     def _neuron(self, node: fx.Node, module: nn.Module, args: tuple, kwargs: dict, name: str) -> Any:
         label = f"{type(module).__name__} '{node.target}'"
+        if sequence_class(module) is not None:
+            return self._sequence_neuron(node, module, args, kwargs, name, label)
         kind = neuron_kind(module, label)
         if node.target in self.called:
             raise GraphError("a neuron is called more than once per step; give each population its own module")
@@ -314,6 +319,22 @@ class Translator:
         if module.init_hidden and not getattr(module, "output", False):
             return handle
         return NeuronOut(handle, kind.returns)
+
+    def _sequence_neuron(self, node: fx.Node, module: nn.Module, args: tuple, kwargs: dict, name: str,
+                         label: str) -> Any:
+        """A whole-sequence neuron (``StateLeaky``, ``LeakyParallel`` ...): its input is its only argument."""
+        if node.target in self.called:
+            raise GraphError("a neuron is called more than once per step; give each population its own module")
+        self.called.add(node.target)
+        if len(args) + len(kwargs) != 1:
+            raise GraphError(f"{label}: takes the input sequence only, got {_fmt(args, kwargs)}")
+        self._claim(node.target, _named_params(node.target, module))
+        x = tensor(args[0] if args else next(iter(kwargs.values())), "neuron input")
+        neuron = self.unique(name, helper=False)
+        result = add_sequence_neuron(self.g, x, module, neuron, label, self.frozen)
+        if self.g.nodes[neuron].params():  # the neuron node holds the module's own parameters
+            self.paths[neuron] = node.target
+        return result
 
     def _check_state(self, module: nn.Module, kind: Any, value: Any) -> bool:
         """Whether a state argument is carried through ``forward``'s arguments (else held inside)."""

@@ -39,6 +39,7 @@ _SNNTORCH = {"Leaky": "leaky", "Synaptic": "synaptic", "Alpha": "alpha", "Lapicq
              "RLeaky": "rleaky", "RSynaptic": "rsynaptic", "DeltaLeaky": "delta_leaky"}
 _SNNGRAPH = {**_SNNTORCH, "IntegrateFire": "integrate_fire", "LeakyIntegrator": "leaky_integrator",
              "AdaptiveLeaky": "adaptive_leaky"}
+SEQUENCE_NEURONS = ("StateLeaky", "LinearLeaky", "LeakyParallel", "AssociativeLeaky")  # see fx_sequence
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class NeuronKind:
 
 def is_neuron_module(module: nn.Module) -> bool:
     """Whether ``module`` is a spiking neuron of snngraph or snnTorch (a leaf of the trace)."""
-    return any(cls.__name__ in ("SpikingNeuron", *_SNNGRAPH) and _library(cls) is not None
+    return any(cls.__name__ in ("SpikingNeuron", *_SNNGRAPH, *SEQUENCE_NEURONS) and _library(cls) is not None
                for cls in type(module).__mro__)
 
 

@@ -140,6 +140,8 @@ def _recurrence(builder: Any, x: Any, where: str, kw: dict[str, Any]) -> dict[st
     w, b = kw["recurrent_weight"], kw["recurrent_bias"]
     w_what, b_what = f"{where} recurrent.weight", f"{where} recurrent.bias"
     w = kaiming_weight((n, n), w_what) if w is None else as_array(w, w_what, (n, n))
+    if b is False:  # no bias (LeakyParallel's dense weight_hh_l0: its bias is the model's bias_hh)
+        return dict(all_to_all=True, recurrent_weight=Param(w, learn), recurrent_bias=None)
     b = uniform_fan_in((n,), n, b_what) if b is None else as_array(b, b_what, (n,))
     return dict(all_to_all=True, recurrent_weight=Param(w, learn), recurrent_bias=Param(b, learn))
 

@@ -10,10 +10,12 @@ from snngraph.models import (
     lapicque,
     leaky,
     leaky_integrator,
+    leaky_parallel,
     nir_lif,
     recurrent,
+    state_leaky,
     synaptic,
 )
 
-__all__ = ["adaptive_leaky", "alpha", "delta_leaky", "lapicque", "leaky", "leaky_integrator", "nir_lif", "recurrent",
-           "synaptic"]
+__all__ = ["adaptive_leaky", "alpha", "delta_leaky", "lapicque", "leaky", "leaky_integrator", "leaky_parallel",
+           "nir_lif", "recurrent", "state_leaky", "synaptic"]

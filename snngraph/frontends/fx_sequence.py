@@ -1,0 +1,165 @@
+"""Whole-sequence neurons (snnTorch 1.0.0's ``StateLeaky``, ``LinearLeaky``, ``LeakyParallel``,
+``AssociativeLeaky``) as IR nodes.
+
+These modules take the whole sequence ``(T, B, ...)`` at once, so a model using them is run on
+sequences, and ``sg.trace`` takes an example *sequence* for it; the per-step graph gets the
+per-step shape. Each module becomes its declared model's node (``state_leaky``, ``leaky_parallel``),
+preceded by a ``linear`` node for the layers fused into it (``LinearLeaky.linear``,
+``LeakyParallel.rnn``'s input weights). ``kernel_truncation_steps`` and ``AssociativeLeaky`` are
+compositions of existing nodes (see :func:`_truncated`, :func:`_associative`). snnTorch and ``sg.nn``
+modules are matched by class name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from snngraph.frontends.fx_neurons import SEQUENCE_NEURONS, _learn, _library, _value, as_surrogate
+from snngraph.frontends.fx_ops import NeuronOut
+from snngraph.ir.errors import GraphError
+
+if TYPE_CHECKING:
+    from snngraph.ir.graph import Graph, Handle
+
+def sequence_class(module: nn.Module) -> str | None:
+    """The whole-sequence neuron class ``module`` is (or subclasses), or ``None``."""
+    for cls in type(module).__mro__:
+        if cls.__name__ in SEQUENCE_NEURONS and _library(cls) is not None:
+            return cls.__name__
+    return None
+
+
+def has_sequence_neurons(module: nn.Module) -> bool:
+    """Whether ``module`` runs a whole-sequence neuron (so it is called on ``(T, B, ...)`` sequences)."""
+    return any(sequence_class(m) is not None for m in module.modules())
+
+
+def _firing(module: nn.Module, where: str) -> dict[str, Any]:
+    return dict(threshold=_value(module, "threshold"), learn_threshold=_learn(module, "threshold"),
+                graded_spikes_factor=_value(module, "graded_spikes_factor"),
+                learn_graded_spikes_factor=_learn(module, "graded_spikes_factor"),
+                spike_grad=as_surrogate(module.spike_grad, where))
+
+
+def _linear(g: Graph, x: Handle, weight: Tensor, bias: Tensor | None, name: str) -> Handle:
+    return g.linear(x, weight.shape[0], bias=bias is not None, weight=weight.detach().cpu().clone(),
+                    bias_value=None if bias is None else bias.detach().cpu().clone(), name=name)
+
+
+def add_sequence_neuron(g: Graph, x: Handle, module: nn.Module, name: str, where: str,
+                        frozen: dict[str, list[str]]) -> Any:
+    """Add the nodes of whole-sequence neuron ``module`` fed by ``x``; return what its ``forward`` returns.
+
+    The fused linear nodes are named ``<name>_linear`` / ``<name>_input`` (their parameters are not the
+    module's own attributes, so they keep their node names); ``frozen`` receives their untrained parameters."""
+    kind = sequence_class(module)
+    if getattr(module, "state_quant", False):
+        raise GraphError(f"{where}: state_quant is not supported by sg.trace")
+    if kind == "AssociativeLeaky":
+        return _associative(g, x, module, name, where, frozen)
+    if kind == "LeakyParallel":
+        return _leaky_parallel(g, x, module, name, where, frozen)
+    if kind == "LinearLeaky":
+        lin = module.linear
+        x = _linear(g, x, lin.weight, lin.bias, f"{name}_linear")
+        frozen[x.name] = [k for k, v in (("weight", lin.weight), ("bias", lin.bias))
+                          if v is not None and not v.requires_grad]
+    tau = _value(module, "tau")
+    tau = tau.reshape(-1) if tau.dim() else tau
+    steps = module.kernel_truncation_steps
+    if steps is None:
+        h = g.state_leaky(x, tau, learn_tau=_learn(module, "tau"), **_firing(module, where), name=name)
+    else:
+        h = _truncated(g, x, module, tau, steps, name, where)
+    return NeuronOut(h, ("spk", "mem")) if module.output else h.mem
+
+
+def _threshold(g: Graph, v: Handle, module: nn.Module, name: str, where: str) -> Handle:
+    """Spikes of ``v`` as ``fire`` makes them: a ``leaky`` with no leak and no reset (its ``mem`` is ``v``)."""
+    return g.leaky(v, beta=0.0, reset_mechanism="none", **_firing(module, where), name=name)
+
+
+def _truncated(g: Graph, x: Handle, module: nn.Module, tau: Tensor, steps: int, name: str, where: str) -> Handle:
+    """``kernel_truncation_steps=K``: ``U_K[t] = U[t] - exp(-K/tau) U[t-K]``
+    (:func:`snngraph.models.state_leaky.truncated`) from the full-window ``state_leaky``, a ``K``-step
+    ``delay`` and a constant ``scale``."""
+    if _learn(module, "tau"):
+        raise GraphError(f"{where}: kernel_truncation_steps with learn_beta=True is not supported by sg.trace "
+                         "(the window's exp(-K/tau) would be a constant in the graph)")
+    full = g.state_leaky(x, tau, name=f"{name}_full")
+    older = g.scale(g.delay(full.mem, steps, name=f"{name}_window"), torch.exp(-float(steps) / tau),
+                    name=f"{name}_tail")
+    return _threshold(g, g.sub(full.mem, older, name=f"{name}_mem"), module, name, where)
+
+
+def _associative(g: Graph, x: Handle, module: nn.Module, name: str, where: str,
+                 frozen: dict[str, list[str]]) -> Handle:
+    r"""``AssociativeLeaky`` in per-step nodes, with its ``d x n`` state flattened (row-major) to ``d*n``.
+
+    Fixed 0/1 ``linear`` nodes (frozen, exact copies) lay vectors out over the flat state:
+    ``V = R v`` repeats each value over its row, ``K = C k`` and ``A = C alpha`` tile the keys and
+    decays over every row. Then ``S = A * delay(S) + V * K`` (a feedback loop), ``Z = H(S - 1)``
+    (``leaky`` with no leak and no reset) and the readout ``y_ij = sum_k Z_ik Q_kj`` as
+    ``y = Sum ((E Z) * (F q))`` with fixed 0/1 layouts ``E``, ``F`` and summation ``Sum``."""
+    d, n = module.d_value, module.d_key
+    eye_d, eye_n = torch.eye(d, dtype=torch.float64), torch.eye(n, dtype=torch.float64)
+    rows = torch.kron(eye_d, torch.ones(n, 1, dtype=torch.float64))  # (d*n, d): index i*n+k <- v_i
+    cols = torch.kron(torch.ones(d, 1, dtype=torch.float64), eye_n)  # (d*n, n): index i*n+k <- k_k
+
+    def fixed(value: Handle, weight: Tensor, label: str) -> Handle:
+        h = g.linear(value, weight.shape[0], bias=False, weight=weight.to(_value(module.to_v, "weight").dtype),
+                     name=f"{name}_{label}")
+        frozen[h.name] = ["weight"]
+        return h
+
+    def projection(layer: nn.Linear, label: str) -> Handle:
+        h = _linear(g, x, layer.weight, layer.bias, f"{name}_{label}")
+        frozen[h.name] = [k for k, v in (("weight", layer.weight), ("bias", layer.bias))
+                          if v is not None and not v.requires_grad]
+        return h
+
+    v = fixed(projection(module.to_v, "to_v"), rows, "v_rows")
+    k = fixed(projection(module.to_k, "to_k"), cols, "k_cols")
+    alpha = fixed(g.sigmoid(projection(module.to_alpha, "to_alpha"), name=f"{name}_alpha"), cols, "alpha_cols")
+    state = g.feedback((d * n,), name=f"{name}_prev")
+    S = g.add(g.mul(alpha, state, name=f"{name}_decayed"), g.mul(v, k, name=f"{name}_write"), name=f"{name}_S")
+    g.connect(state, S)
+    spikes = g.leaky(S, beta=0.0, reset_mechanism="none", threshold=_value(module, "threshold"),
+                     graded_spikes_factor=_value(module, "graded_spikes_factor"),
+                     spike_grad=as_surrogate(module.spike_grad, where), name=name)
+    if module.to_q is None:
+        return spikes
+    # (E Z)[(i*d + j)*n + k] = Z[i*n + k]; (F q)[(i*d + j)*n + k] = q[k*d + j]; Sum adds over k
+    size = d * d * n
+    E, F, Sum = (torch.zeros(size, d * n, dtype=torch.float64), torch.zeros(size, n * d, dtype=torch.float64),
+                 torch.zeros(d * d, size, dtype=torch.float64))
+    for i in range(d):
+        for j in range(d):
+            for kk in range(n):
+                row = (i * d + j) * n + kk
+                E[row, i * n + kk] = F[row, kk * d + j] = Sum[i * d + j, row] = 1.0
+    q = fixed(projection(module.to_q, "to_q"), F, "q_layout")
+    products = g.mul(fixed(spikes, E, "z_layout"), q, name=f"{name}_products")
+    return fixed(products, Sum, "readout")
+
+
+def _leaky_parallel(g: Graph, x: Handle, module: nn.Module, name: str, where: str,
+                    frozen: dict[str, list[str]]) -> Handle:
+    rnn = module.rnn
+    x = _linear(g, x, rnn.weight_ih_l0, rnn.bias_ih_l0 if rnn.bias else None, f"{name}_input")
+    frozen[x.name] = [k for k, v in (("weight", rnn.weight_ih_l0), ("bias", getattr(rnn, "bias_ih_l0", None)))
+                      if v is not None and not v.requires_grad]
+    w_hh = rnn.weight_hh_l0.detach().cpu().clone()
+    learn = rnn.weight_hh_l0.requires_grad
+    off_diagonal = w_hh - torch.diag(torch.diagonal(w_hh))
+    if getattr(module, "diagonal", None) is False or bool(off_diagonal.any()):  # snnTorch: weight_hh_enable=True
+        rec: dict[str, Any] = dict(all_to_all=True, recurrent_weight=w_hh, recurrent_bias=False)
+    else:
+        rec = dict(all_to_all=False, V=torch.diagonal(w_hh).clone())
+    bias = rnn.bias_hh_l0.detach().cpu().clone() if rnn.bias else 0.0
+    learn_bias = bool(rnn.bias and rnn.bias_hh_l0.requires_grad)
+    return g.leaky_parallel(x, bias_hh=bias, learn_bias_hh=learn_bias, learn_recurrent=learn, **rec,
+                            **_firing(module, where), name=name)
