@@ -24,7 +24,7 @@ OPS: tuple[str, ...] = (
     "synaptic", "alpha", "lapicque", "rleaky", "rsynaptic", "integrate_fire", "leaky_integrator", "adaptive_leaky",
     "delta_leaky", "nir_lif", "sigmoid", "tanh", "gelu", "mul", "sub", "layer_norm", "group_norm", "matmul",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "transpose", "permute", "reshape", "dropout2d", "upsample",
-    "conv_transpose2d",
+    "conv_transpose2d", "state_leaky", "leaky_parallel",
 )
 _RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d": 3, "avg_pool2d": 3,
          "feedback": 1, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3, "dropout2d": 3, "conv_transpose2d": 3}
@@ -413,6 +413,19 @@ class _Drawer:
     def _nir_lif(self, x: Handle) -> Handle:
         common = self._common(x, reset_delay=False)
         return self._with_state(self.g.nir_lif(x, self._decay(x), learn_beta=self.flag(), **common))
+
+    def _state_leaky(self, x: Handle) -> Handle:
+        return self._with_state(self.g.state_leaky(
+            x, self.value(x.shape, 0.5, 10.0, (2.0, 5.0)), threshold=self.value(x.shape, 0.25, 1.5, (1.0, 0.5)),
+            graded_spikes_factor=self.value(x.shape, 0.5, 2.0, (1.0, 0.5)), learn_tau=self.flag(),
+            learn_threshold=self.flag(), spike_grad=self._surrogate()))
+
+    def _leaky_parallel(self, x: Handle) -> Handle:
+        rec = self._recurrent(x)
+        rec.pop("recurrent_bias", None)  # torch's RNN keeps its hidden bias as bias_hh
+        return self._with_state(self.g.leaky_parallel(
+            x, threshold=self.value(x.shape, 0.25, 1.5, (1.0, 0.5)), bias_hh=self.value(x.shape, -0.5, 0.5, (0.0,)),
+            learn_bias_hh=self.flag(), spike_grad=self._surrogate(), recurrent_bias=False, **rec))
 
     def _adaptive_leaky(self, x: Handle) -> Handle:
         return self._with_state(self.g.adaptive_leaky(
