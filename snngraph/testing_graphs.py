@@ -22,9 +22,18 @@ OPS: tuple[str, ...] = (
     "leaky", "linear", "relu", "scale", "add", "delay", "flatten", "concat", "dropout", "batch_norm",
     "conv1d", "conv2d", "max_pool1d", "avg_pool1d", "max_pool2d", "avg_pool2d", "feedback",
     "synaptic", "alpha", "lapicque", "rleaky", "rsynaptic", "integrate_fire", "leaky_integrator", "adaptive_leaky",
+    "delta_leaky", "nir_lif", "sigmoid", "tanh", "gelu", "mul", "sub", "layer_norm", "group_norm", "matmul",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "transpose", "permute", "reshape", "dropout2d", "upsample",
+    "conv_transpose2d", "state_leaky", "norse_lif", "norse_lif_box", "norse_li", "norse_lif_recurrent",
+    "leaky_parallel",
 )
 _RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d": 3, "avg_pool2d": 3,
-         "feedback": 1}
+         "feedback": 1, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3, "dropout2d": 3, "conv_transpose2d": 3}
+_MIN_RANK = {"matmul": 2, "upsample": 2}  # ops that take any per-step rank from this one up
+
+
+def _fits(op: str, rank: int) -> bool:
+    return _RANK.get(op, rank) == rank and rank >= _MIN_RANK.get(op, 1)
 
 
 def random_graphs(max_nodes: int = 8, ops: tuple[str, ...] | None = None, surrogates: bool = False) -> Any:
@@ -91,7 +100,7 @@ class _Drawer:
     # --- the graph ------------------------------------------------------------------------------
     def build(self, max_nodes: int) -> Graph:
         rank = 1
-        if any(op in _RANK and _RANK[op] > 1 for op in self.ops):
+        if any((op in _RANK and _RANK[op] > 1) or op in _MIN_RANK for op in self.ops):
             rank = self.integer(1, 3)
         shapes = {1: lambda: (self.integer(1, 6),), 2: lambda: (self.integer(1, 3), self.integer(3, 8)),
                   3: lambda: (self.integer(1, 3), self.integer(3, 6), self.integer(3, 6))}
@@ -114,7 +123,7 @@ class _Drawer:
             outer, self.draw = self.draw, draw
             try:
                 x = self.pool[len(self.pool) - 1 - self.integer(0, len(self.pool) - 1)]
-                choices = [op for op in self.ops if _RANK.get(op, len(x.shape)) == len(x.shape)]
+                choices = [op for op in self.ops if _fits(op, len(x.shape))]
                 spatial = [op for op in choices if _RANK.get(op, 1) > 1]
                 if spatial and self.flag():  # conv stacks: maps prefer conv and pooling half the time
                     choices = spatial
@@ -210,6 +219,100 @@ class _Drawer:
         return self.g.batch_norm(x, affine=self.flag(), weight=self.array((c,), 0.5, 1.5),
                                  bias_value=self.array((c,), -0.5, 0.5), running_mean=self.array((c,), -0.5, 0.5),
                                  running_var=self.array((c,), 0.5, 2.0))
+
+    def _sigmoid(self, x: Handle) -> Handle:
+        return self.g.sigmoid(x)
+
+    def _tanh(self, x: Handle) -> Handle:
+        return self.g.tanh(x)
+
+    def _gelu(self, x: Handle) -> Handle:
+        return self.g.gelu(x, approximate=self.pick(("none", "tanh")))
+
+    def _same_shape(self, x: Handle) -> Handle:
+        same = [h for h in self.pool if h.shape == x.shape]
+        return same[self.integer(0, len(same) - 1)]
+
+    def _mul(self, x: Handle) -> Handle:
+        return self.g.mul(x, self._same_shape(x))
+
+    def _sub(self, x: Handle) -> Handle:
+        return self.g.sub(x, self._same_shape(x))
+
+    def _layer_norm(self, x: Handle) -> Handle:
+        dims = x.shape[len(x.shape) - self.integer(1, len(x.shape)):]
+        affine = self.flag()
+        return self.g.layer_norm(x, dims, elementwise_affine=affine, bias=self.flag(),
+                                 weight=self.array(dims, 0.5, 1.5) if affine else None)
+
+    def _group_norm(self, x: Handle) -> Handle:
+        """Groups of at least two values (torch refuses one-value groups for a batch of one); a relu when
+        the value is a single number."""
+        c, rest = x.shape[0], int(np.prod(x.shape[1:]))
+        groups = [d for d in range(1, c + 1) if c % d == 0 and c // d * rest >= 2]
+        if not groups:
+            return self.g.relu(x)
+        affine = self.flag()
+        return self.g.group_norm(x, self.pick(groups), affine=affine,
+                                 weight=self.array((c,), 0.5, 1.5) if affine else None,
+                                 bias_value=self.array((c,), -0.5, 0.5) if affine else None)
+
+    def _matmul(self, x: Handle) -> Handle:
+        """``x @ y`` with ``y`` a fitting value of the pool, or ``x``'s own transpose."""
+        lead, k = x.shape[:-2], x.shape[-1]
+        fitting = [h for h in self.pool if len(h.shape) == len(x.shape) and h.shape[:-2] == lead and h.shape[-2] == k]
+        if fitting and self.flag():
+            return self.g.matmul(x, fitting[self.integer(0, len(fitting) - 1)])
+        return self.g.matmul(x, self.g.transpose(x, -1, -2))
+
+    def _adaptive(self, x: Handle, method: str) -> Handle:
+        # output sizes that divide the input's, so that the ONNX export (AveragePool) takes them
+        size = tuple(self.pick([d for d in range(1, n + 1) if n % d == 0]) for n in x.shape[1:])
+        return getattr(self.g, method)(x, size)
+
+    def _adaptive_avg_pool1d(self, x: Handle) -> Handle:
+        return self._adaptive(x, "adaptive_avg_pool1d")
+
+    def _adaptive_avg_pool2d(self, x: Handle) -> Handle:
+        return self._adaptive(x, "adaptive_avg_pool2d")
+
+    def _transpose(self, x: Handle) -> Handle:
+        r = len(x.shape)
+        return self.g.transpose(x, self.integer(-r, r - 1), self.integer(-r, r - 1))
+
+    def _permute(self, x: Handle) -> Handle:
+        return self.g.permute(x, tuple(self.draw(self.st.permutations(range(len(x.shape))))))
+
+    def _reshape(self, x: Handle) -> Handle:
+        n = int(np.prod(x.shape))
+        shapes = [(n,), tuple(reversed(x.shape)), (-1, x.shape[-1])] + [(d, -1) for d in (2, 3) if n % d == 0]
+        return self.g.reshape(x, self.pick(shapes))
+
+    def _dropout2d(self, x: Handle) -> Handle:
+        return self.g.dropout2d(x, p=self.pick((0.5, 0.0, 0.25, 1.0)))
+
+    def _upsample(self, x: Handle) -> Handle:
+        mode = self.pick(("nearest", "bilinear")) if len(x.shape) == 3 else "nearest"
+        corners = self.flag() if mode == "bilinear" else None
+        spatial = x.shape[1:]
+        if max(spatial) <= 8 and self.flag():
+            return self.g.upsample(x, scale_factor=self.pick((2.0, 1.5, 1.0)), mode=mode, align_corners=corners)
+        size = tuple(self.integer(1, min(2 * n, 12)) for n in spatial)
+        return self.g.upsample(x, size=size, mode=mode, align_corners=corners)
+
+    def _conv_transpose2d(self, x: Handle) -> Handle:
+        c_in = x.shape[0]
+        out = self.integer(1, 3) * (c_in if self.flag() else 1)
+        groups = self.pick([d for d in range(1, c_in + 1) if c_in % d == 0 and out % d == 0])
+        k = (self.integer(1, 3), self.integer(1, 3))
+        stride = self.integer(1, 2) if max(x.shape[1:]) <= 8 else 1
+        dilation = self.integer(1, 2)
+        bias = self.flag()
+        return self.g.conv_transpose2d(
+            x, out, k, stride=stride, padding=tuple(self.integer(0, (ki - 1) // 2) for ki in k),
+            output_padding=self.integer(0, max(stride, dilation) - 1), groups=groups, bias=bias, dilation=dilation,
+            weight=self.weight((c_in, out // groups, *k), out // groups * k[0] * k[1]),
+            bias_value=self.array((out,), -0.5, 0.5) if bias else None)
 
     def _delay(self, x: Handle) -> Handle:
         return self.g.delay(x, steps=self.integer(1, 3))
@@ -312,6 +415,52 @@ class _Drawer:
     def _leaky_integrator(self, x: Handle) -> Handle:
         return self.g.leaky_integrator(x, self._decay(x), learn_beta=self.flag())
 
+    def _delta_leaky(self, x: Handle) -> Handle:
+        return self._with_state(self.g.delta_leaky(x, self._decay(x), self.value(x.shape, 0.1, 1.0, (0.5, 1.0)),
+                                                   learn_beta=self.flag(), learn_delta_threshold=self.flag()))
+
+    def _nir_lif(self, x: Handle) -> Handle:
+        common = self._common(x, reset_delay=False, snntorch_options=False)
+        return self._with_state(self.g.nir_lif(x, self._decay(x), learn_beta=self.flag(), **common))
+
+    def _state_leaky(self, x: Handle) -> Handle:
+        return self._with_state(self.g.state_leaky(
+            x, self.value(x.shape, 0.5, 10.0, (2.0, 5.0)), threshold=self.value(x.shape, 0.25, 1.5, (1.0, 0.5)),
+            graded_spikes_factor=self.value(x.shape, 0.5, 2.0, (1.0, 0.5)), learn_tau=self.flag(),
+            learn_threshold=self.flag(), spike_grad=self._surrogate()))
+
+    def _leaky_parallel(self, x: Handle) -> Handle:
+        rec = self._recurrent(x)
+        rec.pop("recurrent_bias", None)  # torch's RNN keeps its hidden bias as bias_hh
+        return self._with_state(self.g.leaky_parallel(
+            x, threshold=self.value(x.shape, 0.25, 1.5, (1.0, 0.5)), bias_hh=self.value(x.shape, -0.5, 0.5, (0.0,)),
+            learn_bias_hh=self.flag(), spike_grad=self._surrogate(), recurrent_bias=False, **rec))
+
+    def _norse(self, x: Handle, synaptic: bool = True, firing: bool = True) -> dict[str, Any]:
+        """Norse's parameters (forward Euler: ``dt * tau_inv <= 1``)."""
+        kw = dict(tau_mem_inv=self.value(x.shape, 50.0, 500.0, (100.0, 250.0)), learn_tau_mem_inv=self.flag(),
+                  v_leak=self.value(x.shape, -0.2, 0.2, (0.0, 0.1)), learn_v_leak=self.flag(),
+                  dt=self.pick((0.001, 0.002)))
+        if synaptic:
+            kw |= dict(tau_syn_inv=self.value(x.shape, 100.0, 500.0, (200.0, 400.0)), learn_tau_syn_inv=self.flag())
+        if firing:
+            kw |= dict(v_th=self.value(x.shape, 0.25, 1.5, (1.0, 0.5)), learn_v_th=self.flag(),
+                       v_reset=self.value(x.shape, -0.2, 0.2, (0.0, -0.1)), spike_grad=self._surrogate())
+        return kw
+
+    def _norse_lif(self, x: Handle) -> Handle:
+        return self._with_state(self.g.norse_lif(x, **self._norse(x)))
+
+    def _norse_lif_box(self, x: Handle) -> Handle:
+        return self._with_state(self.g.norse_lif_box(x, reset_method=self.pick(("value", "subtract")),
+                                                     **self._norse(x, synaptic=False)))
+
+    def _norse_li(self, x: Handle) -> Handle:
+        return self.g.norse_li(x, **self._norse(x, firing=False))
+
+    def _norse_lif_recurrent(self, x: Handle) -> Handle:
+        return self._with_state(self.g.norse_lif_recurrent(x, **self._recurrent(x), **self._norse(x)))
+
     def _adaptive_leaky(self, x: Handle) -> Handle:
         return self._with_state(self.g.adaptive_leaky(
             x, self._decay(x), rho=self._decay(x), adaptation=self.value(x.shape, 0.0, 2.0, (1.0, 0.2)),
@@ -355,7 +504,8 @@ def _feedback(g: Graph, x: Handle, w: Any, u: Any) -> Handle:
 
 _KIND_RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d": 3, "avg_pool2d": 3,
               "flatten": 3, "batch_norm_2d": 3, "group_norm": 3, "layer_norm_2d": 3,
-              "matmul": 2, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3}
+              "matmul": 2, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3, "conv_transpose2d": 3,
+              "upsample": 2, "upsample_bilinear": 3, "dropout2d": 3, "transpose": 3, "permute": 3, "reshape": 3}
 _KIND_BODIES: dict[str, Any] = {
     "input": lambda g, x, w, u: x,
     "linear": lambda g, x, w, u: g.linear(x, 3, weight=w(3, 4), bias_value=u(-0.5, 0.5, 3), name="fc"),
@@ -389,6 +539,16 @@ _KIND_BODIES: dict[str, Any] = {
                                           name="mm"),
     "adaptive_avg_pool1d": lambda g, x, w, u: g.adaptive_avg_pool1d(x, 4, name="pool"),
     "adaptive_avg_pool2d": lambda g, x, w, u: g.adaptive_avg_pool2d(x, (3, 1), name="pool"),
+    "conv_transpose2d": lambda g, x, w, u: g.conv_transpose2d(x, 2, 3, stride=2, padding=1, output_padding=1,
+                                                              weight=w(2, 2, 3, 3), bias_value=u(-0.5, 0.5, 2),
+                                                              name="deconv"),
+    "upsample": lambda g, x, w, u: g.upsample(x, scale_factor=2, name="up"),
+    "upsample_bilinear": lambda g, x, w, u: g.upsample(x, size=(9, 4), mode="bilinear", align_corners=True,
+                                                       name="up"),
+    "dropout2d": lambda g, x, w, u: g.dropout2d(x, 0.25, name="drop"),
+    "transpose": lambda g, x, w, u: g.transpose(x, 0, -1, name="tr"),
+    "permute": lambda g, x, w, u: g.permute(x, (1, 2, 0), name="perm"),
+    "reshape": lambda g, x, w, u: g.reshape(x, (6, -1), name="rs"),
     "delay": lambda g, x, w, u: g.delay(x, steps=2, name="d"),
     "feedback": _feedback,
     "leaky": lambda g, x, w, u: g.leaky(x, 0.9, name="lif"),

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
 import snngraph as sg
+from snngraph.ir.node import NODE_KINDS
 from snngraph.passes import insert_surrogates
 from snngraph.testing import OPS, assert_graphs_equivalent, node_kind_graphs, random_graphs, spike_inputs
 
@@ -104,6 +105,11 @@ def test_spike_inputs_are_seeded_spikes():
 def ops_of(g):
     return {node.op for node in g.nodes.values()} | ({"feedback"} if any(
         node.op == "delay" and node.name.startswith("feedback") for node in g.nodes.values()) else set())
+
+
+def test_random_graphs_cover_every_node_kind():
+    user_models = {name for name, m in sg.neuron_models().items() if not m.builtin}  # registered by other tests
+    assert (set(OPS) - {"feedback"}) | {"input"} == set(NODE_KINDS) - user_models
 
 
 @pytest.mark.parametrize("op", OPS)

@@ -23,6 +23,8 @@ from snngraph.runtimes.onnx.lower_layers import KINDS as LAYER_KINDS
 from snngraph.runtimes.onnx.lower_layers import lower_layer
 from snngraph.runtimes.onnx.lower_math import KINDS as MATH_KINDS
 from snngraph.runtimes.onnx.lower_math import lower_math
+from snngraph.runtimes.onnx.lower_spatial import KINDS as SPATIAL_KINDS
+from snngraph.runtimes.onnx.lower_spatial import lower_spatial
 
 FLOAT = TensorProto.FLOAT
 
@@ -228,4 +230,6 @@ def lower_synapse(e: Emitter, node: Node, xs: list[str], in_types: list[TensorTy
         return lower_layer(e, n, xs, in_types)
     if isinstance(n, MATH_KINDS):
         return lower_math(e, n, xs, in_types)
+    if isinstance(n, SPATIAL_KINDS):
+        return lower_spatial(e, n, xs, in_types, out_type)
     raise LoweringError(f"{node.op} '{node.name}': no ONNX lowering for this node kind")

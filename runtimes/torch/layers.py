@@ -1,6 +1,6 @@
 """Synapse nodes as the torch modules they are: ``nn.Linear``, ``nn.Conv1d/2d``, ``nn.BatchNorm1d/2d``,
 pooling, ``nn.ReLU``, ``nn.Dropout``, ``nn.Flatten``, ``nn.Sigmoid/Tanh/GELU``, ``nn.LayerNorm``, ``nn.GroupNorm``,
-``nn.AdaptiveAvgPool1d/2d``.
+``nn.AdaptiveAvgPool1d/2d``, ``nn.ConvTranspose2d``, ``nn.Upsample``, ``nn.Dropout2d``.
 
 The compiled net holds these modules under the node names and calls them during its forward pass,
 so ``print(net)`` shows their sizes, ``net.apply(fn)`` reaches them, their forward hooks run and
@@ -20,6 +20,7 @@ from snngraph.ir import synapses as S
 from snngraph.ir import synapses_act as A
 from snngraph.ir import synapses_norm as N
 from snngraph.ir import synapses_pool as P
+from snngraph.ir import synapses_spatial as U
 from snngraph.ir.node import Node
 from snngraph.ir.types import Param
 from snngraph.runtimes.torch.spike_linear import spike_linear
@@ -86,6 +87,14 @@ def _make(node: Node, rank: int) -> nn.Module | None:
         return nn.AdaptiveAvgPool1d(n.output_size)
     if isinstance(n, P.AdaptiveAvgPool2d):
         return nn.AdaptiveAvgPool2d(n.output_size)
+    if isinstance(n, U.ConvTranspose2d):
+        return nn.ConvTranspose2d(n.in_channels, n.out_channels, n.kernel_size, n.stride, n.padding, n.output_padding,
+                                  n.groups, bias=n.bias is not None, dilation=n.dilation, device="meta")
+    if isinstance(n, U.Upsample):
+        return nn.Upsample(None if n.scale_factor else n.size, n.scale_factor, n.mode,
+                           n.align_corners if n.mode == "bilinear" else None)
+    if isinstance(n, U.Dropout2d):
+        return nn.Dropout2d(n.p)
     if isinstance(n, S.Flatten):
         return nn.Flatten(n.start_dim + 1 if n.start_dim >= 0 else n.start_dim,
                           n.end_dim + 1 if n.end_dim >= 0 else n.end_dim)
@@ -94,7 +103,7 @@ def _make(node: Node, rank: int) -> nn.Module | None:
 
 MODULE_SYNAPSES = (S.Linear, S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d, S.Flatten,
                    S.ReLU, S.Dropout, S.BatchNorm, A.Sigmoid, A.Tanh, A.GELU, N.LayerNorm, N.GroupNorm,
-                   P.AdaptiveAvgPool1d, P.AdaptiveAvgPool2d)
+                   P.AdaptiveAvgPool1d, P.AdaptiveAvgPool2d, U.ConvTranspose2d, U.Upsample, U.Dropout2d)
 """The synapse kinds that run as their torch module."""
 
 

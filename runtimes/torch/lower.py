@@ -18,6 +18,8 @@ from torch import Tensor, nn
 
 from snngraph.ir import synapses as S
 from snngraph.ir import synapses_math as M
+from snngraph.ir import synapses_shape as H
+from snngraph.ir import synapses_spatial as U
 from snngraph.ir.errors import GraphError, LoweringError
 from snngraph.ir.node import Node
 from snngraph.ir.surrogate import DEFAULT_SURROGATE
@@ -108,6 +110,12 @@ def synapse_op(node: Node) -> Callable[[nn.Module, list[Tensor], bool], Tensor]:
         return lambda p, xs, tr: xs[0] - xs[1]
     if isinstance(n, M.MatMul):
         return lambda p, xs, tr: torch.matmul(xs[0], xs[1])
+    if isinstance(n, H.Transpose):
+        return lambda p, xs, tr: xs[0].transpose(_dim(n.dim0), _dim(n.dim1))
+    if isinstance(n, H.Permute):
+        return lambda p, xs, tr: xs[0].permute(0, *(d + 1 for d in n.dims))
+    if isinstance(n, H.Reshape):
+        return lambda p, xs, tr: xs[0].reshape(xs[0].shape[0], *n.shape)
     if isinstance(n, MODULE_SYNAPSES):
         return _call_module
     raise LoweringError(f"{node.op} '{node.name}': no torch lowering")
@@ -115,7 +123,7 @@ def synapse_op(node: Node) -> Callable[[nn.Module, list[Tensor], bool], Tensor]:
 
 # ops whose result is a new tensor each run (never an alias of an input) that their backward does not save
 FRESH_RESULT = (S.Linear, S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d, S.Add, S.Concat,
-                S.Scale, S.BatchNorm)
+                S.Scale, S.BatchNorm, U.ConvTranspose2d, U.Upsample)
 
 SCRATCH_NEURONS = ("leaky", "integrate_fire", "rleaky", "synaptic")  # fused scans that take ``scratch_input``
 
@@ -145,11 +153,12 @@ def scratch_inputs(graph: Any) -> frozenset[str]:
     return frozenset(chosen)
 
 
-SPATIAL = (S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d)
+SPATIAL = (S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d, U.ConvTranspose2d, U.Upsample)
 
 
 def spatial_chains(graph: Any) -> dict[str, tuple[str, ...]]:
-    """Runs of convolutions and pooling where each result is read only by the next: ``{head: run}``.
+    """Runs of convolutions (transposed too), pooling and up-sampling where each result is read only by
+    the next: ``{head: run}``.
 
     The runtime takes a block of rows through the whole run before the next block, so only the
     last node's result is concatenated: a convolution's large output never exists for all T*B

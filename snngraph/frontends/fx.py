@@ -44,7 +44,7 @@ from typing import Any
 import torch
 from torch import Tensor, fx, nn
 
-from snngraph.frontends import fx_layers, fx_math  # noqa: F401  (add their handlers to MODULES and FUNCTIONS)
+from snngraph.frontends import fx_layers, fx_math, fx_spatial  # noqa: F401  (add their handlers to MODULES and FUNCTIONS)
 from snngraph.frontends.fx_loop import reroll
 from snngraph.frontends.fx_neurons import add_neuron, is_neuron_module, neuron_kind
 from snngraph.frontends.fx_norse import SequentialRoot, add_norse_cell, is_sequential_state, state_tuple

@@ -134,7 +134,8 @@ def flatten(tr: Translator, x: Any, start_dim: int = 0, end_dim: int = -1, name:
 
 
 def reshape(tr: Translator, x: Any, *shape: Any, name: str = "") -> Handle:
-    """``view``/``reshape`` whose first dim is the batch and whose per-step part flattens dims."""
+    """``view``/``reshape`` whose first dim stays the batch: a flatten node when it merges adjacent dims,
+    else a reshape node."""
     x = tensor(x, "reshape")
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
@@ -150,11 +151,14 @@ def reshape(tr: Translator, x: Any, *shape: Any, name: str = "") -> Handle:
     known = math.prod(d for d in rest if d != -1)
     rest = [numel // known if d == -1 else d for d in rest]
     if math.prod(rest) != numel:
-        raise GraphError(f"reshape of per-step shape {list(x.shape)} to {shape!r} changes the size per sample")
+        raise GraphError(f"reshape of per-step shape {list(x.shape)} to {shape!r} changes the size per sample (it "
+                         "would merge the batch dim with others)")
     return _as_flatten(tr, x, tuple(rest), shape, name)
 
 
 def _as_flatten(tr: Translator, x: Handle, target: tuple[int, ...], shape: Any, name: str) -> Handle:
+    """``x`` in per-step shape ``target``: itself, a flatten of adjacent dims where that is what it is, else
+    a reshape."""
     if target == x.shape:
         return x
     dims = x.shape
@@ -162,8 +166,7 @@ def _as_flatten(tr: Translator, x: Handle, target: tuple[int, ...], shape: Any, 
         for end in range(start + 1, len(dims)):
             if (*dims[:start], math.prod(dims[start:end + 1]), *dims[end + 1:]) == target:
                 return tr.g.flatten(x, start, end, name=name)
-    raise GraphError(f"reshape of per-step shape {list(dims)} to {shape!r} is not a flatten; only flattening "
-                     "reshapes can be expressed")
+    return tr.g.reshape(x, target, name=name)
 
 
 def size(tr: Translator, x: Any, dim: int | None = None, name: str = "") -> Any:

@@ -1,7 +1,7 @@
 """snngraph -> NIR: one converter per node kind (the table in ``docs/nir.md``).
 
-``add`` and ``dropout`` have no NIR node: NIR sums every edge into a node, so an ``add`` becomes
-the edges of its inputs into its consumers, and dropout (identity at inference) passes its input on.
+``add``, ``dropout`` and ``dropout2d`` have no NIR node: NIR sums every edge into a node, so an ``add``
+becomes the edges of its inputs into its consumers, and dropout (identity at inference) passes its input on.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from snngraph.ir.graph import Graph
 from snngraph.ir.node import Node
 from snngraph.ir.types import Param, Ref
 
-PASS_THROUGH = ("add", "dropout")
+PASS_THROUGH = ("add", "dropout", "dropout2d")
 
 
 class _Ctx:

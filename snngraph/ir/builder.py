@@ -15,6 +15,7 @@ from snngraph.ir import synapses as S
 from snngraph.ir.builder_layers import LayerBuilder
 from snngraph.ir.builder_math import MathBuilder
 from snngraph.ir.builder_neurons import NeuronBuilder
+from snngraph.ir.builder_spatial import SpatialBuilder
 from snngraph.ir.errors import GraphError
 from snngraph.ir.init import as_array, kaiming_weight, uniform_fan_in
 from snngraph.ir.synapses import MAX_INT
@@ -81,7 +82,7 @@ def _weight_shape(shape: tuple[int, ...], where: str) -> tuple[int, ...]:
     return shape
 
 
-class GraphBuilder(NeuronBuilder, LayerBuilder, MathBuilder):
+class GraphBuilder(NeuronBuilder, LayerBuilder, MathBuilder, SpatialBuilder):
     """Mixin with the declarative API of SPEC §2 (the graph state lives in ``Graph``)."""
 
     # --- plumbing ----------------------------------------------------------------------------

@@ -114,7 +114,8 @@ def placeholder_fill(node_op: str, field: str, shape: tuple[int, ...] = (2, 2)) 
 
     spec = MODELS[node_op].params.get(field) if node_op in MODELS else None
     recurrent = field == "recurrent_weight" and spec is None and node_op in MODELS
-    if (recurrent or (field == "weight" and node_op in ("linear", "conv1d", "conv2d"))) and len(shape) >= 2:
+    weights = ("linear", "conv1d", "conv2d", "conv_transpose2d")
+    if (recurrent or (field == "weight" and node_op in weights)) and len(shape) >= 2:
         return None  # (a weight of another rank is refused by the node's type check)
     if spec is not None and spec.default is not None:
         return spec.default

@@ -1,0 +1,74 @@
+"""ONNX lowering of ``conv_transpose2d``, ``upsample``, ``dropout2d`` and the shape synapses
+(``transpose``, ``permute``, ``reshape``), over rows ``(N, *shape)`` like every synapse.
+
+``upsample`` is ``Resize``: nearest as ``asymmetric`` coordinates with ``floor`` rounding, bilinear
+as ``linear`` with ``half_pixel`` (or ``align_corners``) coordinates, torch's formulas. With a
+``scale_factor`` the node passes the factors (float32) as ``scales``, so source positions are
+``dst / scale`` as in torch; an export whose float32 factors would give another output size is
+refused with a LoweringError naming the node. Without one it passes the output ``sizes``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from snngraph.ir import synapses_shape as H
+from snngraph.ir import synapses_spatial as U
+from snngraph.ir.errors import LoweringError
+from snngraph.ir.node import Node
+from snngraph.ir.types import TensorType
+
+if TYPE_CHECKING:
+    from snngraph.runtimes.onnx.lower import Emitter
+
+KINDS = (U.ConvTranspose2d, U.Upsample, U.Dropout2d, H.Transpose, H.Permute, H.Reshape)
+
+
+def _conv_transpose(e: Emitter, node: U.ConvTranspose2d, x: str) -> str:
+    ins = [x, e.param(node, "weight")] + ([e.param(node, "bias")] if node.bias is not None else [])
+    return e.op("ConvTranspose", *ins, hint=node.name, kernel_shape=list(node.kernel_size), strides=list(node.stride),
+                pads=list(node.padding) * 2, output_padding=list(node.output_padding), dilations=list(node.dilation),
+                group=node.groups)
+
+
+def _upsample(e: Emitter, node: U.Upsample, x: str, in_type: TensorType) -> str:
+    h = node.name
+    if node.mode == "nearest":
+        attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    else:
+        # half_pixel, not pytorch_half_pixel: torch keeps (dst + 0.5) / scale - 0.5 for an output of size 1 too
+        attrs = dict(mode="linear", coordinate_transformation_mode="align_corners" if node.align_corners
+                     else "half_pixel")
+    if node.scale_factor is not None:
+        scales = np.array([1.0, 1.0, *node.scale_factor], np.float32)
+        sizes = [math.floor(n * float(s)) for n, s in zip(in_type.shape[1:], scales[2:], strict=True)]
+        if tuple(sizes) != node.size:
+            raise LoweringError(f"upsample '{h}': ONNX export: scale_factor {list(node.scale_factor)} in float32 "
+                                f"gives size {sizes}, not {list(node.size)}; give the size instead")
+        return e.op("Resize", x, "", e.const(scales), hint=h, **attrs)
+    rows = e.op("Shape", x, start=0, end=2, hint=h)
+    sizes_in = e.op("Concat", rows, e.ints(node.size), axis=0, hint=h)
+    return e.op("Resize", x, "", "", sizes_in, hint=h, **attrs)
+
+
+def lower_spatial(e: Emitter, node: Node, xs: list[str], in_types: list[TensorType], out_type: TensorType) -> str:
+    """Lower one of :data:`KINDS` over rows; return the output's name."""
+    x, h = xs[0], node.name
+    if isinstance(node, U.ConvTranspose2d):
+        return _conv_transpose(e, node, x)
+    if isinstance(node, U.Upsample):
+        return _upsample(e, node, x, in_types[0])
+    if isinstance(node, U.Dropout2d):
+        return e.op("Identity", x, hint=h)
+    if isinstance(node, H.Transpose):
+        n = len(in_types[0].shape)
+        perm = list(range(n + 1))
+        a, b = node.dim0 % n + 1, node.dim1 % n + 1
+        perm[a], perm[b] = perm[b], perm[a]
+        return e.op("Transpose", x, perm=perm, hint=h)
+    if isinstance(node, H.Permute):
+        return e.op("Transpose", x, perm=[0, *(d + 1 for d in node.dims)], hint=h)
+    return e.op("Reshape", x, e.ints([-1, *out_type.shape]), hint=h)
