@@ -22,6 +22,10 @@ def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
     if getattr(node, "fused", False):
         return SCAN_RUNNERS[node.op](node, x, kwargs, state, tensors or {}, scratch)
     step = kernel_for(node.op).step
+    if getattr(node.model, "cell", None) is not None:  # the input projection over all T*B rows at once
+        from snngraph.runtimes.torch.cell import projected
+
+        x, kwargs = projected(x, kwargs)
     ports = node.ports
     index = {p: i for i, p in enumerate(ports)}
     state_at = [index[p] for p in node.state_ports]

@@ -22,7 +22,10 @@ between values, parameters and floats; ``spike(v)`` (Heaviside forward, the node
 backward); ``detach(v)``; ``clamp(v, lo, hi)``; ``exp``; ``log``; ``abs``; ``where(cond, a, b)``
 (``cond`` a 0/1 value); comparisons ``gt``, ``ge``, ``lt``, ``le`` yielding 0/1 values;
 ``minimum``/``maximum``; and, for recurrent models, ``recurrent(spk)`` (the node's recurrent
-weights applied to the previous spikes). ``p`` holds the parameters (scalars or per-neuron
+weights applied to the previous spikes). Cell models (``cell="linear"``/``"conv2d"``, LSTMs) also have
+``project(x)`` (the cell's input projection of the raw input), ``recurrent(h)`` (its hidden-to-gates
+map), ``sigmoid``, ``tanh`` and ``split(v, n)`` (``n`` equal chunks along the feature axis; see
+:mod:`snngraph.ir.model_cell`). ``p`` holds the parameters (scalars or per-neuron
 values) and the options (plain Python values: branch on them with ``if``).
 """
 
@@ -130,6 +133,10 @@ class NeuronModel:
         extra_keywords: builder-only keywords and their defaults.
         positional: the builder's positional parameters after ``x`` (default: ``params`` in order).
         builtin: built-in models also get a builder method ``g.<name>``.
+        cell: ``"linear"`` or ``"conv2d"``: the model holds a gated cell's weights (see
+            :mod:`snngraph.ir.model_cell`), ``ops.project`` / ``ops.recurrent`` apply them, and its
+            state has ``hidden`` features where the projection has ``gates * hidden``.
+        gates: the cell's gate count (the projection's feature ratio to the state's).
     """
 
     name: str
@@ -145,6 +152,8 @@ class NeuronModel:
     positional: tuple[str, ...] | None = None
     builtin: bool = False
     doc: str = ""
+    cell: str | None = None
+    gates: int = 1
 
     @property
     def ports(self) -> tuple[str, ...]:
@@ -160,7 +169,9 @@ class NeuronModel:
     def keywords(self) -> frozenset[str]:
         """What a step kernel accepts besides the input and state."""
         extra = {"spike_grad"} if self.spiking else set()
-        return frozenset(self.params) | frozenset(self.options) | extra | ({"recurrent"} if self.recurrent else set())
+        cell = {"project", "recurrent"} if self.cell else set()
+        return (frozenset(self.params) | frozenset(self.options) | extra | cell
+                | ({"recurrent"} if self.recurrent else set()))
 
     def defaults(self) -> dict[str, Any]:
         """Declared defaults of the parameters that have one, and of every option."""
@@ -176,7 +187,8 @@ _REGISTERED_HOOKS: list[Callable[[NeuronModel], None]] = []
 def _same_declaration(a: NeuronModel, b: NeuronModel) -> bool:
     """Whether ``b`` declares what ``a`` does (a module or notebook cell run again)."""
     code = lambda m: (m.step.__code__.co_code, m.step.__code__.co_consts)  # noqa: E731
-    fields = ("params", "state", "options", "spiking", "recurrent", "extra_keywords", "positional", "builtin")
+    fields = ("params", "state", "options", "spiking", "recurrent", "extra_keywords", "positional", "builtin",
+              "cell", "gates")
     return all(getattr(a, f) == getattr(b, f) for f in fields) and code(a) == code(b)
 
 
@@ -191,6 +203,15 @@ def _check_declaration(model: NeuronModel, replace: bool) -> None:
     if (old is None and model.name in NODE_KINDS) or (old is not None and not replace):
         raise GraphError(f"{where}: the name is taken by a registered node kind or model (pick another name, "
                          "or pass replace=True to redeclare your own model)")
+    if model.cell is not None:
+        from snngraph.ir.model_cell import CELLS
+
+        if model.cell not in CELLS or model.recurrent:
+            raise GraphError(f"{where}: cell must be one of {sorted(CELLS)} (and the model not recurrent), "
+                             f"got {model.cell!r}")
+    if isinstance(model.gates, bool) or not isinstance(model.gates, int) or model.gates < 1 or (
+            model.gates > 1 and model.cell is None):
+        raise GraphError(f"{where}: gates must be a positive int, above 1 only for cell models; got {model.gates!r}")
     if not callable(model.step):
         raise GraphError(f"{where}: step must be callable")
     if not model.state or len(set(model.state)) != len(model.state):

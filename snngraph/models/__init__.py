@@ -10,10 +10,11 @@ from snngraph.models import (
     lapicque,
     leaky,
     leaky_integrator,
+    lstm,
     nir_lif,
     recurrent,
     synaptic,
 )
 
-__all__ = ["adaptive_leaky", "alpha", "delta_leaky", "lapicque", "leaky", "leaky_integrator", "nir_lif", "recurrent",
-           "synaptic"]
+__all__ = ["adaptive_leaky", "alpha", "delta_leaky", "lapicque", "leaky", "leaky_integrator", "lstm", "nir_lif",
+           "recurrent", "synaptic"]
