@@ -15,6 +15,7 @@ from snngraph.nn.delta_leaky import DeltaLeaky
 from snngraph.nn.graded_spikes import GradedSpikes
 from snngraph.nn.lapicque import Lapicque
 from snngraph.nn.leaky import ALIF, IF, LI, AdaptiveLeaky, IntegrateFire, Leaky, LeakyIntegrator
+from snngraph.nn.lstm import SLSTM, SConv2dLSTM
 from snngraph.nn.recurrent import RecurrentOneToOne, RLeaky, RSynaptic
 from snngraph.nn.synaptic import Alpha, Synaptic
 
@@ -37,6 +38,8 @@ __all__ = [
     "RLeaky",
     "RSynaptic",
     "RecurrentOneToOne",
+    "SConv2dLSTM",
+    "SLSTM",
     "SpikingNeuron",
     "Synaptic",
 ]
