@@ -30,8 +30,9 @@ def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
     index = {p: i for i, p in enumerate(ports)}
     state_at = [index[p] for p in node.state_ports]
     outs: list[list[Tensor]] = [[] for _ in ports]
-    for t in range(x.shape[0]):
-        result = step(x[t], *state, **kwargs)[-len(ports):]
+    # unbind, not x[t]: the backward of T selects would write T zero-filled copies of the whole sequence
+    for x_t in x.unbind(0):
+        result = step(x_t, *state, **kwargs)[-len(ports):]
         for i, v in enumerate(result):
             outs[i].append(v)
         state = tuple(result[i] for i in state_at)
