@@ -346,7 +346,7 @@ def _feedback(g: Graph, x: Handle, w: Any, u: Any) -> Handle:
 
 _KIND_RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d": 3, "avg_pool2d": 3,
               "flatten": 3, "batch_norm_2d": 3, "group_norm": 3, "layer_norm_2d": 3,
-              "matmul": 2, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3}
+              "matmul": 2, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3, "sconv2d_lstm": 3}
 _KIND_BODIES: dict[str, Any] = {
     "input": lambda g, x, w, u: x,
     "linear": lambda g, x, w, u: g.linear(x, 3, weight=w(3, 4), bias_value=u(-0.5, 0.5, 3), name="fc"),
@@ -402,4 +402,10 @@ _KIND_BODIES: dict[str, Any] = {
     "delta_leaky": lambda g, x, w, u: g.delta_leaky(x, 0.9, delta_threshold=u(0.1, 0.5, 4), learn_beta=True,
                                                     name="lif"),
     "nir_lif": lambda g, x, w, u: g.nir_lif(x, u(0.5, 0.95, 4), threshold=0.5, learn_beta=True, name="lif"),
+    "slstm": lambda g, x, w, u: g.slstm(x, hidden_size=3, threshold=0.2, reset_mechanism="subtract",
+                                        weight_ih=w(12, 4), weight_hh=w(12, 3), bias_ih=u(-0.5, 0.5, 12),
+                                        bias_hh=u(-0.5, 0.5, 12), learn_threshold=True, name="lif"),
+    "sconv2d_lstm": lambda g, x, w, u: g.sconv2d_lstm(x, out_channels=2, kernel_size=3, threshold=0.2,
+                                                      conv_weight=w(8, 4, 3, 3), conv_bias=u(-0.5, 0.5, 8),
+                                                      reset_mechanism="zero", name="lif"),
 }
