@@ -346,3 +346,28 @@ def test_builder_and_shape_errors() -> None:
     c = g.sconv2d_lstm(img, out_channels=5, kernel_size=(3, 1))
     assert g.type_of(c.syn).shape == (5, 4, 4)
     assert set(g.nodes[c.name].params()) >= {"conv.weight", "conv.bias", "threshold"}
+
+
+def test_derived_kernels_take_the_cell_maps() -> None:
+    import inspect
+
+    from snngraph.runtimes.torch.cell import cell_maps
+    from snngraph.runtimes.torch.kernels import NEURON_KERNELS
+
+    for op in ("slstm", "sconv2d_lstm"):
+        kernel = NEURON_KERNELS[op]
+        params = inspect.signature(kernel.step).parameters
+        assert list(params)[:3] == ["x", "syn", "mem"] and kernel.state_names == ("syn", "mem")
+        assert {"recurrent", "project", "threshold", "graded_spikes_factor", "spike_grad",
+                "reset_mechanism"} <= set(params)
+    torch.manual_seed(0)
+    cell = nn.LSTMCell(4, 3).double()
+    tensors = {"weight_ih": cell.weight_ih, "weight_hh": cell.weight_hh, "bias_ih": cell.bias_ih,
+               "bias_hh": cell.bias_hh}
+    project, recurrent = cell_maps("linear", 4, tensors)
+    x, h, c = _x(4)[0], _x(3, seed=1)[0], _x(3, seed=2)[0]
+    spk, syn, mem = NEURON_KERNELS["slstm"].step(x, c, h, project=project, recurrent=recurrent, threshold=0.1)
+    want_h, want_c = cell(x, (h, c))  # no reset: exactly torch's LSTMCell
+    torch.testing.assert_close(mem, want_h, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(syn, want_c, rtol=1e-12, atol=1e-14)
+    assert torch.equal(spk, (mem > 0.1).to(mem.dtype))
