@@ -51,8 +51,41 @@ def _alpha() -> sg.Graph:
     return g
 
 
-GRAPHS = {"mlp": _mlp, "rec": _recurrent, "syn": _synaptic, "alpha": _alpha}
+def _unfused_recurrent() -> sg.Graph:
+    """rleaky with the immediate reset (no scan) and one-to-one rleaky, plus a lapicque readout."""
+    g = sg.Graph("unfused_rec")
+    x = g.input("x", (6,))
+    h = g.rleaky(g.linear(x, 5, name="fc1"), 0.9, reset_delay=False, learn_beta=True, name="now")
+    h = g.rleaky(h, 0.8, all_to_all=False, V=0.5, learn_recurrent=True, name="diag")
+    o = g.lapicque(g.linear(h, 3, name="fc2"), beta=0.8, learn_threshold=True, name="out")
+    g.output("spk", o)
+    g.output("mem", o.mem)
+    return g
+
+
+def _user() -> sg.Graph:
+    sg.neuron_model("compile_adaptive_if", params={"beta": 0.9, "threshold": 1.0, "rho": 0.8, "b": 0.2},
+                    state=("mem", "a"), replace=True)(_adaptive_if)
+    g = sg.Graph("user")
+    x = g.input("x", (6,))
+    h = g.neuron("compile_adaptive_if", g.linear(x, 5, name="fc1"), beta=0.85, learn=("beta", "b"), name="n1")
+    g.output("spk", h)
+    g.output("mem", h.mem)
+    return g
+
+
+def _adaptive_if(ops, x, state, p):
+    theta = p["threshold"] + p["b"] * state["a"]
+    mem = p["beta"] * state["mem"] + x
+    spk = ops.spike(mem - theta)
+    mem = mem - ops.detach(spk) * theta
+    return spk, {"mem": mem, "a": p["rho"] * state["a"] + ops.detach(spk)}
+
+
+GRAPHS = {"mlp": _mlp, "rec": _recurrent, "syn": _synaptic, "alpha": _alpha, "unfused_rec": _unfused_recurrent,
+          "user": _user}
 FUSED = ["mlp", "rec", "syn"]
+UNFUSED = ["alpha", "unfused_rec", "user"]
 
 
 def _net(kind: str) -> torch.nn.Module:
@@ -157,16 +190,66 @@ def test_inductor_training_step_equals_eager(kind):
     assert counters["stats"]["unique_graphs"] == 1
 
 
-def test_unfused_neuron_does_not_recompile_for_new_batch():
-    """An unfused neuron (``alpha``) loops over T in Python, so dynamo unrolls it per sequence length;
-    a new batch size reuses the graph."""
+@pytest.mark.parametrize("kind", UNFUSED)
+def test_unfused_neurons_run_as_one_op(kind):
+    """Models without a scan run their derived step as ``snngraph::derived_scan`` under compilation:
+    one graph for every T and B, eager's values and gradients (the backward recomputes the loop)."""
     torch._dynamo.reset()
     counters.clear()
     guard_failures.clear()
-    net = _net("alpha")
+    net = _net(kind)
     compiled = torch.compile(net, fullgraph=True, backend="aot_eager", dynamic=True)
-    for batch in (3, 5):
-        x = _x(4, batch)
+    for steps, batch in ((5, 3), (9, 4), (3, 7)):
+        x = _x(steps, batch)
         _same(compiled(x), net(x))
+        got, want = _grads(net, compiled, x), _grads(net, net, x)
+        for key in want:
+            torch.testing.assert_close(got[key], want[key], rtol=1e-6, atol=1e-6, msg=key)
     assert counters["stats"]["unique_graphs"] == 1
-    assert not any(guard_failures.values())  # torch 2.13 leaves counters["recompiles"] empty; guards tell
+    assert not counters["graph_break"]
+    assert not any(guard_failures.values())
+
+
+@pytest.mark.parametrize("kind", UNFUSED)
+def test_unfused_export_with_dynamic_length_and_batch(kind):
+    net = _net(kind)
+    dims = ({0: torch.export.Dim("T", min=2, max=128), 1: torch.export.Dim("B", min=2, max=128)},)
+    program = torch.export.export(net, (_x(5, 3),), dynamic_shapes={"args": dims})
+    for steps, batch in ((4, 2), (11, 5)):
+        x = _x(steps, batch)
+        _same(program.module()(x), net(x))
+
+
+def test_callable_surrogate_keeps_the_unrolled_loop():
+    """A plain-callable ``spike_grad`` cannot be described to the op: the loop unrolls, values agree."""
+    g = sg.Graph("callable")
+    x = g.input("x", (6,))
+    h = g.alpha(g.linear(x, 5, name="fc1"), 0.9, 0.8, spike_grad=lambda v: (v > 0).to(v.dtype), name="a")
+    g.output("spk", h)
+    g.output("mem", h.mem)
+    net = sg.compile(g)
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager", dynamic=True)
+    x = _x(4, 3)
+    _same(compiled(x), net(x))
+
+
+@pytest.mark.parametrize("kind", list(GRAPHS))
+def test_autocast_compiled_equals_eager(kind):
+    """Under CPU bfloat16 autocast the synapses run in bfloat16 and the neurons in float32 with autocast
+    off, in eager runs and inside the compiled graph's custom ops alike: identical values and gradients."""
+    net = _net(kind)
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager", dynamic=True)
+    x = _x(5, 3)
+    runs = []
+    for fn in (net, compiled):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = fn(x)
+            loss = out["mem"].pow(2).mean() + out["spk"].mean()
+        net.zero_grad()
+        loss.backward()
+        runs.append((out, {k: p.grad.clone() for k, p in net.named_parameters()}))
+    (out, grads), (ref, ref_grads) = runs
+    assert out["mem"].dtype == torch.float32
+    _same(out, ref, tol=0)
+    for key in ref_grads:
+        torch.testing.assert_close(grads[key], ref_grads[key], rtol=0, atol=0, msg=key)

@@ -103,7 +103,7 @@ def test_autocast_bfloat16_forward_and_backward():
         out = net(_x())
         loss = out["mem"].float().pow(2).mean() + out["spk"].float().mean()
     loss.backward()
-    assert out["mem"].dtype == torch.bfloat16
+    assert out["mem"].dtype == torch.float32  # neuron state accumulates in float32 (lower.neuron_precision)
     grads = [p.grad for p in net.parameters()]
     assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
 

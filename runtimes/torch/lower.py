@@ -7,6 +7,7 @@ to a whole sequence flattened to ``(T*B, ...)``. Neurons lower to the step kerne
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -189,6 +190,22 @@ def spike_fed_linears(graph: Any) -> dict[str, str]:
 def per_step_in_training(node: Node) -> bool:
     """Ops whose training-mode result depends on the rows seen together (batch statistics)."""
     return isinstance(node, S.BatchNorm)
+
+
+def neuron_precision(x: Tensor) -> Tensor:
+    """A neuron's input in the precision its state accumulates in: float32 under autocast (the state
+    sums T steps, like the reductions autocast keeps in float32), else the input's own dtype."""
+    if x.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(x.device.type):
+        return x.float()
+    return x
+
+
+def without_autocast(x: Tensor) -> Any:
+    """Neurons run with autocast off (a recurrent matmul in float32 too), so eager runs and the custom
+    ops of ``torch.compile`` (which autocast does not enter) compute the same values."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.autocast(x.device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def neuron_kwargs(node: Node, mod: nn.Module | None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from snngraph.ir.graph import Graph
 from snngraph.ir.types import Ref
 from snngraph.passes.manager import PassManager
 from snngraph.passes.time_structure import stages
+from snngraph.runtimes.torch.derived_scan import describe
 from snngraph.runtimes.torch.explicit_state import explicit_state_step, run_explicit_state
 from snngraph.runtimes.torch.fused_check import check_fused
 from snngraph.runtimes.torch.layers import torch_module
@@ -39,6 +40,7 @@ from snngraph.runtimes.torch.lower import (
     SPATIAL,
     NodeParams,
     neuron_kwargs,
+    neuron_precision,
     param_of,
     param_tensors,
     per_step_in_training,
@@ -46,6 +48,7 @@ from snngraph.runtimes.torch.lower import (
     spatial_chains,
     spike_fed_linears,
     synapse_op,
+    without_autocast,
 )
 from snngraph.runtimes.torch.scan_ops import tracing
 from snngraph.runtimes.torch.sequence import run_neuron_sequence
@@ -109,6 +112,8 @@ class CompiledNet(nn.Module):
         self._spike_fed = spike_fed_linears(graph)
         self._chains = spatial_chains(graph)
         self._chained = {n for run in self._chains.values() for n in run[1:]}  # computed with their head
+        self._derived = {name: describe(node) for name, node in graph.nodes.items()  # unfused loops' op specs
+                         if node.family == "neuron" and not getattr(node, "fused", False)}
 
     def _register(self, path: str, name: str, module: nn.Module) -> None:
         """Register node ``name``'s module at ``path`` (its name, or a traced model's module path such as
@@ -227,12 +232,16 @@ class CompiledNet(nn.Module):
                 out = out.reshape(steps, -1, *out.shape[1:])
             values[Ref(self._chains[name][-1] if name in self._chains else name, "out")] = out
         elif node.state_inputs:
-            ports = run_explicit_state(node, xs, neuron_kwargs(node, params))
+            xs = [neuron_precision(x) for x in xs]
+            with without_autocast(xs[0]):
+                ports = run_explicit_state(node, xs, neuron_kwargs(node, params))
             values.update({Ref(name, port): seq for port, seq in ports.items()})
         else:
-            ports = run_neuron_sequence(node, xs[0], neuron_kwargs(node, params), self._zero_state(node, xs[0][0]),
-                                        param_tensors(node, params) if params is not None else None,
-                                        scratch=name in self._scratch)
+            xs = [neuron_precision(xs[0])]
+            with without_autocast(xs[0]):
+                ports = run_neuron_sequence(node, xs[0], neuron_kwargs(node, params), self._zero_state(node, xs[0][0]),
+                                            param_tensors(node, params) if params is not None else None,
+                                            scratch=name in self._scratch, derived=self._derived.get(name))
             for port, seq in ports.items():
                 values[Ref(name, port)] = seq
 
@@ -394,12 +403,15 @@ class CompiledNet(nn.Module):
                 continue
             from snngraph.runtimes.torch.kernels import kernel_for
 
+            xs = [neuron_precision(x) for x in xs]
             if node.state_inputs:  # explicit state: from the inputs, nothing carried
-                ports = explicit_state_step(node, xs, neuron_kwargs(node, params))
+                with without_autocast(xs[0]):
+                    ports = explicit_state_step(node, xs, neuron_kwargs(node, params))
                 values.update({Ref(name, port): v for port, v in ports.items()})
                 continue
             prev = tuple(state[f"{name}.{p}"] for p in node.state_ports)
-            result = kernel_for(node.op).step(xs[0], *prev, **neuron_kwargs(node, params))
+            with without_autocast(xs[0]):
+                result = kernel_for(node.op).step(xs[0], *prev, **neuron_kwargs(node, params))
             for port, v in zip(node.ports, result[-len(node.ports):], strict=True):
                 values[Ref(name, port)] = v
             for port in node.state_ports:

@@ -156,7 +156,9 @@ def _dense_weight_grad(mu: Tensor, fired: Tensor, graded: Tensor, spk0: Tensor, 
 
 
 def _transpose(mu: Tensor, weight: Tensor, dense: bool) -> Tensor:
-    """The gradient reaching the previous spikes through V."""
+    """The gradient reaching the previous spikes through V (in the scan's dtype: under autocast the
+    forward's recurrent matmul ran in a lower precision than the float32 weight)."""
+    weight = weight.to(mu.dtype)
     return mu @ weight if dense else weight * mu
 
 

@@ -2,33 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
+from snngraph.ir.model import NeuronModel
 from snngraph.ir.node import Node
+
+if TYPE_CHECKING:
+    from snngraph.runtimes.torch.derived_scan import Description
 
 
 def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
-                        tensors: dict[str, Tensor] | None = None, scratch: bool = False) -> dict[str, Tensor]:
+                        tensors: dict[str, Tensor] | None = None, scratch: bool = False,
+                        derived: Description | None = None) -> dict[str, Tensor]:
     """Loop the node's step kernel over ``x`` of shape (T, B, ...); every port as (T, B, ...).
 
     Fused nodes (``fuse_state_updates``) run as one scan kernel instead; ``tensors`` holds the
     node's parameters by field name (recurrent weights). ``scratch``: a fused Leaky/IF/RLeaky/Synaptic
-    may overwrite ``x`` with its state, and only its ``spk`` port is needed (``lower.scratch_inputs``)."""
-    from snngraph.runtimes.torch.kernels import kernel_for
-
+    may overwrite ``x`` with its state, and only its ``spk`` port is needed (``lower.scratch_inputs``).
+    ``derived``: the node's ``derived_scan.describe``; under compilation the loop then runs as that op."""
     if getattr(node, "fused", False):
         return SCAN_RUNNERS[node.op](node, x, kwargs, state, tensors or {}, scratch)
-    step = kernel_for(node.op).step
-    if getattr(node.model, "cell", None) is not None:  # the input projection over all T*B rows at once
+    if derived is not None and torch.compiler.is_compiling():  # one opaque op: T and B stay symbolic
+        from snngraph.runtimes.torch.derived_scan import derived_scan
+
+        outs = derived_scan(derived.spec, x, state, derived.tensors(tensors or {}))
+        return dict(zip(node.model.ports, outs, strict=True))
+    return step_over_time(node.model, x, state, kwargs)
+
+
+def step_over_time(model: NeuronModel, x: Tensor, state: tuple[Tensor, ...],
+                   kwargs: dict[str, Any]) -> dict[str, Tensor]:
+    """The model's derived step looped over the T steps of ``x``; every port stacked as (T, B, ...)."""
+    from snngraph.runtimes.torch.kernels import kernel_for
+
+    step, ports = kernel_for(model.name).step, model.ports
+    if model.cell is not None:  # the input projection over all T*B rows at once
         from snngraph.runtimes.torch.cell import projected
 
         x, kwargs = projected(x, kwargs)
-    ports = node.ports
-    index = {p: i for i, p in enumerate(ports)}
-    state_at = [index[p] for p in node.state_ports]
+    state_at = [ports.index(p) for p in model.state_ports]
     outs: list[list[Tensor]] = [[] for _ in ports]
     # unbind, not x[t]: the backward of T selects would write T zero-filled copies of the whole sequence
     for x_t in x.unbind(0):
