@@ -3,7 +3,7 @@
 Same network, weights and data for every library, measured in one process, interleaved,
 median of several repeats; peak memory of each library in a separate process. Prints ratios.
 
-    python benchmarks/train_step.py [--quick] [--regimes mlp,shd,conv,rec,syn] [--repeats 7] [--no-memory]
+    python benchmarks/train_step.py [--quick] [--regimes mlp,shd,conv,rec,syn,slstm] [--repeats 7] [--no-memory]
                                     [--live-memory]
 """
 
@@ -27,7 +27,9 @@ REGIMES = {  # name: (kind, layer sizes, T, B)
     "conv": ("conv", (1, 12, 32, 10), 25, 64),
     "rec": ("rec", (700, 256, 20), 100, 128),
     "syn": ("syn", (700, 256, 20), 100, 128),  # SHD-like with current-based (Synaptic) neurons
+    "slstm": ("slstm", (700, 256, 20), 100, 128),  # SHD-like: a spiking LSTM (SLSTM) layer, then Leaky
 }
+SLSTM_THRESHOLD = 0.5  # the LSTM's membrane o * tanh(c) stays below 1: the default threshold would never fire
 
 
 def build_snngraph(kind: str, sizes: tuple, beta: float = 0.9, kernels: str = "auto"):
@@ -43,8 +45,11 @@ def build_snngraph(kind: str, sizes: tuple, beta: float = 0.9, kernels: str = "a
     else:
         n_in, hid, out = sizes
         x = g.input("x", (n_in,))
-        cur = g.linear(x, hid, name="fc1")
-        if kind == "syn":
+        cur = g.linear(x, hid, name="fc1") if kind != "slstm" else None
+        if kind == "slstm":
+            h = g.slstm(x, hidden_size=hid, threshold=SLSTM_THRESHOLD, name="lstm1")
+            o = g.leaky(g.linear(h, out, name="fc2"), beta, name="lif2")
+        elif kind == "syn":
             h = g.synaptic(cur, 0.8, beta, name="lif1")
             o = g.synaptic(g.linear(h, out, name="fc2"), 0.8, beta, name="lif2")
         else:
@@ -71,7 +76,11 @@ class SnnTorchNet(nn.Module):
         else:
             n_in, hid, out = sizes
             self.fc1, self.fc2 = nn.Linear(n_in, hid), nn.Linear(hid, out)
-            if kind == "syn":
+            if kind == "slstm":
+                del self.fc1  # the SLSTM's own input weights
+                self.lstm = snn.SLSTM(n_in, hid, threshold=SLSTM_THRESHOLD)
+                self.lifs = nn.ModuleList([snn.Leaky(beta=beta)])
+            elif kind == "syn":
                 self.lifs = nn.ModuleList([snn.Synaptic(alpha=0.8, beta=beta) for _ in range(2)])
             else:
                 first = snn.RLeaky(beta=beta, linear_features=hid) if kind == "rec" else snn.Leaky(beta=beta)
@@ -83,6 +92,8 @@ class SnnTorchNet(nn.Module):
         spk_rec, mem_rec = [], []
         if self.kind == "syn":
             return self._synaptic(x)
+        if self.kind == "slstm":
+            return self._slstm(x)
         if self.kind == "rec":
             spk1, mem1 = self.lifs[0].init_rleaky()
         else:
@@ -115,6 +126,18 @@ class SnnTorchNet(nn.Module):
         return {"spk": torch.stack(spk_rec), "mem": torch.stack(mem_rec)}
 
 
+    def _slstm(self, x):
+        syn, mem = self.lstm.reset_mem()
+        mem2 = self.lifs[0].init_leaky()
+        spk_rec, mem_rec = [], []
+        for t in range(x.shape[0]):
+            s, syn, mem = self.lstm(x[t], syn, mem)
+            s, mem2 = self.lifs[0](self.fc2(s), mem2)
+            spk_rec.append(s)
+            mem_rec.append(mem2)
+        return {"spk": torch.stack(spk_rec), "mem": torch.stack(mem_rec)}
+
+
 class AnnFloor(nn.Module):
     """The same synapses over all T*B rows with ReLU and no neurons: the floor any SNN pays."""
 
@@ -126,7 +149,9 @@ class AnnFloor(nn.Module):
             self.conv1, self.conv2, self.fc1 = nn.Conv2d(c_in, c1, 5), nn.Conv2d(c1, c2, 5), nn.Linear(c2 * 16, out)
         else:
             n_in, hid, out = sizes
-            self.fc1, self.fc2 = nn.Linear(n_in, hid), nn.Linear(hid, out)
+            self.hid = hid
+            # slstm: the cell's input weights (4 gates); its per-step recurrent matmul is left out, as for rec
+            self.fc1, self.fc2 = nn.Linear(n_in, 4 * hid if kind == "slstm" else hid), nn.Linear(hid, out)
 
     def forward(self, x):
         import torch.nn.functional as F
@@ -137,7 +162,7 @@ class AnnFloor(nn.Module):
             h = F.relu(F.max_pool2d(self.conv2(h), 2))
             out = self.fc1(h.flatten(1))
         else:
-            out = self.fc2(F.relu(self.fc1(rows)))
+            out = self.fc2(F.relu(self.fc1(rows)[:, :self.hid]))
         out = out.reshape(x.shape[0], x.shape[1], -1)
         return {"spk": out, "mem": out}
 
@@ -222,7 +247,7 @@ def peak_memory(library: str, regime: str, live: bool = False) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--regimes", default="mlp,shd,conv,rec,syn")
+    parser.add_argument("--regimes", default="mlp,shd,conv,rec,syn,slstm")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="2 repeats, no memory, mlp+shd only")
     parser.add_argument("--no-memory", action="store_true")

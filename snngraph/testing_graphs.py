@@ -25,10 +25,11 @@ OPS: tuple[str, ...] = (
     "delta_leaky", "nir_lif", "sigmoid", "tanh", "gelu", "mul", "sub", "layer_norm", "group_norm", "matmul",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "transpose", "permute", "reshape", "dropout2d", "upsample",
     "conv_transpose2d", "state_leaky", "norse_lif", "norse_lif_box", "norse_li", "norse_lif_recurrent",
-    "leaky_parallel",
+    "leaky_parallel", "slstm", "sconv2d_lstm",
 )
 _RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d": 3, "avg_pool2d": 3,
-         "feedback": 1, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3, "dropout2d": 3, "conv_transpose2d": 3}
+         "feedback": 1, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3, "dropout2d": 3, "conv_transpose2d": 3,
+         "slstm": 1, "sconv2d_lstm": 3}
 _MIN_RANK = {"matmul": 2, "upsample": 2}  # ops that take any per-step rank from this one up
 
 
@@ -461,6 +462,24 @@ class _Drawer:
     def _norse_lif_recurrent(self, x: Handle) -> Handle:
         return self._with_state(self.g.norse_lif_recurrent(x, **self._recurrent(x), **self._norse(x)))
 
+    def _cell(self) -> dict[str, Any]:
+        """A cell model's firing (scalar: its state has the hidden size, not the input's)."""
+        return dict(threshold=self.pick((0.25, 0.5)), learn_threshold=self.flag(), spike_grad=self._surrogate(),
+                    reset_mechanism=self.pick(("none", "subtract", "zero")))
+
+    def _slstm(self, x: Handle) -> Handle:
+        n, h = x.shape[-1], self.pick((2, 3))
+        return self._with_state(self.g.slstm(
+            x, hidden_size=h, weight_ih=self.weight((4 * h, n), n), weight_hh=self.weight((4 * h, h), h),
+            bias_ih=self.array((4 * h,), -0.5, 0.5), bias_hh=self.array((4 * h,), -0.5, 0.5), **self._cell()))
+
+    def _sconv2d_lstm(self, x: Handle) -> Handle:
+        c, h, k = x.shape[0], self.pick((1, 2)), self.pick((1, 3))
+        fan_in = (c + h) * k * k
+        return self._with_state(self.g.sconv2d_lstm(
+            x, out_channels=h, kernel_size=k, conv_weight=self.weight((4 * h, c + h, k, k), fan_in),
+            conv_bias=self.array((4 * h,), -0.5, 0.5), **self._cell()))
+
     def _adaptive_leaky(self, x: Handle) -> Handle:
         return self._with_state(self.g.adaptive_leaky(
             x, self._decay(x), rho=self._decay(x), adaptation=self.value(x.shape, 0.0, 2.0, (1.0, 0.2)),
@@ -505,7 +524,8 @@ def _feedback(g: Graph, x: Handle, w: Any, u: Any) -> Handle:
 _KIND_RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d": 3, "avg_pool2d": 3,
               "flatten": 3, "batch_norm_2d": 3, "group_norm": 3, "layer_norm_2d": 3,
               "matmul": 2, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3, "conv_transpose2d": 3,
-              "upsample": 2, "upsample_bilinear": 3, "dropout2d": 3, "transpose": 3, "permute": 3, "reshape": 3}
+              "upsample": 2, "upsample_bilinear": 3, "dropout2d": 3, "transpose": 3, "permute": 3, "reshape": 3,
+              "sconv2d_lstm": 3}
 _KIND_BODIES: dict[str, Any] = {
     "input": lambda g, x, w, u: x,
     "linear": lambda g, x, w, u: g.linear(x, 3, weight=w(3, 4), bias_value=u(-0.5, 0.5, 3), name="fc"),
@@ -581,4 +601,10 @@ _KIND_BODIES: dict[str, Any] = {
     "norse_li": lambda g, x, w, u: g.norse_li(x, tau_syn_inv=u(100, 300, 4), name="li"),
     "norse_lif_recurrent": lambda g, x, w, u: g.norse_lif_recurrent(x, recurrent_weight=w(4, 4), recurrent_bias=False,
                                                                     name="lif"),
+    "slstm": lambda g, x, w, u: g.slstm(x, hidden_size=3, threshold=0.2, reset_mechanism="subtract",
+                                        weight_ih=w(12, 4), weight_hh=w(12, 3), bias_ih=u(-0.5, 0.5, 12),
+                                        bias_hh=u(-0.5, 0.5, 12), learn_threshold=True, name="lif"),
+    "sconv2d_lstm": lambda g, x, w, u: g.sconv2d_lstm(x, out_channels=2, kernel_size=3, threshold=0.2,
+                                                      conv_weight=w(8, 4, 3, 3), conv_bias=u(-0.5, 0.5, 8),
+                                                      reset_mechanism="zero", name="lif"),
 }

@@ -75,9 +75,11 @@ def build(model_name: str, values: dict | None = None, *, per_neuron: bool = Fal
     values = dict(base_values(model_name) if values is None else values)
     rng = np.random.default_rng(0)
     g = sg.Graph(model_name)
-    x = g.input("x", (N,))
+    x = g.input("x", input_shape(model_name))
     w = (rng.integers(-6, 13, (N, N)) / 32).astype(np.float32)
-    h = g.linear(x, N, weight=w, bias_value=np.full(N, 0.25, np.float32), name="fc")
+    h = x if model.cell == "conv2d" else g.linear(x, N, weight=w, bias_value=np.full(N, 0.25, np.float32), name="fc")
+    if model.cell is not None:  # fixed 1/32-quantised cell weights; N hidden features
+        extra = cell_weights(model, rng) | extra
     if per_neuron:
         spread = np.linspace(0.85, 1.0, N, dtype=np.float32)
         values = {k: (np.float32(v) * spread if model.params[k].per_neuron else v) for k, v in values.items()}
@@ -93,6 +95,20 @@ def build(model_name: str, values: dict | None = None, *, per_neuron: bool = Fal
     return g
 
 
+def input_shape(model_name: str) -> tuple[int, ...]:
+    """(N,); a convolutional cell reads (1, 1, N) (one channel, one row)."""
+    return (1, 1, N) if MODELS[model_name].cell == "conv2d" else (N,)
+
+
+def cell_weights(model: sg.NeuronModel, rng: np.random.Generator) -> dict:
+    """A cell model's weights (gates * N pre-activations), fixed and 1/32-quantised."""
+    q = lambda *shape: (rng.integers(-8, 13, shape) / 32).astype(np.float32)  # noqa: E731
+    gn = model.gates * N
+    if model.cell == "linear":
+        return dict(hidden_size=N, weight_ih=q(gn, N), weight_hh=q(gn, N), bias_ih=q(gn), bias_hh=q(gn))
+    return dict(out_channels=N, kernel_size=(1, 3), conv_weight=q(gn, 1 + N, 1, 3), conv_bias=q(gn))
+
+
 _BASE: dict[str, dict] = {}
 
 
@@ -102,6 +118,8 @@ def base_values(model_name: str) -> dict:
     if model_name not in _BASE:
         model = MODELS[model_name]
         defaults = {k: float(s.default) for k, s in model.params.items() if s.default is not None}
+        if model.cell is not None:  # an LSTM's membrane o * tanh(c) stays below the default threshold 1
+            defaults["threshold"] = 0.25
         required = [k for k, s in model.params.items() if s.default is None]
         for combo in itertools.product(*(candidates(model.params[k]) for k in required)):
             values = defaults | dict(zip(required, combo, strict=True))
@@ -116,16 +134,20 @@ def base_values(model_name: str) -> dict:
     return _BASE[model_name]
 
 
-def inputs(steps: int = T, batch: int = B, seed: int = 0) -> np.ndarray:
+def inputs(steps: int = T, batch: int = B, seed: int = 0, shape: tuple[int, ...] = (N,)) -> np.ndarray:
     """Inputs in multiples of 1/8 (float32-exact sums with the 1/32 weights), mostly positive."""
     rng = np.random.default_rng(seed)
-    return (rng.integers(-4, 25, (steps, batch, N)) / 8).astype(np.float32)
+    return (rng.integers(-4, 25, (steps, batch, N)) / 8).astype(np.float32).reshape(steps, batch, *shape)
+
+
+def graph_inputs(g: sg.Graph, steps: int = T, batch: int = B, seed: int = 0) -> np.ndarray:
+    return inputs(steps, batch, seed, g.inputs["x"].shape)
 
 
 def forward(g: sg.Graph, x: np.ndarray | None = None, passes=None) -> dict[str, torch.Tensor]:
     net = sg.compile(g, passes=passes).eval()
     with torch.no_grad():
-        return net(torch.from_numpy(inputs() if x is None else x))
+        return net(torch.from_numpy(graph_inputs(g) if x is None else x))
 
 
 def differs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
@@ -218,7 +240,7 @@ def test_scan_equals_derived_step(model_name, options, variant):
     assert fused.graph.nodes[NAME].fused and not unfused.graph.nodes[NAME].fused
     names = {k for k, _ in fused.named_parameters()}
     assert {f"{NAME}.{k}" for k in learnable(model)} <= names
-    x = torch.from_numpy(inputs()).double()
+    x = torch.from_numpy(graph_inputs(g)).double()
     out_a, grads_a = run_with_grads(unfused, x)
     out_b, grads_b = run_with_grads(fused, x)
     if model.spiking:
@@ -249,7 +271,7 @@ def test_onnx_matches_torch(model_name, options, variant, mode, tmp_path):
     model = MODELS[model_name]
     g = build(model_name, **variant_kw(variant), **options)
     steps = 8
-    xs = inputs(steps, B, seed=1)
+    xs = graph_inputs(g, steps, B, seed=1)
     net = sg.compile(g).eval()
     with torch.no_grad():
         want = {k: v.numpy() for k, v in net(torch.from_numpy(xs)).items()}
@@ -290,15 +312,15 @@ def round_trip_graphs(model_name: str) -> dict[str, sg.Graph]:
 
 @pytest.mark.parametrize("model_name", BUILTIN)
 def test_text_and_file_round_trips(model_name, tmp_path):
-    x = torch.from_numpy(inputs())
     for variant, g in round_trip_graphs(model_name).items():
+        x = graph_inputs(g)
         path = tmp_path / f"{variant}.sg"
         sg.save(g, path)
-        want = forward(g, x.numpy())
+        want = forward(g, x)
         for how, back in (("text", sg.parse(g.to_text(with_params=True))), ("file", sg.load(path))):
             assert back.nodes == g.nodes, f"{variant} via {how}"
             assert back.outputs == g.outputs, f"{variant} via {how}"
-            got = forward(back, x.numpy())
+            got = forward(back, x)
             assert not differs(got, want), f"{variant} via {how}: compiled outputs differ"
 
 

@@ -47,7 +47,7 @@ def state_entries(graph: Graph, names: tuple[str, ...] | None = None) -> list[St
         if isinstance(node, S.Delay):
             out.append(StateEntry(f"{name}.buffer", name, "buffer", (node.steps, BATCH, *node.shape)))
         elif node.family == "neuron" and not node.state_inputs:  # explicit state comes in as inputs
-            shape = types[node.inputs[0]].shape
+            shape = node.state_shape(types[node.inputs[0]].shape)
             out.extend(StateEntry(f"{name}.{p}", name, p, (BATCH, *shape)) for p in node.state_ports)
     return out
 

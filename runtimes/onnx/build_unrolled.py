@@ -57,7 +57,7 @@ def build_unrolled(graph: Graph, num_steps: int) -> tuple[list[NodeProto], list,
                                                      types[Ref(name, "out")])
         else:
             state = explicit_state(node, values) if node.state_inputs else {
-                p: zeros_of(types[node.inputs[0]].shape) for p in node.state_ports}
+                p: zeros_of(node.state_shape(types[node.inputs[0]].shape)) for p in node.state_ports}
             ports = lower_neuron(e, shared, values[node.inputs[0]], state)
             values.update({Ref(name, port): value for port, value in ports.items()})
     source_types = graph.types()

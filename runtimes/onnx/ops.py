@@ -85,7 +85,8 @@ class Const(_Value):
 
 
 _ARITHMETIC = {"Add": operator.add, "Sub": operator.sub, "Mul": operator.mul, "Div": operator.truediv}
-_TORCH = {"Neg": torch.neg, "Exp": torch.exp, "Log": torch.log, "Abs": torch.abs}
+_TORCH = {"Neg": torch.neg, "Exp": torch.exp, "Log": torch.log, "Abs": torch.abs, "Sigmoid": torch.sigmoid,
+          "Tanh": torch.tanh}
 _SYMBOL = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/"}
 
 
@@ -255,14 +256,59 @@ class OnnxOps:
         return Sym(self, e.op("Reshape", hot, e.op("Shape", v.name, hint=hint), hint=hint))
 
     def recurrent(self, spk: Any) -> Any:
-        """``V(S[t-1])``: ``Gemm`` with ``recurrent.weight``/``.bias`` (all-to-all) or ``V * spk``."""
+        """``V(S[t-1])``: ``Gemm`` with ``recurrent.weight``/``.bias`` (all-to-all) or ``V * spk``; a cell
+        model's hidden-to-gates map."""
         node = self.node
+        if node.model.cell is not None:
+            return self._cell_recurrent(spk)
         if node.all_to_all:
             ins = [spk, self.param("recurrent_weight")]
             if node.recurrent_bias is not None:
                 ins.append(self.param("recurrent_bias"))
             return self._op("Gemm", *ins, transB=1)
         return self.binary("Mul", self.param("V"), spk)
+
+    # --- cell models (snngraph.ir.model_cell) ---------------------------------------------------------
+    def sigmoid(self, v: Any) -> Any:
+        return self.unary("Sigmoid", v)
+
+    def tanh(self, v: Any) -> Any:
+        return self.unary("Tanh", v)
+
+    def split(self, v: Any, n: int) -> tuple[Any, ...]:
+        """``n`` equal chunks along the feature axis (axis 1)."""
+        size = self._hidden()
+        names = self.e.op("Split", self.name(v), self.e.ints([size] * n), axis=1, outputs=n, hint=self.node.name)
+        return tuple(Sym(self, name) for name in ([names] if n == 1 else names))
+
+    def _hidden(self) -> int:
+        """A cell's hidden features (channels)."""
+        node = self.node
+        return node.weight_hh.shape[1] if node.model.cell == "linear" else node.conv_weight.shape[0] // node.model.gates
+
+    def project(self, x: Any) -> Any:
+        """The cell's input projection: ``Gemm`` with ``lstm_cell.weight_ih``/``bias_ih``, or ``Conv``
+        with the input channels of ``conv.weight`` and ``conv.bias``."""
+        node = self.node
+        if node.model.cell == "linear":
+            ins = [x, self.param("weight_ih")] + ([self.param("bias_ih")] if node.bias_ih is not None else [])
+            return self._op("Gemm", *ins, transB=1)
+        w, cin = self.param("conv_weight"), self.node.conv_weight.shape[1] - self._hidden()
+        part = Const(self, w.value[:, :cin].contiguous(), "conv.weight.input")
+        ins = [x, part] + ([self.param("conv_bias")] if node.conv_bias is not None else [])
+        return self._conv(*ins)
+
+    def _conv(self, *ins: Any) -> Any:
+        ph, pw = self.node.conv_weight.shape[2] // 2, self.node.conv_weight.shape[3] // 2
+        return self._op("Conv", *ins, pads=[ph, pw, ph, pw])
+
+    def _cell_recurrent(self, h: Any) -> Any:
+        node = self.node
+        if node.model.cell == "linear":
+            ins = [h, self.param("weight_hh")] + ([self.param("bias_hh")] if node.bias_hh is not None else [])
+            return self._op("Gemm", *ins, transB=1)
+        w, cin = self.param("conv_weight"), self.node.conv_weight.shape[1] - self._hidden()
+        return self._conv(h, Const(self, w.value[:, cin:].contiguous(), "conv.weight.hidden"))
 
 
 def _fold(op_type: str, a: Any, b: Any) -> Any:

@@ -57,9 +57,12 @@ class Description:
 
 def describe(node: Node) -> Description | None:
     """How the op runs ``node`` (computed once, when the net is made: dynamo traces neither ``json`` nor
-    caches), or None when it cannot (a plain-callable surrogate). The tensors are its parameters, then
+    caches), or None when it cannot (a plain-callable surrogate; a cell model, whose weights and input
+    projection the op does not carry: it keeps the unrolled loop). The tensors are its parameters, then
     the recurrence (weight and bias, or ``V``)."""
     model = node.model
+    if model.cell is not None:
+        return None
     surrogate = (node.surrogate or DEFAULT_SURROGATE) if model.spiking else None
     if surrogate is not None and surrogate.name == "callable":
         return None

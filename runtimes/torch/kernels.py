@@ -59,7 +59,8 @@ def derived_step(model: NeuronModel) -> Callable[..., tuple[Tensor, ...]]:
 
     def step(x: Tensor, *state: Tensor, spike_grad: SpikeFn | None = None,
              recurrent: Callable[[Tensor], Tensor] | None = None,
-             state_quant: Callable[[Tensor], Tensor] | None = None, **kw: Any) -> tuple[Tensor, ...]:
+             state_quant: Callable[[Tensor], Tensor] | None = None,
+             project: Callable[[Tensor], Tensor] | None = None, **kw: Any) -> tuple[Tensor, ...]:
         if len(state) != len(names) or not kw.keys() <= allowed:
             raise GraphError(f"{model.name}: takes x, {', '.join(names)} and keywords {sorted(allowed)}; got "
                              f"{1 + len(state)} tensors and {sorted(kw)}")
@@ -72,13 +73,14 @@ def derived_step(model: NeuronModel) -> Callable[..., tuple[Tensor, ...]]:
                 raise GraphError(f"{model.name}: {key} must be one of {option.choices}, got {p[key]!r}")
         if state_quant is not None and state_quant is not False and not model.state_quant:
             raise GraphError(f"{model.name}: takes no state_quant")
-        ops = TorchOps(spike_fn(spike_grad) if model.spiking else None, recurrent, state_quant or None)
+        ops = TorchOps(spike_fn(spike_grad) if model.spiking else None, recurrent, state_quant or None, project)
         out, new = model.step(ops, x, dict(zip(names, state, strict=True)), p)
         return (out, *(new[k] for k in model.state))
 
     P = inspect.Parameter
     params = [P("x", P.POSITIONAL_OR_KEYWORD), *(P(n, P.POSITIONAL_OR_KEYWORD) for n in names)]
-    params += [P("recurrent", P.KEYWORD_ONLY)] if model.recurrent else []
+    params += [P("recurrent", P.KEYWORD_ONLY)] if model.recurrent or model.cell else []
+    params += [P("project", P.KEYWORD_ONLY, default=None)] if model.cell else []
     params += [P(k, P.KEYWORD_ONLY, **({} if s.default is None else {"default": s.default}))
                for k, s in model.params.items()]
     params += [P("spike_grad", P.KEYWORD_ONLY, default=None)] if model.spiking else []

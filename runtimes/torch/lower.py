@@ -256,4 +256,8 @@ def neuron_kwargs(node: Node, mod: nn.Module | None) -> dict[str, Any]:
         else:
             v = tensors["V"]
             kw["recurrent"] = lambda s: v * s
+    if model.cell is not None:
+        from snngraph.runtimes.torch.cell import cell_maps
+
+        kw["project"], kw["recurrent"] = cell_maps(model.cell, model.gates, tensors)
     return kw

@@ -335,7 +335,7 @@ class CompiledNet(nn.Module):
                 shapes[f"{name}.buffer"] = (node.steps, batch, *node.shape)
             elif node.family == "neuron" and not node.state_inputs:  # explicit state: inputs, not carried
                 for port in node.state_ports:
-                    shapes[f"{name}.{port}"] = (batch, *self._types[node.inputs[0]].shape)
+                    shapes[f"{name}.{port}"] = (batch, *node.state_shape(self._types[node.inputs[0]].shape))
         return shapes
 
     def _check_state(self, state: Any, like: Tensor) -> None:
@@ -359,7 +359,8 @@ class CompiledNet(nn.Module):
                                  f"{dtype or 'floating point'} (batch {like.shape[0]}), got {got}")
 
     def _zero_state(self, node: Any, x: Tensor) -> tuple[Tensor, ...]:
-        return tuple(torch.zeros_like(x) for _ in node.state_ports)
+        shape = (x.shape[0], *node.state_shape(tuple(x.shape[1:])))
+        return tuple(x.new_zeros(shape) for _ in node.state_ports)
 
     def step(self, *args: Tensor, state: State | None = None, **kwargs: Tensor) -> tuple[dict[str, Tensor], State]:
         """One time step: inputs ``(B, *shape)`` and the state from ``init_state`` or the last step.

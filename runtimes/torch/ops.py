@@ -29,19 +29,22 @@ class TorchOps:
 
     Args:
         spike_fn: the spike function (a surrogate: Heaviside forward, surrogate backward).
-        recurrent: for recurrent models, the map applied to the previous spikes.
+        recurrent: for recurrent models, the map applied to the previous spikes (cell models: to a state).
         quant: the state quantiser (``sg.functional.state_quant(...)``, snnTorch's, any callable);
             ``None``: ``quant`` is the identity.
+        project: for cell models, the input projection (identity when the caller projected already).
     """
 
-    __slots__ = ("_spike", "_recurrent", "_quant")
+    __slots__ = ("_spike", "_recurrent", "_quant", "_project")
 
     def __init__(self, spike_fn: Callable[[Tensor], Tensor] | None,
                  recurrent: Callable[[Tensor], Tensor] | None = None,
-                 quant: Callable[[Tensor], Tensor] | None = None):
+                 quant: Callable[[Tensor], Tensor] | None = None,
+                 project: Callable[[Tensor], Tensor] | None = None):
         self._spike = spike_fn
         self._recurrent = recurrent
         self._quant = quant
+        self._project = project
 
     def spike(self, v: Tensor) -> Tensor:
         return self._spike(v)
@@ -61,6 +64,22 @@ class TorchOps:
         flat = v.detach().reshape(v.shape[0], -1)
         mask = torch.zeros_like(flat).scatter_(1, flat.argmax(1, keepdim=True), 1.0)
         return mask.reshape(v.shape)
+
+    def project(self, x: Tensor) -> Tensor:
+        return x if self._project is None else self._project(x)
+
+    @staticmethod
+    def sigmoid(v: Any) -> Any:
+        return torch.sigmoid(v) if isinstance(v, Tensor) else 1.0 / (1.0 + math.exp(-v))
+
+    @staticmethod
+    def tanh(v: Any) -> Any:
+        return torch.tanh(v) if isinstance(v, Tensor) else math.tanh(v)
+
+    @staticmethod
+    def split(v: Tensor, n: int) -> tuple[Tensor, ...]:
+        """``n`` equal chunks along the feature axis (dim 1 of a batch)."""
+        return torch.chunk(v, n, dim=1)
 
     @staticmethod
     def detach(v: Any) -> Any:

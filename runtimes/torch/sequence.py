@@ -41,10 +41,15 @@ def step_over_time(model: NeuronModel, x: Tensor, state: tuple[Tensor, ...],
     from snngraph.runtimes.torch.kernels import kernel_for
 
     step, ports = kernel_for(model.name).step, model.ports
+    if model.cell is not None:  # the input projection over all T*B rows at once
+        from snngraph.runtimes.torch.cell import projected
+
+        x, kwargs = projected(x, kwargs)
     state_at = [ports.index(p) for p in model.state_ports]
     outs: list[list[Tensor]] = [[] for _ in ports]
-    for t in range(x.shape[0]):
-        result = step(x[t], *state, **kwargs)[-len(ports):]
+    # unbind, not x[t]: the backward of T selects would write T zero-filled copies of the whole sequence
+    for x_t in x.unbind(0):
+        result = step(x_t, *state, **kwargs)[-len(ports):]
         for i, v in enumerate(result):
             outs[i].append(v)
         state = tuple(result[i] for i in state_at)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 # (class module prefix, class name) -> IR op
 _SNNTORCH = {"Leaky": "leaky", "Synaptic": "synaptic", "Alpha": "alpha", "Lapicque": "lapicque",
              "RLeaky": "rleaky", "RSynaptic": "rsynaptic", "DeltaLeaky": "delta_leaky"}
+_SNNTORCH.update({"SLSTM": "slstm", "SConv2dLSTM": "sconv2d_lstm"})
 _SNNGRAPH = {**_SNNTORCH, "IntegrateFire": "integrate_fire", "LeakyIntegrator": "leaky_integrator",
              "AdaptiveLeaky": "adaptive_leaky"}
 SEQUENCE_NEURONS = ("StateLeaky", "LinearLeaky", "LeakyParallel", "AssociativeLeaky")  # see fx_sequence
@@ -170,6 +171,26 @@ def _recurrence(module: nn.Module, where: str) -> dict[str, Any]:
                 learn_recurrent=rec.weight.requires_grad)
 
 
+def _cell(module: nn.Module, kind: str, where: str) -> dict[str, Any]:
+    """A cell model's weights: ``lstm_cell`` (``SLSTM``) or ``conv`` (``SConv2dLSTM``), snnTorch's submodules."""
+    if getattr(module, "max_pool", 0) or getattr(module, "avg_pool", 0):
+        raise GraphError(f"{where}: SConv2dLSTM with max_pool/avg_pool is not supported by sg.trace (its spikes are "
+                         "those of the pooled membrane); step the module itself, or pool its mem in the model")
+    cell = module.lstm_cell if kind == "linear" else module.conv
+    if kind == "linear":
+        names = {"weight_ih": "weight_ih", "weight_hh": "weight_hh", "bias_ih": "bias_ih", "bias_hh": "bias_hh"}
+        kw = dict(hidden_size=cell.hidden_size)
+    else:
+        names = {"conv_weight": "weight", "conv_bias": "bias"}
+        kw = dict(out_channels=module.out_channels, kernel_size=tuple(cell.kernel_size))
+    kw["bias"] = cell.bias is not None if kind == "conv2d" else cell.bias_ih is not None
+    for key, attr in names.items():
+        value = getattr(cell, attr)
+        if value is not None:
+            kw[key] = value.detach().cpu().clone()
+    return kw
+
+
 def add_neuron(g: Graph, x: Handle, module: nn.Module, kind: NeuronKind, name: str, where: str) -> Handle:
     """Add the IR node of neuron ``module`` (named ``name``) fed by ``x``; return its handle.
 
@@ -191,6 +212,8 @@ def add_neuron(g: Graph, x: Handle, module: nn.Module, kind: NeuronKind, name: s
         kw["state_quant"] = quant_levels_of(getattr(module, "state_quant", False), where)
     if model.recurrent:
         kw.update(_recurrence(module, where))
+    if model.cell is not None:
+        kw.update(_cell(module, model.cell, where))
     return g.neuron(model.name, x, name=name, **kw)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from snngraph.ir.errors import GraphError
 from snngraph.ir.init import as_array, kaiming_weight, uniform_fan_in
 from snngraph.ir.model import _REGISTERED_HOOKS, MODELS, NeuronModel, get_model
+from snngraph.ir.model_cell import CELLS
 from snngraph.ir.node import NODE_KINDS
 from snngraph.ir.surrogate import Surrogate
 from snngraph.ir.types import Param
@@ -76,7 +77,7 @@ def build_neuron(builder: Any, model: NeuronModel, x: Any, name: str | None, lea
     name = builder._name(name, model.name)
     where = f"{model.name} '{name}'"
     allowed = {*model.params, *model.options, *model.extra_keywords, *(RECURRENCE if model.recurrent else ()),
-               *(("state_quant",) if model.state_quant else ())}
+               *(("state_quant",) if model.state_quant else ()), *_cell_keywords(model)}
     unknown = sorted(set(values) - allowed)
     if unknown:
         raise GraphError(f"{where}: unexpected keyword(s) {unknown}; {model.name} takes {sorted(allowed)}")
@@ -100,8 +101,18 @@ def build_neuron(builder: Any, model: NeuronModel, x: Any, name: str | None, lea
     if model.recurrent:
         fields.update(_recurrence(builder, x, where, {**RECURRENCE, **{k: values[k] for k in RECURRENCE
                                                                        if k in values}}))
+    if model.cell is not None:
+        shape = builder._in_type(x, where)[1].shape
+        cell = {**_cell_keywords(model), **{k: values[k] for k in _cell_keywords(model) if k in values}}
+        built = CELLS[model.cell].build(tuple(shape), model.gates, cell, where)
+        fields.update({k: None if v is None else Param(v, True) for k, v in built.items()})
     ref = builder._ref(x, where)
     return builder._add(NODE_KINDS[model.name](name=name, inputs=(ref,), **fields))
+
+
+def _cell_keywords(model: NeuronModel) -> dict[str, Any]:
+    """A cell model's builder keywords (``hidden_size``, ``bias``, the weights; see ``model_cell``)."""
+    return dict(CELLS[model.cell].keywords) if model.cell is not None else {}
 
 
 def _param(model: NeuronModel, key: str, value: Any, learnable: bool, where: str) -> Param:
@@ -186,6 +197,7 @@ def builder_signature(model: NeuronModel) -> inspect.Signature:
     keyword += [(k, o.default) for k, o in model.options.items()]
     keyword += list(RECURRENCE.items()) if model.recurrent else []
     keyword += [("state_quant", None)] if model.state_quant else []
+    keyword += list(_cell_keywords(model).items())
     params += [P(k, P.KEYWORD_ONLY, default=v) for k, v in keyword] + [P("name", P.KEYWORD_ONLY, default=None)]
     return inspect.Signature(params)
 

@@ -26,7 +26,10 @@ over all its neurons, the first on ties: snnTorch's ``inhibition``); ``quant(v)`
 quantiser, snnTorch's ``state_quant``: the nearest of its levels with a straight-through gradient;
 the identity when the node has none; models declared with ``state_quant=True``); and, for
 recurrent models, ``recurrent(spk)`` (the node's recurrent weights applied to the previous spikes).
-``p`` holds the parameters (scalars or per-neuron
+Cell models (``cell="linear"``/``"conv2d"``, LSTMs) also have
+``project(x)`` (the cell's input projection of the raw input), ``recurrent(h)`` (its hidden-to-gates
+map), ``sigmoid``, ``tanh`` and ``split(v, n)`` (``n`` equal chunks along the feature axis; see
+:mod:`snngraph.ir.model_cell`). ``p`` holds the parameters (scalars or per-neuron
 values) and the options (plain Python values: branch on them with ``if``).
 """
 
@@ -148,6 +151,10 @@ class NeuronModel:
             parameters outside the ``state_dict`` (a traced Norse model's keys are then Norse's).
         state_quant: the step quantises its state with ``ops.quant``: nodes get a ``state_quant`` field
             (the ascending levels, or ``None``), kernels and builders a ``state_quant`` keyword.
+        cell: ``"linear"`` or ``"conv2d"``: the model holds a gated cell's weights (see
+            :mod:`snngraph.ir.model_cell`), ``ops.project`` / ``ops.recurrent`` apply them, and its
+            state has ``hidden`` features where the projection has ``gates * hidden``.
+        gates: the cell's gate count (the projection's feature ratio to the state's).
     """
 
     name: str
@@ -166,6 +173,8 @@ class NeuronModel:
     state_dict_buffers: bool = True
     state_quant: bool = False
     doc: str = ""
+    cell: str | None = None
+    gates: int = 1
 
     @property
     def ports(self) -> tuple[str, ...]:
@@ -183,6 +192,7 @@ class NeuronModel:
         extra = {"spike_grad"} if self.spiking else set()
         extra |= {"recurrent"} if self.recurrent else set()
         extra |= {"state_quant"} if self.state_quant else set()
+        extra |= {"project", "recurrent"} if self.cell else set()
         return frozenset(self.params) | frozenset(self.options) | extra
 
     def defaults(self) -> dict[str, Any]:
@@ -200,7 +210,7 @@ def _same_declaration(a: NeuronModel, b: NeuronModel) -> bool:
     """Whether ``b`` declares what ``a`` does (a module or notebook cell run again)."""
     code = lambda m: (m.step.__code__.co_code, m.step.__code__.co_consts)  # noqa: E731
     fields = ("params", "state", "options", "spiking", "recurrent", "extra_keywords", "positional", "builtin",
-              "surrogate", "state_dict_buffers", "state_quant")
+              "surrogate", "state_dict_buffers", "state_quant", "cell", "gates")
     return all(getattr(a, f) == getattr(b, f) for f in fields) and code(a) == code(b)
 
 
@@ -215,6 +225,15 @@ def _check_declaration(model: NeuronModel, replace: bool) -> None:
     if (old is None and model.name in NODE_KINDS) or (old is not None and not replace):
         raise GraphError(f"{where}: the name is taken by a registered node kind or model (pick another name, "
                          "or pass replace=True to redeclare your own model)")
+    if model.cell is not None:
+        from snngraph.ir.model_cell import CELLS
+
+        if model.cell not in CELLS or model.recurrent:
+            raise GraphError(f"{where}: cell must be one of {sorted(CELLS)} (and the model not recurrent), "
+                             f"got {model.cell!r}")
+    if isinstance(model.gates, bool) or not isinstance(model.gates, int) or model.gates < 1 or (
+            model.gates > 1 and model.cell is None):
+        raise GraphError(f"{where}: gates must be a positive int, above 1 only for cell models; got {model.gates!r}")
     if not callable(model.step):
         raise GraphError(f"{where}: step must be callable")
     if not model.state or len(set(model.state)) != len(model.state):

@@ -2,9 +2,10 @@
 
 Fields, in order: the model's parameters (``Param``), its options, ``surrogate`` (spiking models),
 the recurrence (``all_to_all``, ``recurrent_weight``/``recurrent_bias`` or ``V``; recurrent
-models), ``state_quant`` (models declared ``state_quant=True``: the quantiser's ascending levels, or
-``None``), then ``fused`` (set by ``fuse_state_updates``) and ``state_inputs`` (explicit state: the
-state before each step comes from inputs 1.., one per state port; see ``unroll_time(g, steps=T)``).
+models) or the cell's weights (cell models, :mod:`snngraph.ir.model_cell`), ``state_quant`` (models
+declared ``state_quant=True``: the quantiser's ascending levels, or ``None``), then ``fused`` (set by
+``fuse_state_updates``) and ``state_inputs`` (explicit state: the state before each step comes
+from inputs 1.., one per state port; see ``unroll_time(g, steps=T)``).
 The text form, the file format and the loader all read these fields, so they follow the declaration.
 """
 
@@ -72,8 +73,22 @@ class ModelNeuron(Node):
         """The declared parameters' values by name."""
         return {k: getattr(self, k).value for k in self.model.params}
 
+    def state_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The per-step shape of the state (and ports) for an input of per-step ``shape``: the same,
+        except for cell models, whose state has the cell's hidden features."""
+        if self.model.cell is None:
+            return tuple(shape)
+        from snngraph.ir.model_cell import CELLS
+
+        kind = CELLS[self.model.cell]
+        out = kind.state_shape({k: getattr(self, k) for k in kind.fields}, self.model.gates, tuple(shape))
+        if isinstance(out, str):
+            raise self.error(out)
+        return out
+
     def infer(self, ins: tuple[TensorType, ...]) -> dict[str, TensorType]:
         t = current_type(self, ins)
+        t = TensorType(self.state_shape(t.shape), t.dtype)
         if self.model.recurrent and self.all_to_all:
             n = t.shape[-1]
             if len(t.shape) != 1 or self.recurrent_weight.shape != (n, n):
@@ -118,10 +133,11 @@ def current_type(node: Any, ins: tuple[TensorType, ...]) -> TensorType:
         states = f", then {', '.join(node.state_ports)}" if low > 1 else ""
         raise node.error(f"takes {low} inputs (the current{states}), got {len(ins)}")
     t = ins[0]
+    want = TensorType(node.state_shape(t.shape), t.dtype)
     for port, s in zip(node.state_ports if node.state_inputs else (), ins[1:], strict=True):
-        if s.shape != t.shape or s.dtype != t.dtype:
-            raise node.error(f"state input '{port}' has type {s}, expected {TensorType(t.shape, t.dtype)} "
-                             "(the current input's shape and dtype)")
+        if s.shape != want.shape or s.dtype != t.dtype:
+            raise node.error(f"state input '{port}' has type {s}, expected {want} "
+                             "(the state's shape and the current input's dtype)")
     return t
 
 
@@ -151,6 +167,13 @@ def node_class(model: NeuronModel) -> type[ModelNeuron]:
         namespace["matrix_params"] = ("recurrent_weight", "recurrent_bias")
     if model.state_quant:
         fields.append(("state_quant", "tuple[float, ...] | None", dataclasses.field(default=None)))
+    if model.cell is not None:
+        from snngraph.ir.model_cell import cell_fields
+
+        aliases = cell_fields(model.cell)
+        fields += [(k, "Param | None", dataclasses.field(default=None)) for k in aliases]
+        namespace["param_aliases"] = dict(aliases)
+        namespace["matrix_params"] = tuple(aliases)
     fields += [("fused", "bool", dataclasses.field(default=False)),
                ("state_inputs", "bool", dataclasses.field(default=False))]
     cls = dataclasses.make_dataclass(class_name(model.name), fields, bases=(ModelNeuron,), namespace=namespace,

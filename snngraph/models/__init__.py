@@ -11,6 +11,7 @@ from snngraph.models import (
     leaky,
     leaky_integrator,
     leaky_parallel,
+    lstm,
     nir_lif,
     norse_li,
     norse_lif,
@@ -20,4 +21,4 @@ from snngraph.models import (
 )
 
 __all__ = ["adaptive_leaky", "alpha", "delta_leaky", "lapicque", "leaky", "leaky_integrator", "leaky_parallel",
-           "nir_lif", "norse_li", "norse_lif", "recurrent", "state_leaky", "synaptic"]
+           "lstm", "nir_lif", "norse_li", "norse_lif", "recurrent", "state_leaky", "synaptic"]

@@ -18,6 +18,7 @@ from snngraph.nn.graded_spikes import GradedSpikes
 from snngraph.nn.lapicque import Lapicque
 from snngraph.nn.leaky import ALIF, IF, LI, AdaptiveLeaky, IntegrateFire, Leaky, LeakyIntegrator
 from snngraph.nn.leaky_parallel import LeakyParallel
+from snngraph.nn.lstm import SLSTM, SConv2dLSTM
 from snngraph.nn.recurrent import RecurrentOneToOne, RLeaky, RSynaptic
 from snngraph.nn.state_leaky import LinearLeaky, StateLeaky
 from snngraph.nn.synaptic import Alpha, Synaptic
@@ -44,6 +45,8 @@ __all__ = [
     "RLeaky",
     "RSynaptic",
     "RecurrentOneToOne",
+    "SConv2dLSTM",
+    "SLSTM",
     "SpikingNeuron",
     "StateLeaky",
     "Synaptic",

@@ -106,20 +106,26 @@ class SpikingNeuron(nn.Module, abc.ABC):
                 "the state is kept on the module"
             )
         stored = (getattr(self, name) for name in self.state_names)
-        return tuple(s if s.shape == input_.shape else torch.zeros_like(input_) for s in stored)
+        shape = self._state_shape(input_)
+        return tuple(s if s.shape == shape else input_.new_zeros(shape) for s in stored)
+
+    def _state_shape(self, input_: Tensor) -> torch.Size:
+        """The state's shape for ``input_``: the same (cells such as ``SLSTM`` change the features)."""
+        return input_.shape
 
     def _given_state(self, input_: Tensor, given: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
-        state = []
+        state, shape = [], self._state_shape(input_)
         for name, value in zip(self.state_names, given, strict=True):
             if value is not None and not isinstance(value, Tensor):
                 raise GraphTypeError(f"{type(self).__name__}: state {name!r} must be a torch.Tensor or None, "
                                      f"got {type(value).__name__}")
             if value is None or value.numel() == 0:
-                value = torch.zeros_like(input_)
-            elif value.shape != input_.shape:
+                value = input_.new_zeros(shape)
+            elif value.shape != shape:
                 raise GraphError(
                     f"{type(self).__name__}: state {name!r} has shape {tuple(value.shape)} "
                     f"but the input has shape {tuple(input_.shape)}"
+                    + (f" (the state's is {tuple(shape)})" if shape != input_.shape else "")
                 )
             state.append(value)
         return tuple(state)
