@@ -85,7 +85,7 @@ class Const(_Value):
 
 
 _ARITHMETIC = {"Add": operator.add, "Sub": operator.sub, "Mul": operator.mul, "Div": operator.truediv}
-_TORCH = {"Neg": torch.neg, "Exp": torch.exp, "Log": torch.log, "Abs": torch.abs}
+_TORCH = {"Neg": torch.neg, "Exp": torch.exp, "Log": torch.log, "Abs": torch.abs, "Sigmoid": torch.sigmoid}
 _SYMBOL = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/"}
 
 
@@ -193,6 +193,9 @@ class OnnxOps:
     def abs(self, v: Any) -> Any:
         return self.unary("Abs", v)
 
+    def sigmoid(self, v: Any) -> Any:
+        return self.unary("Sigmoid", v)
+
     def minimum(self, a: Any, b: Any) -> Any:
         return self.binary("Min", a, b)
 
@@ -253,4 +256,6 @@ def _scalar_unary(op_type: str, v: float) -> float:
         return abs(v)
     if op_type == "Exp":
         return math.exp(v)
+    if op_type == "Sigmoid":
+        return float(torch.sigmoid(torch.tensor(v, dtype=torch.float64)))
     return math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan)

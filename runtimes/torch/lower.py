@@ -36,6 +36,7 @@ class NodeParams(nn.Module):
             # state_dict has it, so the compiled net does too (loading another value is refused)
             self._reset_index = ("subtract", "zero", "none").index(node.reset_mechanism)
             self.register_buffer("reset_mechanism_val", torch.as_tensor(self._reset_index))
+        persistent = getattr(getattr(node, "model", None), "fixed_in_state_dict", True)
         for key, param in node.params().items():
             owner = self
             *path, leaf = key.split(".")
@@ -47,7 +48,7 @@ class NodeParams(nn.Module):
             if param.learnable:
                 owner.register_parameter(leaf, nn.Parameter(value))
             else:
-                owner.register_buffer(leaf, value)
+                owner.register_buffer(leaf, value, persistent=persistent)
 
     def get(self, key: str) -> Tensor:
         return param_of(self, key)

@@ -65,6 +65,12 @@ class TorchOps:
         return math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan)
 
     @staticmethod
+    def sigmoid(v: Any) -> Any:
+        if isinstance(v, Tensor):
+            return torch.sigmoid(v)
+        return 1.0 / (1.0 + math.exp(-v)) if v >= 0 else math.exp(v) / (1.0 + math.exp(v))
+
+    @staticmethod
     def abs(v: Any) -> Any:
         return torch.abs(v) if isinstance(v, Tensor) else abs(v)
 

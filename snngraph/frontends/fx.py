@@ -48,6 +48,7 @@ from snngraph.frontends import fx_layers, fx_math  # noqa: F401  (add their hand
 from snngraph.frontends.fx_loop import reroll
 from snngraph.frontends.fx_neurons import add_neuron, is_neuron_module, neuron_kind
 from snngraph.frontends.fx_ops import BATCH, FUNCTIONS, MODULES, NeuronOut, describe, size, tensor
+from snngraph.frontends.fx_spikingjelly import add_sj_neuron, per_step_view, sj_layer_handler
 from snngraph.frontends.fx_tracer import NeuronRoot, location, symbolic_trace
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph, Handle
@@ -83,6 +84,12 @@ def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: s
         raise GraphError(f"sg.trace expects a torch.nn.Module, got {type(module).__name__}")
     examples = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
     name = name or type(module).__name__
+    with per_step_view(module, examples) as (module, examples):  # SpikingJelly models (fx_spikingjelly)
+        return _trace(module, examples, name, output_names, keep_state_outputs)
+
+
+def _trace(module: nn.Module, examples: tuple[Any, ...], name: str, output_names: Any,
+           keep_state_outputs: bool) -> Graph:
     if is_neuron_module(module):
         module = NeuronRoot(module, len(examples) - 1)
     fx_graph, constants = symbolic_trace(module)
@@ -276,7 +283,7 @@ class Translator:
         name = _module_node_name(node.target)
         if is_neuron_module(module):
             return self._neuron(node, module, args, kwargs, name)
-        handler = MODULES.get(type(module))
+        handler = MODULES.get(type(module)) or sj_layer_handler(module, MODULES)
         if handler is None:
             raise GraphError(f"unsupported module {type(module).__module__}.{type(module).__name__}")
         if len(args) != 1 or kwargs:
@@ -302,6 +309,11 @@ class Translator:
             raise GraphError("a neuron is called more than once per step; give each population its own module")
         self.called.add(node.target)
         self._claim(node.target, _named_params(node.target, module))
+        if kind.library == "spikingjelly":
+            if len(args) != 1 or kwargs:
+                raise GraphError(f"a SpikingJelly neuron takes one tensor, got {_fmt(args, kwargs)}")
+            return self._keep_path(add_sj_neuron(self.g, tensor(args[0], "neuron input"), module,
+                                                 self.unique(name, helper=False), label), node.target)
         try:
             bound = inspect.signature(module.forward).bind(*args, **kwargs)
         except TypeError as exc:

@@ -27,6 +27,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from snngraph import surrogate as sgs
+from snngraph.frontends.fx_spikingjelly import is_sj_neuron, sj_neuron_op
 from snngraph.ir.errors import GraphError
 from snngraph.ir.model import get_model
 from snngraph.ir.surrogate import Surrogate
@@ -47,7 +48,7 @@ class NeuronKind:
 
     Attributes:
         op: the IR op (``leaky``, ...).
-        library: ``"snntorch"`` or ``"snngraph"``.
+        library: ``"snntorch"``, ``"snngraph"`` or ``"spikingjelly"``.
         state_args: names of ``forward``'s state arguments, in order (``mem``; ``syn, mem`` ...).
         returns: the port of each element of the tuple the module returns when it returns one.
     """
@@ -59,7 +60,9 @@ class NeuronKind:
 
 
 def is_neuron_module(module: nn.Module) -> bool:
-    """Whether ``module`` is a spiking neuron of snngraph or snnTorch (a leaf of the trace)."""
+    """Whether ``module`` is a spiking neuron of snngraph, snnTorch or SpikingJelly (a leaf of the trace)."""
+    if is_sj_neuron(module):
+        return True
     return any(cls.__name__ in ("SpikingNeuron", *_SNNGRAPH) and _library(cls) is not None
                for cls in type(module).__mro__)
 
@@ -75,6 +78,8 @@ def _library(cls: type) -> str | None:
 
 def neuron_kind(module: nn.Module, where: str) -> NeuronKind:
     """The :class:`NeuronKind` of a neuron module, or GraphError naming it when unsupported."""
+    if is_sj_neuron(module):  # SpikingJelly neurons keep their state inside and return their spikes
+        return NeuronKind(sj_neuron_op(module, where), "spikingjelly", (), ("spk",))
     for cls in type(module).__mro__:
         library = _library(cls)
         table = _SNNTORCH if library == "snntorch" else _SNNGRAPH if library == "snngraph" else {}

@@ -19,7 +19,7 @@ files and text name a model, and a name that is not registered is an error.
 
 The ``ops`` interface, implemented by every backend: arithmetic ``+ - * /`` and unary ``-``
 between values, parameters and floats; ``spike(v)`` (Heaviside forward, the node's surrogate
-backward); ``detach(v)``; ``clamp(v, lo, hi)``; ``exp``; ``log``; ``abs``; ``where(cond, a, b)``
+backward); ``detach(v)``; ``clamp(v, lo, hi)``; ``exp``; ``log``; ``abs``; ``sigmoid``; ``where(cond, a, b)``
 (``cond`` a 0/1 value); comparisons ``gt``, ``ge``, ``lt``, ``le`` yielding 0/1 values;
 ``minimum``/``maximum``; and, for recurrent models, ``recurrent(spk)`` (the node's recurrent
 weights applied to the previous spikes). ``p`` holds the parameters (scalars or per-neuron
@@ -130,6 +130,9 @@ class NeuronModel:
         extra_keywords: builder-only keywords and their defaults.
         positional: the builder's positional parameters after ``x`` (default: ``params`` in order).
         builtin: built-in models also get a builder method ``g.<name>``.
+        fixed_in_state_dict: a compiled net's ``state_dict`` holds the fixed (not learnable) parameters
+            (snnTorch keeps them as buffers); ``False`` leaves them out of it (SpikingJelly keeps them as
+            plain attributes), so a traced model's ``state_dict`` loads into the compiled net and back.
     """
 
     name: str
@@ -144,6 +147,7 @@ class NeuronModel:
     extra_keywords: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     positional: tuple[str, ...] | None = None
     builtin: bool = False
+    fixed_in_state_dict: bool = True
     doc: str = ""
 
     @property
@@ -176,7 +180,8 @@ _REGISTERED_HOOKS: list[Callable[[NeuronModel], None]] = []
 def _same_declaration(a: NeuronModel, b: NeuronModel) -> bool:
     """Whether ``b`` declares what ``a`` does (a module or notebook cell run again)."""
     code = lambda m: (m.step.__code__.co_code, m.step.__code__.co_consts)  # noqa: E731
-    fields = ("params", "state", "options", "spiking", "recurrent", "extra_keywords", "positional", "builtin")
+    fields = ("params", "state", "options", "spiking", "recurrent", "extra_keywords", "positional", "builtin",
+              "fixed_in_state_dict")
     return all(getattr(a, f) == getattr(b, f) for f in fields) and code(a) == code(b)
 
 
@@ -261,7 +266,8 @@ def neuron_model(name: str, *, params: Mapping[str, Any], state: tuple[str, ...]
         recurrent: previous spikes feed back through ``ops.recurrent``.
         check: extra invariant over the parameter values (numpy arrays): returns an error message or ``None``.
         replace: redeclare a user model already registered under ``name``.
-        **extra: further :class:`NeuronModel` fields (``prepare``, ``extra_keywords``, ``positional``, ``builtin``).
+        **extra: further :class:`NeuronModel` fields (``prepare``, ``extra_keywords``, ``positional``, ``builtin``,
+            ``fixed_in_state_dict``).
 
     Returns:
         A decorator returning the registered :class:`NeuronModel`.

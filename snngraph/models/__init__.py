@@ -12,8 +12,9 @@ from snngraph.models import (
     leaky_integrator,
     nir_lif,
     recurrent,
+    spikingjelly,
     synaptic,
 )
 
 __all__ = ["adaptive_leaky", "alpha", "delta_leaky", "lapicque", "leaky", "leaky_integrator", "nir_lif", "recurrent",
-           "synaptic"]
+           "spikingjelly", "synaptic"]
