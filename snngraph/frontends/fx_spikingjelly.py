@@ -91,6 +91,12 @@ def sj_layer_handler(module: nn.Module, modules: dict[type, Callable[..., Any]])
     return next((modules[base] for base in cls.__mro__ if base in modules), None)
 
 
+def is_sj_layer(module: nn.Module) -> bool:
+    """Whether ``module`` is a SpikingJelly layer: a leaf of the trace, unsupported unless in :data:`LAYERS`
+    (so the error names the module and the model's line, not a line inside SpikingJelly)."""
+    return _sj_class(module, "layer") is not None
+
+
 def sj_surrogate(fn: Any, where: str) -> Surrogate:
     """The IR surrogate of a SpikingJelly ``surrogate_function``."""
     cls = type(fn)

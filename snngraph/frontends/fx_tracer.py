@@ -12,8 +12,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from snngraph.frontends.fx_neurons import is_neuron_module, neuron_kind
-from snngraph.frontends.fx_ops import MODULES
-from snngraph.frontends.fx_spikingjelly import sj_layer_handler
+from snngraph.frontends.fx_spikingjelly import is_sj_layer
 from snngraph.ir.errors import GraphError
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)\n\s*(.*)')
@@ -42,8 +41,7 @@ class _Tracer(fx.Tracer):
         self.record_stack_traces = True
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return (is_neuron_module(m) or sj_layer_handler(m, MODULES) is not None
-                or super().is_leaf_module(m, module_qualified_name))
+        return is_neuron_module(m) or is_sj_layer(m) or super().is_leaf_module(m, module_qualified_name)
 
 
 def symbolic_trace(module: nn.Module) -> tuple[fx.Graph, dict[str, Tensor]]:
