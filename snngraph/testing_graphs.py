@@ -15,6 +15,7 @@ import numpy as np
 
 from snngraph.ir.graph import Graph, Handle
 from snngraph.ir.neurons import NEURON_OPS, RESETS
+from snngraph.ir.surrogate import Surrogate
 
 # Every op random_graphs can emit (besides "input"), simplest first so that shrinking prefers them.
 # "feedback" is a loop closed through a delay with g.feedback / g.connect.
@@ -402,4 +403,9 @@ _KIND_BODIES: dict[str, Any] = {
     "delta_leaky": lambda g, x, w, u: g.delta_leaky(x, 0.9, delta_threshold=u(0.1, 0.5, 4), learn_beta=True,
                                                     name="lif"),
     "nir_lif": lambda g, x, w, u: g.nir_lif(x, u(0.5, 0.95, 4), threshold=0.5, learn_beta=True, name="lif"),
+    "sj_if": lambda g, x, w, u: g.sj_if(x, v_threshold=u(0.5, 1.5, 4), v_reset=-0.1, name="lif"),
+    "sj_lif": lambda g, x, w, u: g.sj_lif(x, tau=3.0, reset="soft", decay_input=False, detach_reset=True,
+                                          spike_grad=Surrogate("sigmoid", (("slope", 4.0),)), name="lif"),
+    "sj_plif": lambda g, x, w, u: g.sj_plif(x, w=0.5, learn_w=True, spike_grad=Surrogate("erf", (("alpha", 2.0),)),
+                                            name="lif"),
 }

@@ -32,6 +32,9 @@ STATE_NAMES = {
     "adaptive_leaky": ("mem", "b"),
     "delta_leaky": ("mem", "mem_prev"),
     "nir_lif": ("mem",),
+    "sj_if": ("v",),
+    "sj_lif": ("v",),
+    "sj_plif": ("v",),
 }
 FIRE = ("threshold", "spike_grad", "reset_mechanism")
 KEYWORDS = {
@@ -46,6 +49,9 @@ KEYWORDS = {
     "adaptive_leaky": ("beta", "rho", "adaptation", *FIRE, "reset_delay", "graded_spikes_factor"),
     "delta_leaky": ("beta", "delta_threshold", "spike_grad"),
     "nir_lif": ("beta", *FIRE, "graded_spikes_factor"),
+    "sj_if": ("v_threshold", "v_reset", "spike_grad", "reset", "detach_reset"),
+    "sj_lif": ("tau", "v_threshold", "v_reset", "spike_grad", "reset", "detach_reset", "decay_input"),
+    "sj_plif": ("w", "v_threshold", "v_reset", "spike_grad", "reset", "detach_reset", "decay_input"),
 }
 HYPER = {
     "leaky": {"beta": 0.8},
@@ -59,6 +65,9 @@ HYPER = {
     "adaptive_leaky": {"beta": 0.8, "rho": 0.9, "adaptation": 0.5},
     "delta_leaky": {"beta": 0.8, "delta_threshold": 0.3},
     "nir_lif": {"beta": 0.8},
+    "sj_if": {},
+    "sj_lif": {"tau": 3.0},
+    "sj_plif": {"w": 0.3},
 }
 
 
@@ -137,8 +146,9 @@ def test_per_neuron_parameters_broadcast_over_last_dim(op):
 def test_unknown_reset_mechanism_names_the_op(op):
     x = torch.zeros(2, 3)
     state = [torch.zeros(2, 3) for _ in STATE_NAMES[op]]
-    with pytest.raises(GraphError, match=rf"{op}: reset_mechanism must be one of"):
-        K.NEURON_KERNELS[op].step(x, *state, **HYPER[op], reset_mechanism="clip")
+    key = "reset" if op.startswith("sj_") else "reset_mechanism"  # SpikingJelly's models: reset="hard"/"soft"
+    with pytest.raises(GraphError, match=rf"{op}: {key} must be one of"):
+        K.NEURON_KERNELS[op].step(x, *state, **HYPER[op], **{key: "clip"})
 
 
 def test_default_spike_grad_is_atan():

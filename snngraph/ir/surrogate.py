@@ -20,6 +20,8 @@ SURROGATE_NAMES = ("atan", "fast_sigmoid", "sigmoid", "triangular", "heaviside",
                    "spike_rate_escape", "SFS", "SSO", "LSO",
                    # SpikingJelly's (its ATan and Sigmoid are ``atan`` and ``sigmoid(slope=alpha)``)
                    "piecewise_quadratic", "piecewise_exp", "soft_sign", "super_spike", "erf")
+SPIKINGJELLY_SURROGATES = ("piecewise_quadratic", "piecewise_exp", "soft_sign", "super_spike", "erf")
+"""SpikingJelly's surrogates that snnTorch does not have (tested against SpikingJelly, tests/test_sj_neurons.py)."""
 # Each one's parameters and defaults, in the order of its ``sg.surrogate`` factory's arguments.
 SURROGATE_PARAMS: dict[str, tuple[tuple[str, float], ...]] = {
     "atan": (("alpha", 2.0),), "fast_sigmoid": (("slope", 25.0),), "sigmoid": (("slope", 25.0),),
