@@ -12,6 +12,11 @@ $(STAMP): pyproject.toml
 	# CPU build of torch pinned for dev/CI; the library itself asks for torch>=2.2.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[onnx,nir,plot,datasets,demo,test]"
+	# SpikingJelly 2.0 (a test dependency): its metadata asks for torchvision and torchaudio, which would
+	# pull another (CUDA) torch and cannot import beside the CPU one, so --no-deps plus the one module its
+	# activation_based package imports that the venv lacks (loguru); torch pinned by constraints.txt.
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps spikingjelly==2.0.0
+	$(BIN)/python -m pip install -q -c constraints.txt "loguru>=0.7,<1"
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -217,7 +217,8 @@ class CompiledNet(nn.Module):
         elif node.family == "synapse":
             op = self._ops[name]
             if self.training and per_step_in_training(node):
-                out = torch.stack([op(params, [x[t] for x in xs], True) for t in range(steps)])
+                steps_of = [x.unbind(0) for x in xs]  # one UnbindBackward each, not T zero-filled SelectBackwards
+                out = torch.stack([op(params, [x[t] for x in steps_of], True) for t in range(steps)])
             else:
                 rows = [x.reshape(-1, *x.shape[2:]) for x in xs]
                 if name in self._spike_fed and self._unit_spikes(self._spike_fed[name]):

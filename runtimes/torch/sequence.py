@@ -26,8 +26,8 @@ def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
     index = {p: i for i, p in enumerate(ports)}
     state_at = [index[p] for p in node.state_ports]
     outs: list[list[Tensor]] = [[] for _ in ports]
-    for t in range(x.shape[0]):
-        result = step(x[t], *state, **kwargs)[-len(ports):]
+    for x_t in x.unbind(0):  # one UnbindBackward (a stack), not T SelectBackwards each zero-filling (T, B, ...)
+        result = step(x_t, *state, **kwargs)[-len(ports):]
         for i, v in enumerate(result):
             outs[i].append(v)
         state = tuple(result[i] for i in state_at)

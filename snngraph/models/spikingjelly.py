@@ -14,7 +14,10 @@ SpikingJelly's and, every SpikingJelly surrogate being even, so is the gradient.
 
 SpikingJelly starts the membrane at :math:`V_{reset}` (0 for the soft reset); the IR starts every
 state at zero, so the state ``v`` holds :math:`V - V_{reset}` (it *is* :math:`V` for the default
-:math:`V_{reset} = 0` and for the soft reset). Parameters keep SpikingJelly's names; a traced
+:math:`V_{reset} = 0` and for the soft reset), and the equations below are computed in it
+(:math:`H - V_{reset} = (V - V_{reset}) + \dots`, firing on :math:`H - V_{reset} \ge \theta - V_{reset}`):
+for :math:`V_{reset} = 0` that is SpikingJelly's arithmetic operation for operation, otherwise it
+differs by rounding only. Parameters keep SpikingJelly's names; a traced
 ``ParametricLIFNode``'s learnable ``w`` keeps its ``state_dict`` key (``<module>.w``), and the fixed
 parameters stay out of the ``state_dict`` (SpikingJelly keeps them as attributes), so a traced
 model's ``state_dict`` loads into the compiled net and back.
@@ -31,21 +34,17 @@ _OPTIONS = {"reset": ("hard", "soft"), "detach_reset": (False, True)}
 _DECAY = {**_OPTIONS, "decay_input": (True, False)}
 
 
-def _membrane(state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, Any]:
-    """SpikingJelly's :math:`V[t-1]` and the value it decays towards (``v_reset``, 0 for the soft reset)."""
-    if p["reset"] == "soft":
-        return state["v"], 0.0
-    return state["v"] + p["v_reset"], p["v_reset"]
-
-
 def _fire_reset(ops: Any, h: Any, p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """SpikingJelly's ``neuronal_fire`` and ``voltage`` reset on the charged membrane ``h``."""
-    threshold = p["v_threshold"]
-    spike = 1.0 - ops.spike(threshold - h)  # [h - threshold >= 0], SpikingJelly's heaviside
-    s = ops.detach(spike) if p["detach_reset"] else spike
+    r"""SpikingJelly's ``neuronal_fire`` and reset on the charged membrane, given as :math:`h = H - V_{reset}`
+    (:math:`H` itself for the soft reset): :math:`S = \Theta(H - \theta)`, then
+    :math:`V - V_{reset} = (1 - \tilde S)\,h` (hard) or :math:`V = H - \tilde S\theta` (soft)."""
     if p["reset"] == "soft":
-        return spike, {"v": h - s * threshold}
-    return spike, {"v": s * p["v_reset"] + (1.0 - s) * h - p["v_reset"]}
+        spike = 1.0 - ops.spike(p["v_threshold"] - h)  # [H - threshold >= 0], SpikingJelly's heaviside
+        s = ops.detach(spike) if p["detach_reset"] else spike
+        return spike, {"v": h - s * p["v_threshold"]}
+    spike = 1.0 - ops.spike((p["v_threshold"] - p["v_reset"]) - h)
+    s = ops.detach(spike) if p["detach_reset"] else spike
+    return spike, {"v": (1.0 - s) * h}
 
 
 @neuron_model("sj_if", params=_FIRING, state=("v",), options=_OPTIONS, builtin=True,
@@ -55,8 +54,7 @@ def sj_if(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[A
 
     .. math:: H[t] = V[t-1] + X[t]
     """
-    v, _ = _membrane(state, p)
-    return _fire_reset(ops, v + x, p)
+    return _fire_reset(ops, state["v"] + x, p)
 
 
 @neuron_model("sj_lif", params={"tau": ParamSpec(2.0, 1.0, strict_low=True, learnable=False), **_FIRING},
@@ -70,10 +68,8 @@ def sj_lif(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[
 
     with :math:`V_{reset} = 0` in the decay for the soft reset, and :math:`\tau > 1`.
     """
-    v, rest = _membrane(state, p)
-    tau = p["tau"]
-    h = v + (x - (v - rest)) / tau if p["decay_input"] else v - (v - rest) / tau + x
-    return _fire_reset(ops, h, p)
+    v, tau = state["v"], p["tau"]
+    return _fire_reset(ops, v + (x - v) / tau if p["decay_input"] else v - v / tau + x, p)
 
 
 @neuron_model("sj_plif", params={"w": ParamSpec(0.0, per_neuron=False), **_FIRING}, state=("v",), options=_DECAY,
@@ -87,7 +83,5 @@ def sj_plif(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple
         H[t] &= V[t-1] + (X[t] - (V[t-1] - V_{reset}))\,\sigma(w) \qquad \text{(decay\_input)} \\
         H[t] &= V[t-1] - (V[t-1] - V_{reset})\,\sigma(w) + X[t] \qquad \text{(otherwise)}
     """
-    v, rest = _membrane(state, p)
-    q = ops.sigmoid(p["w"])
-    h = v + (x - (v - rest)) * q if p["decay_input"] else v - (v - rest) * q + x
-    return _fire_reset(ops, h, p)
+    v, q = state["v"], ops.sigmoid(p["w"])
+    return _fire_reset(ops, v + (x - v) * q if p["decay_input"] else v - v * q + x, p)
