@@ -72,6 +72,20 @@ def _run_fused_synaptic(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
     return {"spk": spk} if scratch else {"spk": spk, "syn": syn, "mem": mem}
 
 
+def _run_fused_sj(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
+                  tensors: dict[str, Tensor], scratch: bool = False) -> dict[str, Tensor]:
+    """A fused SpikingJelly IF / LIF population: one scan kernel over all T steps."""
+    from snngraph.runtimes.torch.scan_sj import SjConfig, sj_scan
+
+    lif = node.op == "sj_lif"
+    cfg = SjConfig(lif, kwargs["reset"] == "soft", kwargs["detach_reset"], kwargs.get("decay_input", True),
+                   kwargs["spike_grad"])
+    tau = kwargs["tau"] if lif else x.new_ones(())
+    spk, v = sj_scan(x, state[0], tau, kwargs["v_threshold"], kwargs["v_reset"], cfg)
+    return {"spk": spk} if scratch else {"spk": spk, "v": v}
+
+
 SCAN_RUNNERS = {"leaky": _run_fused, "integrate_fire": _run_fused, "leaky_integrator": _run_fused,
-                "rleaky": _run_fused_recurrent, "synaptic": _run_fused_synaptic}
+                "rleaky": _run_fused_recurrent, "synaptic": _run_fused_synaptic,
+                "sj_if": _run_fused_sj, "sj_lif": _run_fused_sj}
 """Model name -> its scan; the models (and options) are those of ``capabilities.SCANS``."""

@@ -29,7 +29,8 @@ from typing import Any
 
 from snngraph.ir.model import ParamSpec, neuron_model
 
-_FIRING = {"v_threshold": ParamSpec(1.0), "v_reset": ParamSpec(0.0)}
+# Python floats in SpikingJelly, so not learnable here either (and the IF/LIF scans take them as constants)
+_FIRING = {"v_threshold": ParamSpec(1.0, learnable=False), "v_reset": ParamSpec(0.0, learnable=False)}
 _OPTIONS = {"reset": ("hard", "soft"), "detach_reset": (False, True)}
 _DECAY = {**_OPTIONS, "decay_input": (True, False)}
 
