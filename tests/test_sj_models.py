@@ -193,3 +193,18 @@ def test_unsupported_modules_name_the_op_and_line():
     functional.set_step_mode(multi, "m")
     with pytest.raises(sg.GraphError, match=r"multi-step mode: give the example it takes, \(T, B, ...\)"):
         sg.trace(multi, torch.zeros(2, 4))
+
+
+def test_a_number_minus_a_tensor_only_as_a_factor():
+    """IAND's ``x * (1.0 - y)`` traces (as ``x - x * y``); ``1.0 - y`` used otherwise is named."""
+    class Inv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = layer.Linear(3, 3)
+            self.sn = neuron.IFNode()
+
+        def forward(self, x):
+            return 1.0 - self.sn(self.fc(x))
+
+    with pytest.raises(sg.GraphError, match=r"1.0 - 'sn' \(a number minus a tensor can only multiply a tensor\)"):
+        sg.trace(Inv(), torch.zeros(2, 3))

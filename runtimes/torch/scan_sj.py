@@ -37,10 +37,13 @@ class SjConfig:
     surrogate: Surrogate
 
 
-def _charge(cfg: SjConfig, u: Tensor, x: Tensor, tau: Tensor) -> Tensor:
+def _charge(cfg: SjConfig, u: Tensor, x: Tensor, tau: Tensor, out: Tensor, tmp: Tensor) -> Tensor:
+    """The charged membrane into ``out``, by the model's operations in its order (``tmp``: scratch)."""
     if not cfg.lif:
-        return u + x
-    return u + (x - u) / tau if cfg.decay_input else u - u / tau + x
+        return torch.add(u, x, out=out)
+    if cfg.decay_input:  # u + (x - u) / tau
+        return torch.add(u, torch.sub(x, u, out=tmp).div_(tau), out=out)
+    return torch.sub(u, torch.div(u, tau, out=tmp), out=out).add_(x)  # u - u / tau + x
 
 
 class _SjScan(torch.autograd.Function):
@@ -49,12 +52,12 @@ class _SjScan(torch.autograd.Function):
                 cfg: SjConfig) -> tuple[Tensor, Tensor]:
         spikes, states, charged = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
         fire_at = threshold if cfg.soft else threshold - v_reset
-        u = u0
+        u, tmp = u0, torch.empty_like(x[0])
         for t in range(x.shape[0]):
-            h = charged[t].copy_(_charge(cfg, u, x[t], tau))
-            spike = spikes[t].copy_(1.0 - torch.gt(fire_at - h, 0).to(x.dtype))
-            u = torch.sub(h, spike * threshold, out=states[t]) if cfg.soft else \
-                torch.mul(1.0 - spike, h, out=states[t])
+            h = _charge(cfg, u, x[t], tau, charged[t], tmp)
+            spike = torch.gt(torch.sub(fire_at, h, out=tmp), 0, out=spikes[t]).neg_().add_(1)  # 1 - H(fire_at - h)
+            u = torch.sub(h, torch.mul(spike, threshold, out=tmp), out=states[t]) if cfg.soft else \
+                torch.mul(torch.rsub(spike, 1.0), h, out=states[t])
         ctx.save_for_backward(charged, tau, threshold, fire_at)
         ctx.cfg = cfg
         return spikes, states
