@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml Makefile constraints.txt
 	# Norse 1.1.0 (test dependency of the Norse front-end) without its torchvision, which cannot sit beside CPU torch
 	$(BIN)/python -m pip install -q -c constraints.txt nirtorch
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps norse==1.1.0
+	# SpikingJelly 2.0 (a test dependency): its metadata asks for torchvision and torchaudio, which would
+	# pull another (CUDA) torch and cannot import beside the CPU one, so --no-deps plus the one module its
+	# activation_based package imports that the venv lacks (loguru); torch pinned by constraints.txt.
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps spikingjelly==2.0.0
+	$(BIN)/python -m pip install -q -c constraints.txt "loguru>=0.7,<1"
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -46,12 +46,17 @@ __all__ = [
     "Surrogate",
     "atan",
     "custom_surrogate",
+    "erf",
     "fast_sigmoid",
     "from_spec",
     "heaviside",
+    "piecewise_exp",
+    "piecewise_quadratic",
     "sigmoid",
+    "soft_sign",
     "spike_rate_escape",
     "straight_through_estimator",
+    "super_spike",
     "triangular",
 ]
 
@@ -164,6 +169,46 @@ def SFS(slope: float = 25, B: float = 1) -> Surrogate:
     return _spec("SFS", slope=slope, B=B)
 
 
+def piecewise_quadratic(alpha: float = 1) -> Surrogate:
+    r"""SpikingJelly's ``PiecewiseQuadratic`` (Esser et al. 2016).
+
+    .. math:: \frac{\partial S}{\partial U} = \max(0,\ \alpha - \alpha^2 |U|)
+    """
+    return _spec("piecewise_quadratic", alpha=alpha)
+
+
+def piecewise_exp(alpha: float = 1) -> Surrogate:
+    r"""SpikingJelly's ``PiecewiseExp`` (Shrestha & Orchard 2018).
+
+    .. math:: \frac{\partial S}{\partial U} = \frac{\alpha}{2} e^{-\alpha |U|}
+    """
+    return _spec("piecewise_exp", alpha=alpha)
+
+
+def soft_sign(alpha: float = 2) -> Surrogate:
+    r"""SpikingJelly's ``SoftSign``.
+
+    .. math:: \frac{\partial S}{\partial U} = \frac{1}{2\alpha (1/\alpha + |U|)^2}
+    """
+    return _spec("soft_sign", alpha=alpha)
+
+
+def super_spike(alpha: float = 1) -> Surrogate:
+    r"""SpikingJelly's ``SuperSpike`` (Zenke & Ganguli 2018).
+
+    .. math:: \frac{\partial S}{\partial U} = \frac{\alpha}{(|U| + 1)^2}
+    """
+    return _spec("super_spike", alpha=alpha)
+
+
+def erf(alpha: float = 2) -> Surrogate:
+    r"""SpikingJelly's ``Erf`` (Esser et al. 2015).
+
+    .. math:: \frac{\partial S}{\partial U} = \frac{\alpha}{\sqrt{\pi}} e^{-\alpha^2 U^2}
+    """
+    return _spec("erf", alpha=alpha)
+
+
 def custom_surrogate(custom_surrogate_function: Callable[..., Any]) -> Surrogate:
     """A user-defined backward pass (snnTorch ``custom_surrogate``).
 
@@ -194,6 +239,11 @@ SURROGATES: dict[str, Callable[..., Surrogate]] = {
     "SSO": SSO,
     "LSO": LSO,
     "SFS": SFS,
+    "piecewise_quadratic": piecewise_quadratic,
+    "piecewise_exp": piecewise_exp,
+    "soft_sign": soft_sign,
+    "super_spike": super_spike,
+    "erf": erf,
 }
 """The surrogates that can be rebuilt from a name and parameters (every one but ``custom``)."""
 

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from snngraph.ir.graph import Graph, Handle
+from snngraph.ir.model import get_model
 from snngraph.ir.neurons import NEURON_OPS, RESETS
+from snngraph.ir.surrogate import Surrogate
 
 # Every op random_graphs can emit (besides "input"), simplest first so that shrinking prefers them.
 # "feedback" is a loop closed through a delay with g.feedback / g.connect.
@@ -25,7 +27,7 @@ OPS: tuple[str, ...] = (
     "delta_leaky", "nir_lif", "sigmoid", "tanh", "gelu", "mul", "sub", "layer_norm", "group_norm", "matmul",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "transpose", "permute", "reshape", "dropout2d", "upsample",
     "conv_transpose2d", "state_leaky", "norse_lif", "norse_lif_box", "norse_li", "norse_lif_recurrent",
-    "leaky_parallel", "slstm", "sconv2d_lstm",
+    "sj_if", "sj_lif", "sj_plif", "leaky_parallel", "slstm", "sconv2d_lstm",
 )
 _RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d": 3, "avg_pool2d": 3,
          "feedback": 1, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3, "dropout2d": 3, "conv_transpose2d": 3,
@@ -323,7 +325,8 @@ class _Drawer:
         m = self.integer(1, 6)
         fb = self.g.feedback((m,), steps=self.integer(1, 2))
         h = self.g.add(self._linear_to(x, m), fb)
-        neurons = [op for op in self.ops if op in NEURON_OPS] or ["leaky"]
+        neurons = [op for op in self.ops if op in NEURON_OPS and _fits(op, 1)  # (cells change the size)
+                   and get_model(op).cell is None] or ["leaky"]
         s = getattr(self, "_" + self.pick(neurons))(h)
         back = self.pick(("linear", "spk", "mem"))
         if back == "mem" and "mem" in s.node.ports and s.ref.port != "mem":
@@ -461,6 +464,22 @@ class _Drawer:
 
     def _norse_lif_recurrent(self, x: Handle) -> Handle:
         return self._with_state(self.g.norse_lif_recurrent(x, **self._recurrent(x), **self._norse(x)))
+
+    def _sj(self, x: Handle) -> dict[str, Any]:
+        """SpikingJelly's firing and reset (its threshold and reset value are not learnable)."""
+        return dict(v_threshold=self.value(x.shape, 0.25, 1.5, (1.0, 0.5)), v_reset=self.pick((0.0, -0.1)),
+                    reset=self.pick(("hard", "soft")), detach_reset=self.flag(), spike_grad=self._surrogate())
+
+    def _sj_if(self, x: Handle) -> Handle:
+        return self._with_state(self.g.sj_if(x, **self._sj(x)))
+
+    def _sj_lif(self, x: Handle) -> Handle:
+        return self._with_state(self.g.sj_lif(x, tau=self.value(x.shape, 1.0, 10.0, (2.0, 4.0)),
+                                              decay_input=self.flag(), **self._sj(x)))
+
+    def _sj_plif(self, x: Handle) -> Handle:
+        return self._with_state(self.g.sj_plif(x, w=self.pick((0.0, 0.5, -0.5)), learn_w=self.flag(),
+                                               decay_input=self.flag(), **self._sj(x)))
 
     def _cell(self) -> dict[str, Any]:
         """A cell model's firing (scalar: its state has the hidden size, not the input's)."""
@@ -607,4 +626,9 @@ _KIND_BODIES: dict[str, Any] = {
     "sconv2d_lstm": lambda g, x, w, u: g.sconv2d_lstm(x, out_channels=2, kernel_size=3, threshold=0.2,
                                                       conv_weight=w(8, 4, 3, 3), conv_bias=u(-0.5, 0.5, 8),
                                                       reset_mechanism="zero", name="lif"),
+    "sj_if": lambda g, x, w, u: g.sj_if(x, v_threshold=u(0.5, 1.5, 4), v_reset=-0.1, name="lif"),
+    "sj_lif": lambda g, x, w, u: g.sj_lif(x, tau=3.0, reset="soft", decay_input=False, detach_reset=True,
+                                          spike_grad=Surrogate("sigmoid", (("slope", 4.0),)), name="lif"),
+    "sj_plif": lambda g, x, w, u: g.sj_plif(x, w=0.5, learn_w=True, spike_grad=Surrogate("erf", (("alpha", 2.0),)),
+                                            name="lif"),
 }

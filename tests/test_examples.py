@@ -1,5 +1,6 @@
 """Every example in examples/ runs in its --quick form (examples/trace_snntorch.py is tested by
-tests/test_fx_example.py, the 2-process DDP run by tests/test_ddp.py)."""
+tests/test_fx_example.py, examples/trace_spikingjelly.py by tests/test_sj_example.py, the 2-process DDP
+run by tests/test_ddp.py)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def _restore_torch_threads():
 
 def test_every_example_is_tested():
     tested = {"train_builder", "conv_event_frames", "recurrent_temporal", "streaming_onnx", "custom_pass",
-              "train_ddp", "trace_snntorch", "user_neuron_model"}
+              "train_ddp", "trace_snntorch", "user_neuron_model", "trace_spikingjelly"}
     assert {p.stem for p in EXAMPLES.glob("*.py")} <= tested
 
 

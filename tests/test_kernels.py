@@ -38,6 +38,9 @@ STATE_NAMES = {
     "norse_lif_box": ("v",),
     "norse_li": ("v", "i"),
     "norse_lif_recurrent": ("spk", "v", "i"),
+    "sj_if": ("v",),
+    "sj_lif": ("v",),
+    "sj_plif": ("v",),
 }
 FIRE = ("threshold", "spike_grad", "reset_mechanism")
 SNN_OPTIONS = ("inhibition", "state_quant")  # snnTorch's fire_inhibition and state quantiser
@@ -60,6 +63,9 @@ KEYWORDS = {
     "norse_li": ("tau_syn_inv", "tau_mem_inv", "v_leak", "dt"),
     "norse_lif_recurrent": ("recurrent", "tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset", "dt",
                             "spike_grad"),
+    "sj_if": ("v_threshold", "v_reset", "spike_grad", "reset", "detach_reset"),
+    "sj_lif": ("tau", "v_threshold", "v_reset", "spike_grad", "reset", "detach_reset", "decay_input"),
+    "sj_plif": ("w", "v_threshold", "v_reset", "spike_grad", "reset", "detach_reset", "decay_input"),
 }
 HYPER = {
     "leaky": {"beta": 0.8},
@@ -79,6 +85,9 @@ HYPER = {
     "norse_lif_box": {"tau_mem_inv": 300.0},
     "norse_li": {"tau_mem_inv": 100.0},
     "norse_lif_recurrent": {"tau_mem_inv": 100.0, "recurrent": lambda s: 0.5 * s},
+    "sj_if": {},
+    "sj_lif": {"tau": 3.0},
+    "sj_plif": {"w": 0.3},
 }
 
 
@@ -163,8 +172,9 @@ def test_per_neuron_parameters_broadcast_over_last_dim(op):
 def test_unknown_reset_mechanism_names_the_op(op):
     x = torch.zeros(2, 3)
     state = [torch.zeros(2, 3) for _ in STATE_NAMES[op]]
-    with pytest.raises(GraphError, match=rf"{op}: reset_mechanism must be one of"):
-        K.NEURON_KERNELS[op].step(x, *state, **HYPER[op], reset_mechanism="clip")
+    key = "reset" if op.startswith("sj_") else "reset_mechanism"  # SpikingJelly's models: reset="hard"/"soft"
+    with pytest.raises(GraphError, match=rf"{op}: {key} must be one of"):
+        K.NEURON_KERNELS[op].step(x, *state, **HYPER[op], **{key: "clip"})
 
 
 def test_default_spike_grad_is_atan():

@@ -51,6 +51,12 @@ def _alpha() -> sg.Graph:
     return g
 
 
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    """Every test compiles new nets of the one CompiledNet.forward: start each under dynamo's recompile limit."""
+    torch._dynamo.reset()
+
+
 def _unfused_recurrent() -> sg.Graph:
     """rleaky with the immediate reset (no scan) and one-to-one rleaky, plus a lapicque readout."""
     g = sg.Graph("unfused_rec")
@@ -74,6 +80,17 @@ def _user() -> sg.Graph:
     return g
 
 
+def _spikingjelly() -> sg.Graph:
+    """SpikingJelly's LIF (a fused scan that is no custom op: compiled as the derived op) and PLIF."""
+    g = sg.Graph("sj")
+    x = g.input("x", (6,))
+    h = g.sj_lif(g.linear(x, 5, name="fc1"), tau=2.0, reset="soft", name="lif")
+    o = g.sj_plif(g.linear(h, 3, name="fc2"), w=0.3, learn_w=True, name="out")
+    g.output("spk", o)
+    g.output("mem", o.v)
+    return g
+
+
 def _adaptive_if(ops, x, state, p):
     theta = p["threshold"] + p["b"] * state["a"]
     mem = p["beta"] * state["mem"] + x
@@ -83,9 +100,9 @@ def _adaptive_if(ops, x, state, p):
 
 
 GRAPHS = {"mlp": _mlp, "rec": _recurrent, "syn": _synaptic, "alpha": _alpha, "unfused_rec": _unfused_recurrent,
-          "user": _user}
+          "user": _user, "sj": _spikingjelly}
 FUSED = ["mlp", "rec", "syn"]
-UNFUSED = ["alpha", "unfused_rec", "user"]
+UNFUSED = ["alpha", "unfused_rec", "user", "sj"]
 
 
 def _net(kind: str) -> torch.nn.Module:

@@ -195,6 +195,9 @@ class OnnxOps:
     def abs(self, v: Any) -> Any:
         return self.unary("Abs", v)
 
+    def sigmoid(self, v: Any) -> Any:
+        return self.unary("Sigmoid", v)
+
     def minimum(self, a: Any, b: Any) -> Any:
         return self.binary("Min", a, b)
 
@@ -269,9 +272,6 @@ class OnnxOps:
         return self.binary("Mul", self.param("V"), spk)
 
     # --- cell models (snngraph.ir.model_cell) ---------------------------------------------------------
-    def sigmoid(self, v: Any) -> Any:
-        return self.unary("Sigmoid", v)
-
     def tanh(self, v: Any) -> Any:
         return self.unary("Tanh", v)
 
@@ -328,4 +328,6 @@ def _scalar_unary(op_type: str, v: float) -> float:
         return abs(v)
     if op_type == "Exp":
         return math.exp(v)
+    if op_type == "Sigmoid":
+        return float(torch.sigmoid(torch.tensor(v, dtype=torch.float64)))
     return math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan)

@@ -39,6 +39,8 @@ SCANS: dict[str, Callable[[Any], bool]] = {
     "rleaky": _delayed_reset,
     "synaptic": _delayed_reset,
     "state_leaky": _positive_tau,
+    "sj_if": _any,  # their parameters are not learnable (SpikingJelly's are Python floats)
+    "sj_lif": _any,
 }
 """Model name -> which of its nodes (by options) the torch scans cover."""
 

@@ -44,7 +44,7 @@ class NodeParams(nn.Module):
             spec = model.params.get(key) if model is not None else None
             # a constant is handed to the step as a number; fixed parameters of models that keep them outside
             # the state_dict (Norse's) are non-persistent buffers
-            persistent = spec is None or not (spec.constant or (not model.state_dict_buffers and not param.learnable))
+            persistent = spec is None or not (spec.constant or (not model.fixed_in_state_dict and not param.learnable))
             owner = self
             *path, leaf = key.split(".")
             for part in path:

@@ -51,7 +51,7 @@ from snngraph.runtimes.torch.lower import (
     without_autocast,
 )
 from snngraph.runtimes.torch.scan_ops import tracing
-from snngraph.runtimes.torch.sequence import run_neuron_sequence
+from snngraph.runtimes.torch.sequence import DERIVED_WHEN_COMPILING, run_neuron_sequence
 from snngraph.runtimes.torch.triton import check_kernels
 
 State = dict[str, Tensor]
@@ -121,7 +121,8 @@ class CompiledNet(nn.Module):
         self._chains = spatial_chains(graph)
         self._chained = {n for run in self._chains.values() for n in run[1:]}  # computed with their head
         self._derived = {name: describe(node) for name, node in graph.nodes.items()  # unfused loops' op specs
-                         if node.family == "neuron" and not getattr(node, "fused", False)}
+                         if node.family == "neuron" and (not getattr(node, "fused", False)
+                                                         or node.op in DERIVED_WHEN_COMPILING)}
 
     def _register(self, path: str, name: str, module: nn.Module) -> None:
         """Register node ``name``'s module at ``path`` (its name, or a traced model's module path such as
@@ -231,7 +232,8 @@ class CompiledNet(nn.Module):
         elif node.family == "synapse":
             op = self._ops[name]
             if self.training and per_step_in_training(node):
-                out = torch.stack([op(params, [x[t] for x in xs], True) for t in range(steps)])
+                steps_of = [x.unbind(0) for x in xs]  # one UnbindBackward each, not T zero-filled SelectBackwards
+                out = torch.stack([op(params, [x[t] for x in steps_of], True) for t in range(steps)])
             else:
                 rows = [x.reshape(-1, *x.shape[2:]) for x in xs]
                 if name in self._spike_fed and self._unit_spikes(self._spike_fed[name]):

@@ -69,10 +69,6 @@ class TorchOps:
         return x if self._project is None else self._project(x)
 
     @staticmethod
-    def sigmoid(v: Any) -> Any:
-        return torch.sigmoid(v) if isinstance(v, Tensor) else 1.0 / (1.0 + math.exp(-v))
-
-    @staticmethod
     def tanh(v: Any) -> Any:
         return torch.tanh(v) if isinstance(v, Tensor) else math.tanh(v)
 
@@ -101,6 +97,12 @@ class TorchOps:
         if isinstance(v, Tensor):
             return torch.log(v)
         return math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan)
+
+    @staticmethod
+    def sigmoid(v: Any) -> Any:
+        if isinstance(v, Tensor):
+            return torch.sigmoid(v)
+        return 1.0 / (1.0 + math.exp(-v)) if v >= 0 else math.exp(v) / (1.0 + math.exp(v))
 
     @staticmethod
     def abs(v: Any) -> Any:

@@ -12,6 +12,7 @@ the autograd function.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -80,6 +81,32 @@ def _sfs(x: Tensor, grad: Tensor, slope: float, B: float) -> Tensor:
     return grad / (slope * torch.abs(x) + 1.0) ** 2 * (x > B).to(grad.dtype)
 
 
+def _piecewise_quadratic(x: Tensor, grad: Tensor, alpha: float) -> Tensor:
+    """SpikingJelly's ``PiecewiseQuadratic``: :math:`\\max(0, \\alpha - \\alpha^2 |x|)`."""
+    x_abs = x.abs()
+    return (grad * (-alpha ** 2 * x_abs + alpha)).masked_fill_(x_abs > 1 / alpha, 0)
+
+
+def _piecewise_exp(x: Tensor, grad: Tensor, alpha: float) -> Tensor:
+    """SpikingJelly's ``PiecewiseExp``: :math:`\\frac{\\alpha}{2} e^{-\\alpha |x|}`."""
+    return alpha / 2 * (-alpha * x.abs()).exp_() * grad
+
+
+def _soft_sign(x: Tensor, grad: Tensor, alpha: float) -> Tensor:
+    """SpikingJelly's ``SoftSign``: :math:`\\frac{1}{2\\alpha (1/\\alpha + |x|)^2}`."""
+    return grad / (2 * alpha * (1 / alpha + x.abs()).pow_(2))
+
+
+def _super_spike(x: Tensor, grad: Tensor, alpha: float) -> Tensor:
+    """SpikingJelly's ``SuperSpike``: :math:`\\alpha / (|x| + 1)^2`."""
+    return alpha * grad / torch.pow(torch.abs(x) + 1.0, 2)
+
+
+def _erf(x: Tensor, grad: Tensor, alpha: float) -> Tensor:
+    """SpikingJelly's ``Erf``: :math:`\\frac{\\alpha}{\\sqrt\\pi} e^{-(\\alpha x)^2}`."""
+    return grad * (-(x * alpha).pow_(2)).exp_() * (alpha / math.sqrt(math.pi))
+
+
 GRADIENTS: dict[str, tuple[Callable[..., Tensor], tuple[str, ...]]] = {
     "atan": (_atan, ("alpha",)),
     "fast_sigmoid": (_fast_sigmoid, ("slope",)),
@@ -91,6 +118,11 @@ GRADIENTS: dict[str, tuple[Callable[..., Tensor], tuple[str, ...]]] = {
     "SSO": (_sso, ("mean", "variance")),
     "LSO": (_lso, ("slope",)),
     "SFS": (_sfs, ("slope", "B")),
+    "piecewise_quadratic": (_piecewise_quadratic, ("alpha",)),
+    "piecewise_exp": (_piecewise_exp, ("alpha",)),
+    "soft_sign": (_soft_sign, ("alpha",)),
+    "super_spike": (_super_spike, ("alpha",)),
+    "erf": (_erf, ("alpha",)),
 }
 """Surrogate name -> (``grad(x, grad_output, **params)``, parameter names in order)."""
 

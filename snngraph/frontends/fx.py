@@ -50,6 +50,7 @@ from snngraph.frontends.fx_neurons import add_neuron, is_neuron_module, neuron_k
 from snngraph.frontends.fx_norse import SequentialRoot, add_norse_cell, is_sequential_state, state_tuple
 from snngraph.frontends.fx_ops import BATCH, FUNCTIONS, MODULES, NeuronOut, describe, size, tensor
 from snngraph.frontends.fx_sequence import add_sequence_neuron, has_sequence_neurons, sequence_class
+from snngraph.frontends.fx_spikingjelly import add_sj_neuron, per_step_view, sj_layer_handler
 from snngraph.frontends.fx_tracer import NeuronRoot, location, symbolic_trace
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph, Handle
@@ -87,6 +88,12 @@ def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: s
     if has_sequence_neurons(module):  # run on whole sequences (T, B, ...): the graph takes one step of them
         examples = tuple(e[0] if isinstance(e, Tensor) and e.dim() > 2 else e for e in examples)
     name = name or type(module).__name__
+    with per_step_view(module, examples) as (module, examples):  # SpikingJelly models (fx_spikingjelly)
+        return _trace(module, examples, name, output_names, keep_state_outputs)
+
+
+def _trace(module: nn.Module, examples: tuple[Any, ...], name: str, output_names: Any,
+           keep_state_outputs: bool) -> Graph:
     if is_neuron_module(module):
         module = NeuronRoot(module, len(examples) - 1)
     elif is_sequential_state(module):
@@ -283,7 +290,7 @@ class Translator:
         name = _module_node_name(node.target)
         if is_neuron_module(module):
             return self._neuron(node, module, args, kwargs, name)
-        handler = MODULES.get(type(module))
+        handler = MODULES.get(type(module)) or sj_layer_handler(module, MODULES)
         if handler is None:
             raise GraphError(f"unsupported module {type(module).__module__}.{type(module).__name__}")
         if len(args) != 1 or kwargs:
@@ -311,6 +318,11 @@ class Translator:
             raise GraphError("a neuron is called more than once per step; give each population its own module")
         self.called.add(node.target)
         self._claim(node.target, _named_params(node.target, module))
+        if kind.library == "spikingjelly":
+            if len(args) != 1 or kwargs:
+                raise GraphError(f"a SpikingJelly neuron takes one tensor, got {_fmt(args, kwargs)}")
+            return self._keep_path(add_sj_neuron(self.g, tensor(args[0], "neuron input"), module,
+                                                 self.unique(name, helper=False), label), node.target)
         try:
             bound = inspect.signature(module.forward).bind(*args, **kwargs)
         except TypeError as exc:

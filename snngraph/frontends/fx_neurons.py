@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from snngraph import surrogate as sgs
 from snngraph.frontends.fx_norse import norse_cell_op
+from snngraph.frontends.fx_spikingjelly import is_sj_neuron, sj_neuron_op
 from snngraph.ir.errors import GraphError
 from snngraph.ir.model import get_model
 from snngraph.ir.surrogate import Surrogate
@@ -53,7 +54,7 @@ class NeuronKind:
 
     Attributes:
         op: the IR op (``leaky``, ...).
-        library: ``"snntorch"``, ``"snngraph"`` or ``"norse"``.
+        library: ``"snntorch"``, ``"snngraph"``, ``"norse"`` or ``"spikingjelly"``.
         state_args: names of ``forward``'s state arguments, in order (``mem``; ``syn, mem`` ...).
         returns: the port of each element of the tuple the module returns when it returns one (a tuple
             of ports for a nested element: DeltaLeaky returns ``(spk, (mem, mem_prev))``).
@@ -70,8 +71,8 @@ class NeuronKind:
 
 
 def is_neuron_module(module: nn.Module) -> bool:
-    """Whether ``module`` is a spiking neuron of snngraph, snnTorch or Norse (a leaf of the trace)."""
-    if norse_cell_op(module) is not None:
+    """Whether ``module`` is a spiking neuron of snngraph, snnTorch, Norse or SpikingJelly (a leaf of the trace)."""
+    if norse_cell_op(module) is not None or is_sj_neuron(module):
         return True
     return any(cls.__name__ in ("SpikingNeuron", *_SNNGRAPH, *SEQUENCE_NEURONS) and _library(cls) is not None
                for cls in type(module).__mro__)
@@ -90,6 +91,8 @@ def neuron_kind(module: nn.Module, where: str) -> NeuronKind:
     """The :class:`NeuronKind` of a neuron module, or GraphError naming it when unsupported."""
     if (op := norse_cell_op(module)) is not None:
         return NeuronKind(op, "norse", tuple(list(inspect.signature(module.forward).parameters)[1:]), ())
+    if is_sj_neuron(module):  # SpikingJelly neurons keep their state inside and return their spikes
+        return NeuronKind(sj_neuron_op(module, where), "spikingjelly", (), ("spk",))
     for cls in type(module).__mro__:
         library = _library(cls)
         table = _SNNTORCH if library == "snntorch" else _SNNGRAPH if library == "snngraph" else {}

@@ -182,7 +182,7 @@ def _is_number(v: Any) -> bool:
 
 def _plain(a: Any, b: Any) -> bool:
     """Both operands are Python values (shape arithmetic such as ``x.size(1) * x.size(2)``)."""
-    return not any(isinstance(v, (Handle, Tensor, _Batch, NeuronOut)) for v in (a, b))
+    return not any(isinstance(v, (Handle, Tensor, _Batch, NeuronOut, Complement)) for v in (a, b))
 
 
 def add(tr: Translator, a: Any, b: Any, alpha: Any = 1, name: str = "") -> Any:
@@ -195,9 +195,30 @@ def add(tr: Translator, a: Any, b: Any, alpha: Any = 1, name: str = "") -> Any:
     raise GraphError("adding a constant to a tensor cannot be expressed (only tensor + tensor: residual, fan-in)")
 
 
+class Complement:
+    """``c - y`` of a number and a tensor: no IR node, but a factor of a product (SpikingJelly's IAND
+    ``x * (1.0 - y)``), which :func:`mul` builds as ``c * x - x * y``."""
+
+    __slots__ = ("c", "y")
+
+    def __init__(self, c: float, y: Handle):
+        self.c, self.y = c, y
+
+    def __repr__(self) -> str:
+        return f"{self.c!r} - '{self.y.name}' (a number minus a tensor can only multiply a tensor)"
+
+
+def _times_complement(tr: Translator, x: Handle, comp: Complement, name: str) -> Handle:
+    xy = tr.g.mul(x, comp.y, name=tr.unique(f"{name}_xy"))
+    cx = x if comp.c == 1.0 else tr.g.scale(x, comp.c, name=tr.unique(f"{name}_cx"))
+    return tr.g.sub(cx, xy, name=name)
+
+
 def sub(tr: Translator, a: Any, b: Any, alpha: Any = 1, name: str = "") -> Any:
     if _plain(a, b):
         return a - alpha * b
+    if _is_number(a) and isinstance(b, Handle) and alpha == 1:
+        return Complement(float(a), b)
     if isinstance(a, Handle) and isinstance(b, Handle):
         if alpha != 1:
             b = tr.g.scale(b, float(alpha), name=tr.unique(f"{name}_alpha"))
@@ -214,6 +235,10 @@ def mul(tr: Translator, a: Any, b: Any, name: str = "") -> Any:
         return tr.g.scale(b, float(a), name=name)
     if isinstance(a, Handle) and isinstance(b, Handle):
         return tr.g.mul(a, b, name=name)
+    if isinstance(a, Handle) and isinstance(b, Complement):
+        return _times_complement(tr, a, b, name)
+    if isinstance(b, Handle) and isinstance(a, Complement):
+        return _times_complement(tr, b, a, name)
     raise GraphError("only multiplication of a tensor by a number or by a tensor of the same shape can be expressed")
 
 

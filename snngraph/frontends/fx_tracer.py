@@ -15,6 +15,7 @@ from torch import Tensor, fx, nn
 
 from snngraph.frontends.fx_neurons import is_neuron_module, neuron_kind
 from snngraph.frontends.fx_norse import is_sequential_state, sequential_forward
+from snngraph.frontends.fx_spikingjelly import is_sj_layer
 from snngraph.ir.errors import GraphError
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)\n\s*(.*)')
@@ -43,7 +44,7 @@ class _Tracer(fx.Tracer):
         self.record_stack_traces = True
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return is_neuron_module(m) or super().is_leaf_module(m, module_qualified_name)
+        return is_neuron_module(m) or is_sj_layer(m) or super().is_leaf_module(m, module_qualified_name)
 
     def call_module(self, m: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
         if is_sequential_state(m):  # Norse's SequentialState: its state list is not traceable as written

@@ -19,7 +19,7 @@ files and text name a model, and a name that is not registered is an error.
 
 The ``ops`` interface, implemented by every backend: arithmetic ``+ - * /`` and unary ``-``
 between values, parameters and floats; ``spike(v)`` (Heaviside forward, the node's surrogate
-backward); ``detach(v)``; ``clamp(v, lo, hi)``; ``exp``; ``log``; ``abs``; ``where(cond, a, b)``
+backward); ``detach(v)``; ``clamp(v, lo, hi)``; ``exp``; ``log``; ``abs``; ``sigmoid``; ``where(cond, a, b)``
 (``cond`` a 0/1 value); comparisons ``gt``, ``ge``, ``lt``, ``le`` yielding 0/1 values;
 ``minimum``/``maximum``; ``winner(v)`` (a detached 0/1 mask: 1 at each sample's largest ``v``
 over all its neurons, the first on ties: snnTorch's ``inhibition``); ``quant(v)`` (the node's state
@@ -146,9 +146,10 @@ class NeuronModel:
         builtin: built-in models also get a builder method ``g.<name>``.
         surrogate: the surrogate ``insert_surrogates`` gives this model's nodes that have none (default:
             the pass's, snnTorch's ``atan``); Norse's models declare Norse's SuperSpike.
-        state_dict_buffers: fixed parameters are persistent buffers of the compiled net (snnTorch keeps
-            ``beta`` & co. in its ``state_dict``); ``False`` makes them non-persistent, as Norse keeps its
-            parameters outside the ``state_dict`` (a traced Norse model's keys are then Norse's).
+        fixed_in_state_dict: a compiled net's ``state_dict`` holds the fixed (not learnable) parameters
+            (snnTorch keeps them as buffers); ``False`` leaves them out of it (non-persistent buffers:
+            SpikingJelly keeps them as plain attributes, Norse outside its ``state_dict``), so a traced
+            model's ``state_dict`` loads into the compiled net and back.
         state_quant: the step quantises its state with ``ops.quant``: nodes get a ``state_quant`` field
             (the ascending levels, or ``None``), kernels and builders a ``state_quant`` keyword.
         cell: ``"linear"`` or ``"conv2d"``: the model holds a gated cell's weights (see
@@ -170,7 +171,7 @@ class NeuronModel:
     positional: tuple[str, ...] | None = None
     builtin: bool = False
     surrogate: Any = None
-    state_dict_buffers: bool = True
+    fixed_in_state_dict: bool = True
     state_quant: bool = False
     doc: str = ""
     cell: str | None = None
@@ -210,7 +211,7 @@ def _same_declaration(a: NeuronModel, b: NeuronModel) -> bool:
     """Whether ``b`` declares what ``a`` does (a module or notebook cell run again)."""
     code = lambda m: (m.step.__code__.co_code, m.step.__code__.co_consts)  # noqa: E731
     fields = ("params", "state", "options", "spiking", "recurrent", "extra_keywords", "positional", "builtin",
-              "surrogate", "state_dict_buffers", "state_quant", "cell", "gates")
+              "surrogate", "fixed_in_state_dict", "state_quant", "cell", "gates")
     return all(getattr(a, f) == getattr(b, f) for f in fields) and code(a) == code(b)
 
 
@@ -305,7 +306,7 @@ def neuron_model(name: str, *, params: Mapping[str, Any], state: tuple[str, ...]
         check: extra invariant over the parameter values (numpy arrays): returns an error message or ``None``.
         replace: redeclare a user model already registered under ``name``.
         **extra: further :class:`NeuronModel` fields (``prepare``, ``extra_keywords``, ``positional``, ``builtin``,
-            ``surrogate``, ``state_dict_buffers``, ``state_quant``).
+            ``surrogate``, ``fixed_in_state_dict``, ``state_quant``).
 
     Returns:
         A decorator returning the registered :class:`NeuronModel`.

@@ -17,13 +17,19 @@ from snngraph.ir.errors import GraphError
 
 # Surrogates that can be printed, saved and parsed (``custom`` / ``callable`` hold user code).
 SURROGATE_NAMES = ("atan", "fast_sigmoid", "sigmoid", "triangular", "heaviside", "straight_through_estimator",
-                   "spike_rate_escape", "SFS", "SSO", "LSO")
+                   "spike_rate_escape", "SFS", "SSO", "LSO",
+                   # SpikingJelly's (its ATan and Sigmoid are ``atan`` and ``sigmoid(slope=alpha)``)
+                   "piecewise_quadratic", "piecewise_exp", "soft_sign", "super_spike", "erf")
+SPIKINGJELLY_SURROGATES = ("piecewise_quadratic", "piecewise_exp", "soft_sign", "super_spike", "erf")
+"""SpikingJelly's surrogates that snnTorch does not have (tested against SpikingJelly, tests/test_sj_neurons.py)."""
 # Each one's parameters and defaults, in the order of its ``sg.surrogate`` factory's arguments.
 SURROGATE_PARAMS: dict[str, tuple[tuple[str, float], ...]] = {
     "atan": (("alpha", 2.0),), "fast_sigmoid": (("slope", 25.0),), "sigmoid": (("slope", 25.0),),
     "triangular": (("threshold", 1.0),), "heaviside": (), "straight_through_estimator": (),
     "spike_rate_escape": (("beta", 1.0), ("slope", 25.0)), "SFS": (("slope", 25.0), ("B", 1.0)),
     "SSO": (("mean", 0.0), ("variance", 0.2)), "LSO": (("slope", 0.1),),
+    "piecewise_quadratic": (("alpha", 1.0),), "piecewise_exp": (("alpha", 1.0),), "soft_sign": (("alpha", 2.0),),
+    "super_spike": (("alpha", 1.0),), "erf": (("alpha", 2.0),),
 }
 
 

@@ -16,9 +16,10 @@ from snngraph.models import (
     norse_li,
     norse_lif,
     recurrent,
+    spikingjelly,
     state_leaky,
     synaptic,
 )
 
 __all__ = ["adaptive_leaky", "alpha", "delta_leaky", "lapicque", "leaky", "leaky_integrator", "leaky_parallel",
-           "lstm", "nir_lif", "norse_li", "norse_lif", "recurrent", "state_leaky", "synaptic"]
+           "lstm", "nir_lif", "norse_li", "norse_lif", "recurrent", "spikingjelly", "state_leaky", "synaptic"]

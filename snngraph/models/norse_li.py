@@ -9,7 +9,7 @@ from snngraph.models.norse_common import DT, MEMBRANE, SYNAPSE, current_decay, m
 
 
 @neuron_model("norse_li", params={**SYNAPSE, **MEMBRANE, "dt": DT}, state=("v", "i"), spiking=False, builtin=True,
-              state_dict_buffers=False)
+              fixed_in_state_dict=False)
 def norse_li(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
     r"""Leaky integrator (Norse ``LICell``); its value is ``v`` (relative to ``v_leak``), ports ``v``, ``i``.
 

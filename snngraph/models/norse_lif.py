@@ -27,7 +27,7 @@ _LIF = {**SYNAPSE, **MEMBRANE, **FIRING, "dt": DT}
 
 
 @neuron_model("norse_lif", params=_LIF, state=("v", "i"), builtin=True, surrogate=SUPERSPIKE,
-              state_dict_buffers=False)
+              fixed_in_state_dict=False)
 def norse_lif(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
     r"""Current-based LIF (Norse ``LIFCell``); ports ``spk``, ``v`` (relative to ``v_leak``), ``i``.
 
@@ -50,7 +50,7 @@ def norse_lif(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tup
 
 @neuron_model("norse_lif_box", params={**MEMBRANE, **FIRING, "dt": DT}, state=("v",),
               options={"reset_method": RESET_METHOD}, builtin=True, surrogate=SUPERSPIKE,
-              state_dict_buffers=False)
+              fixed_in_state_dict=False)
 def norse_lif_box(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
     r"""LIF without a current (Norse ``LIFBoxCell``); ports ``spk``, ``v`` (relative to ``v_leak``).
 
@@ -70,7 +70,7 @@ def norse_lif_box(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) ->
 
 
 @neuron_model("norse_lif_recurrent", params=_LIF, state=("v", "i"), recurrent=True, builtin=True,
-              surrogate=SUPERSPIKE, state_dict_buffers=False)
+              surrogate=SUPERSPIKE, fixed_in_state_dict=False)
 def norse_lif_recurrent(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
     r"""Recurrent current-based LIF (Norse ``LIFRecurrentCell``, its ``lif_step``); ports ``spk``, ``v``, ``i``.
 
