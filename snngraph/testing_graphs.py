@@ -19,6 +19,8 @@ from snngraph.ir.neurons import NEURON_OPS, RESETS
 from snngraph.ir.surrogate import Surrogate
 
 # Every op random_graphs can emit (besides "input"), simplest first so that shrinking prefers them.
+# The order steers hypothesis's shrinker: check the shrink tests of tests/test_testing.py (slow ones
+# too, `-m slow`) when inserting ops; appending new neurons at the very end has kept them from shrinking.
 # "feedback" is a loop closed through a delay with g.feedback / g.connect.
 OPS: tuple[str, ...] = (
     "leaky", "linear", "relu", "scale", "add", "delay", "flatten", "concat", "dropout", "batch_norm",
@@ -26,8 +28,8 @@ OPS: tuple[str, ...] = (
     "synaptic", "alpha", "lapicque", "rleaky", "rsynaptic", "integrate_fire", "leaky_integrator", "adaptive_leaky",
     "delta_leaky", "nir_lif", "sigmoid", "tanh", "gelu", "mul", "sub", "layer_norm", "group_norm", "matmul",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "transpose", "permute", "reshape", "dropout2d", "upsample",
-    "conv_transpose2d", "state_leaky", "norse_lif", "norse_lif_box", "norse_li", "norse_lif_recurrent",
-    "sj_if", "sj_lif", "sj_plif", "leaky_parallel", "slstm", "sconv2d_lstm",
+    "conv_transpose2d", "slstm", "sconv2d_lstm", "state_leaky", "norse_lif", "norse_lif_box", "norse_li",
+    "norse_lif_recurrent", "sj_if", "sj_lif", "sj_plif", "leaky_parallel",
 )
 _RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d": 3, "avg_pool2d": 3,
          "feedback": 1, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3, "dropout2d": 3, "conv_transpose2d": 3,

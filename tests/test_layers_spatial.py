@@ -30,6 +30,13 @@ DECONV = {
     "rect_kernel_stride": ((1, 3, 5), dict(out_channels=2, kernel_size=(2, 3), stride=(2, 1), padding=(0, 1))),
     "groups_no_bias": ((4, 3, 3), dict(out_channels=6, kernel_size=2, groups=2, bias=False)),
     "dilation_outpad": ((2, 3, 4), dict(out_channels=2, kernel_size=3, stride=2, dilation=2, output_padding=1)),
+    # output_padding >= stride (torch allows it below the dilation; onnxruntime's ConvTranspose does not):
+    # exported as an asymmetric crop, or, beyond the padding, as bias-only end rows
+    "outpad_ge_stride_cropped": ((2, 3, 4), dict(out_channels=2, kernel_size=3, dilation=2, padding=2,
+                                                 output_padding=1)),
+    "outpad_ge_stride_bias_rows": ((2, 3, 4), dict(out_channels=2, kernel_size=3, dilation=2, output_padding=1)),
+    "outpad_ge_stride_mixed": ((1, 4, 3), dict(out_channels=3, kernel_size=2, stride=(2, 1), dilation=(1, 3),
+                                               padding=(1, 0), output_padding=(1, 2))),
 }
 
 

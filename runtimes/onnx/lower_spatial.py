@@ -28,10 +28,24 @@ KINDS = (U.ConvTranspose2d, U.Upsample, U.Dropout2d, H.Transpose, H.Permute, H.R
 
 
 def _conv_transpose(e: Emitter, node: U.ConvTranspose2d, x: str) -> str:
-    ins = [x, e.param(node, "weight")] + ([e.param(node, "bias")] if node.bias is not None else [])
-    return e.op("ConvTranspose", *ins, hint=node.name, kernel_shape=list(node.kernel_size), strides=list(node.stride),
-                pads=list(node.padding) * 2, output_padding=list(node.output_padding), dilations=list(node.dilation),
-                group=node.groups)
+    """ConvTranspose. onnxruntime refuses ``output_padding >= stride`` (torch allows it up to the
+    dilation): such a dim crops ``output_padding`` less at the end instead (asymmetric pads), and where
+    the padding is smaller than that, the missing end rows lie beyond the full transposed convolution,
+    where torch's output is the bias alone: they are padded with zeros before the bias is added."""
+    fits = [op < s for op, s in zip(node.output_padding, node.stride, strict=True)]
+    pairs = list(zip(node.padding, node.output_padding, fits, strict=True))
+    end = [p if ok else max(p - op, 0) for p, op, ok in pairs]
+    extra = [0 if ok else max(op - p, 0) for p, op, ok in pairs]
+    out_pad = [op if ok else 0 for _, op, ok in pairs]
+    bias_after = any(extra) and node.bias is not None
+    ins = [x, e.param(node, "weight")] + ([e.param(node, "bias")] if node.bias is not None and not bias_after else [])
+    y = e.op("ConvTranspose", *ins, hint=node.name, kernel_shape=list(node.kernel_size), strides=list(node.stride),
+             pads=list(node.padding) + end, output_padding=out_pad, dilations=list(node.dilation), group=node.groups)
+    if any(extra):
+        y = e.op("Pad", y, e.ints([0, 0, 0, 0, 0, 0, *extra]), hint=node.name)
+    if bias_after:
+        y = e.op("Add", y, e.op("Reshape", e.param(node, "bias"), e.ints([-1, 1, 1]), hint=node.name), hint=node.name)
+    return y
 
 
 def _upsample(e: Emitter, node: U.Upsample, x: str, in_type: TensorType) -> str:
