@@ -171,6 +171,7 @@ def _(spec, x, state, tensors, grads, needs):
 
 
 def _setup(ctx: Any, inputs: tuple, output: Any) -> None:
+    ctx.set_materialize_grads(False)  # an unused port gets None, not zeros (AOTAutograd too)
     spec, x, state, tensors = inputs
     ctx.spec, ctx.counts = spec, (len(state), len(tensors))
     ctx.needs = [t.requires_grad for t in (x, *state, *tensors)]

@@ -23,14 +23,24 @@ from snngraph.ir import synapses_pool as P
 from snngraph.ir import synapses_spatial as U
 from snngraph.ir.node import Node
 from snngraph.ir.types import Param
+from snngraph.runtimes.torch.linear_op import linear_op
+from snngraph.runtimes.torch.scan_ops import tracing
 from snngraph.runtimes.torch.spike_linear import spike_linear
 
 
 class Linear(nn.Linear):
     """``nn.Linear`` that, fed 0/1 spikes (``unit_spikes=True``), saves them as bool for its backward
-    (:func:`~snngraph.runtimes.torch.spike_linear.spike_linear`; values bit-identical to ``F.linear``)."""
+    (:func:`~snngraph.runtimes.torch.spike_linear.spike_linear`; values bit-identical to ``F.linear``).
 
-    def forward(self, input: Tensor, unit_spikes: bool = False) -> Tensor:  # noqa: A002 (torch's name)
+    Under ``torch.compile`` / ``torch.export`` / ``torch.func`` it runs as the custom op
+    ``snngraph::linear`` (:mod:`~snngraph.runtimes.torch.linear_op`); ``graded``, the graded factor of
+    the neuron whose spikes it reads, lets that op save them as bool without reading the factor.
+    """
+
+    def forward(self, input: Tensor, unit_spikes: bool = False,  # noqa: A002 (torch's name)
+                graded: Tensor | None = None) -> Tensor:
+        if tracing():
+            return linear_op(input, self.weight, self.bias, graded)
         if unit_spikes:
             return spike_linear(input, self.weight, self.bias)
         return F.linear(input, self.weight, self.bias)

@@ -236,7 +236,10 @@ class CompiledNet(nn.Module):
                 out = torch.stack([op(params, [x[t] for x in steps_of], True) for t in range(steps)])
             else:
                 rows = [x.reshape(-1, *x.shape[2:]) for x in xs]
-                if name in self._spike_fed and self._unit_spikes(self._spike_fed[name]):
+                if name in self._spike_fed and tracing():  # the Linear module (its hooks run) as the custom op
+                    graded = param_of(self._params(self._spike_fed[name]), "graded_spikes_factor")
+                    out = params(rows[0], graded=graded)
+                elif name in self._spike_fed and self._unit_spikes(self._spike_fed[name]):
                     out = params(rows[0], unit_spikes=True)  # the Linear module: its hooks run
                 else:
                     out = self._rows_in_blocks(self._chains.get(name, (name,)), rows)

@@ -154,6 +154,7 @@ def _(grad_spk, grad_mem, mem0, beta, threshold, graded, mems, extra, reset, res
 
 
 def _leaky_setup(ctx, inputs, output):
+    ctx.set_materialize_grads(False)  # an unused output gets None, not zeros (AOTAutograd too)
     _, mem0, beta, threshold, graded, *ctx.options = inputs
     ctx.save_for_backward(mem0, beta, threshold, graded, output[1], output[2])
 
@@ -220,6 +221,7 @@ def _(grad_spk, grad_mem, spk0, mem0, beta, threshold, graded, weight, bias, mem
 
 
 def _recurrent_setup(ctx, inputs, output):
+    ctx.set_materialize_grads(False)
     _, spk0, mem0, beta, threshold, graded, weight, bias, *ctx.options = inputs
     ctx.has_bias = bias is not None
     ctx.save_for_backward(spk0, mem0, beta, threshold, graded, weight, bias, output[1])
@@ -278,6 +280,7 @@ def _(grad_spk, grad_syn, grad_mem, syn0, mem0, alpha, beta, threshold, graded, 
 
 
 def _synaptic_setup(ctx, inputs, output):
+    ctx.set_materialize_grads(False)
     _, syn0, mem0, alpha, beta, threshold, graded, *ctx.options = inputs
     ctx.save_for_backward(syn0, mem0, alpha, beta, threshold, graded, output[1], output[2])
 

@@ -80,6 +80,7 @@ def _(grad_spk, grad_mem, mem0, beta, threshold, graded, mems, extra, reset, res
 
 
 def _leaky_setup(ctx, inputs, output):
+    ctx.set_materialize_grads(False)
     _, mem0, beta, threshold, graded, *ctx.options = inputs
     ctx.save_for_backward(mem0, beta, threshold, graded, output[1], output[2])
 
@@ -140,6 +141,7 @@ def _(grad_spk, grad_mem, spk0, mem0, beta, threshold, graded, weight, bias, mem
 
 
 def _recurrent_setup(ctx, inputs, output):
+    ctx.set_materialize_grads(False)
     _, spk0, mem0, beta, threshold, graded, weight, bias, *ctx.options = inputs
     ctx.has_bias = bias is not None
     ctx.save_for_backward(spk0, mem0, beta, threshold, graded, weight, bias, output[1])
@@ -195,6 +197,7 @@ def _(grad_spk, grad_syn, grad_mem, syn0, mem0, alpha, beta, threshold, graded, 
 
 
 def _synaptic_setup(ctx, inputs, output):
+    ctx.set_materialize_grads(False)
     _, syn0, mem0, alpha, beta, threshold, graded, *ctx.options = inputs
     ctx.save_for_backward(syn0, mem0, alpha, beta, threshold, graded, output[1], output[2])
 
