@@ -32,8 +32,8 @@ from snngraph.runtimes.torch.scan_ops import _backward_call, _fake_grads, _funct
 
 @torch.library.custom_op("snngraph::linear", mutates_args=())
 def _linear_op(x: Tensor, weight: Tensor, bias: Tensor | None, graded: Tensor | None) -> tuple[Tensor, Tensor]:
-    """``(F.linear(x, weight, bias), x != 0 if graded is given else empty)`` for 2-D ``x``."""
-    fired = x != 0 if graded is not None else x.new_empty(0, dtype=torch.bool)
+    """``(F.linear(x, weight, bias), x.bool() (x != 0) if graded is given, else empty)`` for 2-D ``x``."""
+    fired = x.bool() if graded is not None else x.new_empty(0, dtype=torch.bool)  # (faster than x != 0)
     return F.linear(x, weight, bias), fired
 
 
