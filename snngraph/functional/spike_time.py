@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from snngraph.functional._common import check_labels, check_output
-from snngraph.functional.temporal import _FirstSpikes, _Tolerance, mse_temporal_loss
+from snngraph.functional.temporal import _FirstSpikes, _Tolerance, mse_temporal_loss, set_target_options
 
 __all__ = ["SpikeTime"]
 
@@ -43,18 +43,7 @@ class SpikeTime(nn.Module):
 
     def __init__(self, target_is_time=False, on_target=0, off_target=-1, tolerance=0, multi_spike=False):
         super().__init__()
-        if multi_spike and not target_is_time:
-            try:
-                same = len(on_target) == len(off_target)
-            except TypeError:
-                raise TypeError("with multi_spike=True, `on_target` and `off_target` must be sequences") from None
-            if not same or len(on_target) == 0:
-                raise ValueError("`on_target` and `off_target` must have the same, nonzero length")
-        self.target_is_time = target_is_time
-        self.on_target = on_target
-        self.off_target = off_target
-        self.tolerance = tolerance
-        self.multi_spike = multi_spike
+        set_target_options(self, target_is_time, on_target, off_target, tolerance, multi_spike)
 
     def forward(self, spk_out: Tensor, targets: Any) -> tuple[Tensor, Tensor]:
         spk = check_output("spk_out", spk_out)

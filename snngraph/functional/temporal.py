@@ -7,6 +7,8 @@ snnTorch's sign estimator: ``d time / d spike = -1`` at the spike step, 0 elsewh
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -85,6 +87,21 @@ def first_spike_time(spk_out: Tensor, num_spikes: int = 1) -> Tensor:
     return times[0] if num_spikes == 1 else times
 
 
+def set_target_options(owner: Any, target_is_time: bool, on_target: Any, off_target: Any, tolerance: Any,
+                       multi_spike: bool) -> None:
+    """Check and keep the target options shared by :class:`mse_temporal_loss` and ``SpikeTime``."""
+    if multi_spike and not target_is_time:
+        try:
+            same = len(on_target) == len(off_target)
+        except TypeError:
+            raise TypeError("with multi_spike=True, `on_target` and `off_target` must be sequences of spike times"
+                            ) from None
+        if not same or len(on_target) == 0:
+            raise ValueError("`on_target` and `off_target` must have the same, nonzero length")
+    owner.target_is_time, owner.on_target, owner.off_target = target_is_time, on_target, off_target
+    owner.tolerance, owner.multi_spike = tolerance, multi_spike
+
+
 class mse_temporal_loss:
     """Mean square error between spike times and target times, both divided by ``T``.
 
@@ -125,20 +142,7 @@ class mse_temporal_loss:
         self.weight = check_weight(weight)
         if target_is_time and self.weight is not None:
             raise ValueError("`weight` needs class-index targets; it cannot be used with target_is_time=True")
-        if multi_spike and not target_is_time:
-            try:
-                same = len(on_target) == len(off_target)
-            except TypeError:
-                raise TypeError(
-                    "with multi_spike=True, `on_target` and `off_target` must be sequences of spike times"
-                ) from None
-            if not same or len(on_target) == 0:
-                raise ValueError("`on_target` and `off_target` must have the same, nonzero length")
-        self.target_is_time = target_is_time
-        self.on_target = on_target
-        self.off_target = off_target
-        self.tolerance = tolerance
-        self.multi_spike = multi_spike
+        set_target_options(self, target_is_time, on_target, off_target, tolerance, multi_spike)
 
     def _label_times(self, labels: Tensor, like: Tensor) -> Tensor:
         hot = F.one_hot(labels, like.size(-1)).bool()
