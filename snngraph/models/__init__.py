@@ -23,4 +23,5 @@ from snngraph.models import (
 )
 
 __all__ = ["adaptive_leaky", "alpha", "associative_leaky", "delta_leaky", "lapicque", "leaky", "leaky_integrator",
-           "leaky_parallel", "lstm", "nir_lif", "norse_li", "norse_lif", "recurrent", "spikingjelly", "state_leaky", "synaptic"]
+           "leaky_parallel", "lstm", "nir_lif", "norse_li", "norse_lif", "recurrent", "spikingjelly", "state_leaky",
+           "synaptic"]
