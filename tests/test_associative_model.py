@@ -328,3 +328,19 @@ def test_a_user_heads_model_works_everywhere(tmp_path) -> None:
     spk, mem = session.run(["spk", "M"], {"x": xs.float().numpy()})
     np.testing.assert_array_equal(spk, want["spk"].numpy())
     np.testing.assert_allclose(mem, want["M"].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_torch_compile_fullgraph_forward_and_backward_equal_eager() -> None:
+    torch._dynamo.reset()
+    g = sg.Graph("compiled")
+    x = g.input("x", shape=(IN,))
+    g.output("y", g.associative_leaky(x, d_value=D, d_key=N, threshold=0.3, name="al"))
+    net = sg.compile(g)
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager")
+    xs = _x(6, dtype=torch.float32)
+    y, ref = compiled(xs)["y"], net(xs)["y"]
+    torch.testing.assert_close(y, ref, rtol=1e-6, atol=1e-6)
+    params = list(net.parameters())
+    _ = [torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(
+        torch.autograd.grad(_weighted(y), params), torch.autograd.grad(_weighted(ref), params), strict=True)]
+    assert compiled(_x(9, seed=1, dtype=torch.float32)[:, :2])["y"].shape == (9, 2, D * D)

@@ -82,11 +82,11 @@ class Heads:
 
 
 def _features(heads: Heads, head: str, dims: Mapping[str, int]) -> int:
-    return math.prod(dims[d] for d in heads.sizes[head])
+    return math.prod([dims[d] for d in heads.sizes[head]])  # lists, not generators: dynamo traces these
 
 
 def _shape(spec: Shape | None, p: dict[str, Any]) -> tuple[int, ...]:
-    return tuple(p[d] for d in spec) if isinstance(spec, tuple) else tuple(int(v) for v in spec(p))
+    return tuple([p[d] for d in spec]) if isinstance(spec, tuple) else tuple([int(v) for v in spec(p)])
 
 
 def present(heads: Heads, options: Mapping[str, Any], head: str) -> bool:
