@@ -19,7 +19,8 @@ from torch import nn
 
 import snngraph as sg
 from snngraph import GraphError
-from snngraph.ir.model_heads import Heads
+
+Heads = sg.Heads
 
 T, B, IN, D, N = 12, 3, 5, 2, 3
 HEADS = ("to_v", "to_k", "to_alpha", "to_q")
