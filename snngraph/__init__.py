@@ -21,6 +21,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "NeuronModel": ("snngraph.ir.model", "NeuronModel"),
     "ParamSpec": ("snngraph.ir.model", "ParamSpec"),
     "OptionSpec": ("snngraph.ir.model", "OptionSpec"),
+    "Heads": ("snngraph.ir.model_heads", "Heads"),
     "parse": ("snngraph.ir.text", "parse"),
     "save": ("snngraph.ir.serialize", "save"),
     "load": ("snngraph.ir.serialize", "load"),

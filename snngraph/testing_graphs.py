@@ -29,11 +29,11 @@ OPS: tuple[str, ...] = (
     "delta_leaky", "nir_lif", "sigmoid", "tanh", "gelu", "mul", "sub", "layer_norm", "group_norm", "matmul",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "transpose", "permute", "reshape", "dropout2d", "upsample",
     "conv_transpose2d", "slstm", "sconv2d_lstm", "state_leaky", "norse_lif", "norse_lif_box", "norse_li",
-    "norse_lif_recurrent", "sj_if", "sj_lif", "sj_plif", "leaky_parallel",
+    "norse_lif_recurrent", "sj_if", "sj_lif", "sj_plif", "leaky_parallel", "associative_leaky",
 )
 _RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d": 3, "avg_pool2d": 3,
          "feedback": 1, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3, "dropout2d": 3, "conv_transpose2d": 3,
-         "slstm": 1, "sconv2d_lstm": 3}
+         "slstm": 1, "sconv2d_lstm": 3, "associative_leaky": 1}
 _MIN_RANK = {"matmul": 2, "upsample": 2}  # ops that take any per-step rank from this one up
 
 
@@ -501,6 +501,16 @@ class _Drawer:
             x, out_channels=h, kernel_size=k, conv_weight=self.weight((4 * h, c + h, k, k), fan_in),
             conv_bias=self.array((4 * h,), -0.5, 0.5), **self._cell()))
 
+    def _associative_leaky(self, x: Handle) -> Handle:
+        """Its projections (``to_q`` when ``use_q_projection``) and scalar firing; the readout or ``S``."""
+        n_in, d, n, q = x.shape[-1], self.pick((1, 2)), self.pick((2, 3)), self.flag()
+        sizes = {"to_v": d, "to_k": n, "to_alpha": n, **({"to_q": d * n} if q else {})}
+        weights = {f"{h}_weight": self.weight((m, n_in), n_in) for h, m in sizes.items()}
+        weights.update({f"{h}_bias": self.array((m,), -0.5, 0.5) for h, m in sizes.items()})
+        return self._with_state(self.g.associative_leaky(
+            x, threshold=self.pick((0.25, 0.5)), learn_threshold=self.flag(), spike_grad=self._surrogate(),
+            use_q_projection=q, **weights))
+
     def _adaptive_leaky(self, x: Handle) -> Handle:
         return self._with_state(self.g.adaptive_leaky(
             x, self._decay(x), rho=self._decay(x), adaptation=self.value(x.shape, 0.0, 2.0, (1.0, 0.2)),
@@ -547,6 +557,7 @@ _KIND_RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_p
               "matmul": 2, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3, "conv_transpose2d": 3,
               "upsample": 2, "upsample_bilinear": 3, "dropout2d": 3, "transpose": 3, "permute": 3, "reshape": 3,
               "sconv2d_lstm": 3}
+_ASSOCIATIVE = {"to_v": 2, "to_k": 3, "to_alpha": 3, "to_q": 6}
 _KIND_BODIES: dict[str, Any] = {
     "input": lambda g, x, w, u: x,
     "linear": lambda g, x, w, u: g.linear(x, 3, weight=w(3, 4), bias_value=u(-0.5, 0.5, 3), name="fc"),
@@ -628,6 +639,13 @@ _KIND_BODIES: dict[str, Any] = {
     "sconv2d_lstm": lambda g, x, w, u: g.sconv2d_lstm(x, out_channels=2, kernel_size=3, threshold=0.2,
                                                       conv_weight=w(8, 4, 3, 3), conv_bias=u(-0.5, 0.5, 8),
                                                       reset_mechanism="zero", name="lif"),
+    "associative_leaky": lambda g, x, w, u: g.associative_leaky(
+        x, threshold=0.3, learn_threshold=True, name="lif",
+        **{f"{h}_{p}": w(m, 4) if p == "weight" else u(-0.5, 0.5, m) for h, m in _ASSOCIATIVE.items()
+           for p in ("weight", "bias")}),
+    "associative_leaky_no_q": lambda g, x, w, u: g.associative_leaky(
+        x, use_q_projection=False, bias=False, name="lif",
+        **{f"{h}_weight": w(m, 4) for h, m in _ASSOCIATIVE.items() if h != "to_q"}),
     "sj_if": lambda g, x, w, u: g.sj_if(x, v_threshold=u(0.5, 1.5, 4), v_reset=-0.1, name="lif"),
     "sj_lif": lambda g, x, w, u: g.sj_lif(x, tau=3.0, reset="soft", decay_input=False, detach_reset=True,
                                           spike_grad=Surrogate("sigmoid", (("slope", 4.0),)), name="lif"),

@@ -110,16 +110,14 @@ def _model(lib, q: bool) -> nn.Module:
 @pytest.mark.parametrize("q", [True, False], ids=["q_projection", "no_q"])
 @pytest.mark.parametrize("lib", [snn, sg.nn], ids=["snntorch", "sg.nn"])
 def test_trace_computes_what_running_the_model_computes(lib, q: bool) -> None:
-    """The traced graph: projections, fixed 0/1 layouts, a feedback loop for the state and a leaky
-    without leak or reset for the spikes; it equals sg.nn's recurrence, forward and gradients."""
+    """The traced graph holds one ``associative_leaky`` node with the module's projections (its
+    ``state_dict`` keys); it equals sg.nn's module, forward and gradients."""
     model, ours = _model(lib, q), _model(sg.nn, q)
     x = _inputs(T, seed=8)[..., :4] * 2
     g = sg.trace(model, x)
+    assert [n.op for n in g.nodes.values() if n.family == "neuron"] == ["associative_leaky"]
     net = sg.compile(g).double()
-    layouts = [n for n in net.state_dict() if n.split(".")[0].endswith(("_rows", "_cols", "_layout", "_readout"))]
-    assert len(layouts) == (6 if q else 3)
-    trained = {n for n, p in net.named_parameters() if p.requires_grad}
-    assert not trained & set(layouts)  # the fixed 0/1 layouts do not train
+    assert set(net.state_dict()) == set(model.state_dict()) - {"1.reset_mechanism_val"}
     y = next(iter(net(x).values()))
     ref = ours(x)
     assert 0 < ref.count_nonzero() < ref.numel()

@@ -105,7 +105,8 @@ def _run(op, xs, **hyper):
     return outs
 
 
-CELL_STATE_NAMES = {"slstm": ("syn", "mem"), "sconv2d_lstm": ("syn", "mem")}  # other shapes: tests/test_lstm.py
+CELL_STATE_NAMES = {"slstm": ("syn", "mem"), "sconv2d_lstm": ("syn", "mem"),  # other shapes: tests/test_lstm.py,
+                    "associative_leaky": ("S",)}  # tests/test_associative_model.py
 
 
 def test_registry_covers_every_ir_neuron_with_its_state_names():

@@ -79,7 +79,7 @@ def build(model_name: str, values: dict | None = None, *, per_neuron: bool = Fal
     w = (rng.integers(-6, 13, (N, N)) / 32).astype(np.float32)
     h = x if model.cell == "conv2d" else g.linear(x, N, weight=w, bias_value=np.full(N, 0.25, np.float32), name="fc")
     if model.cell is not None:  # fixed 1/32-quantised cell weights; N hidden features
-        extra = cell_weights(model, rng) | extra
+        extra = cell_weights(model, rng, extra) | extra
     if per_neuron:
         spread = np.linspace(0.85, 1.0, N, dtype=np.float32)
         values = {k: (np.float32(v) * spread if model.params[k].per_neuron else v) for k, v in values.items()}
@@ -100,9 +100,16 @@ def input_shape(model_name: str) -> tuple[int, ...]:
     return (1, 1, N) if MODELS[model_name].cell == "conv2d" else (N,)
 
 
-def cell_weights(model: sg.NeuronModel, rng: np.random.Generator) -> dict:
-    """A cell model's weights (gates * N pre-activations), fixed and 1/32-quantised."""
+def cell_weights(model: sg.NeuronModel, rng: np.random.Generator, options: dict) -> dict:
+    """A cell model's weights (gates * N pre-activations), fixed and 1/32-quantised; a heads model's
+    present heads (at the ``options`` given), every dim N."""
     q = lambda *shape: (rng.integers(-8, 13, shape) / 32).astype(np.float32)  # noqa: E731
+    if model.heads is not None:
+        on = {k: options.get(k, o.default) for k, o in model.options.items()}
+        present = [h for h in model.heads.sizes if h not in model.heads.when or on[model.heads.when[h]]]
+        rows = {h: N ** len(model.heads.sizes[h]) for h in present}
+        z = lambda *shape: (rng.integers(-12, 13, shape) / 32).astype(np.float32)  # noqa: E731  (centred: S rises and falls)
+        return {f"{h}_{p}": z(rows[h], N) if p == "weight" else z(rows[h]) for h in present for p in ("weight", "bias")}
     gn = model.gates * N
     if model.cell == "linear":
         return dict(hidden_size=N, weight_ih=q(gn, N), weight_hh=q(gn, N), bias_ih=q(gn), bias_hh=q(gn))
@@ -163,7 +170,10 @@ OPTIONS = [(m, k) for m in BUILTIN for k in MODELS[m].options]
 @pytest.mark.parametrize("model_name", BUILTIN)
 def test_base_graph_spikes_and_resets(model_name):
     model = MODELS[model_name]
-    out = forward(build(model_name), passes=UNFUSED)
+    g = build(model_name)
+    if model.spiking and not g.nodes[NAME].emits_spikes:  # a readout of the spikes (associative_leaky's to_q):
+        g = next(h for h in (build(model_name, **o) for o in option_combos(model)) if h.nodes[NAME].emits_spikes)
+    out = forward(g, passes=UNFUSED)
     if model.spiking:
         spk = out["spk"]
         assert 0 < int((spk != 0).sum()) < spk.numel(), "the base input must make some, not all, neurons spike"

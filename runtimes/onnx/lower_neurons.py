@@ -31,7 +31,7 @@ def lower_neuron(e: Emitter, node: Node, x: str, state: Ports) -> Ports:
     if model is None:
         raise LoweringError(f"{node.op} '{node.name}': not a neuron model")
     ops = OnnxOps(e, node)
-    p = {k: ops.param(k) for k in model.params} | {k: getattr(node, k) for k in model.options}
+    p = {k: ops.param(k) for k in model.params} | {k: getattr(node, k) for k in model.options} | node.dims()
     out, new = model.step(ops, ops.sym(x), {k: ops.sym(state[k]) for k in model.state_ports}, p)
     missing = [k for k in model.state if k not in new]
     if missing:

@@ -286,10 +286,39 @@ class OnnxOps:
         node = self.node
         return node.weight_hh.shape[1] if node.model.cell == "linear" else node.conv_weight.shape[0] // node.model.gates
 
-    def project(self, x: Any) -> Any:
+    # --- heads models (snngraph.ir.model_heads) ------------------------------------------------------
+    def _head(self, x: Any, head: str) -> Any:
+        """``Gemm`` with ``<head>.weight`` / ``<head>.bias``."""
+        ins = [x, self.param(f"{head}_weight")]
+        if getattr(self.node, f"{head}_bias") is not None:
+            ins.append(self.param(f"{head}_bias"))
+        return self._op("Gemm", *ins, transB=1)
+
+    def _sym(self, v: Any) -> Sym:
+        if not isinstance(v, Sym):
+            raise LoweringError(f"{self.context}: a shape op on a constant")
+        return v
+
+    def reshape(self, v: Any, shape: tuple[int, ...]) -> Any:
+        """``Reshape`` to ``(B, *shape)`` (0 keeps the batch)."""
+        return self._op("Reshape", self._sym(v), Sym(self, self.e.ints([0, *shape])))
+
+    def outer(self, a: Any, b: Any) -> Any:
+        """``Unsqueeze(a, 2) * Unsqueeze(b, 1)``: ``(B, d, n)``."""
+        e, hint = self.e, self.node.name
+        left = Sym(self, e.op("Unsqueeze", self._sym(a).name, e.ints([2]), hint=hint))
+        right = Sym(self, e.op("Unsqueeze", self._sym(b).name, e.ints([1]), hint=hint))
+        return self._op("Mul", left, right)
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        return self._op("MatMul", self._sym(a), self._sym(b))
+
+    def project(self, x: Any, head: str | None = None) -> Any:
         """The cell's input projection: ``Gemm`` with ``lstm_cell.weight_ih``/``bias_ih``, or ``Conv``
         with the input channels of ``conv.weight`` and ``conv.bias``."""
         node = self.node
+        if head is not None:
+            return self._head(x, head)
         if node.model.cell == "linear":
             ins = [x, self.param("weight_ih")] + ([self.param("bias_ih")] if node.bias_ih is not None else [])
             return self._op("Gemm", *ins, transB=1)

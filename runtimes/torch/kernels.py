@@ -65,7 +65,7 @@ def derived_step(model: NeuronModel) -> Callable[..., tuple[Tensor, ...]]:
             raise GraphError(f"{model.name}: takes x, {', '.join(names)} and keywords {sorted(allowed)}; got "
                              f"{1 + len(state)} tensors and {sorted(kw)}")
         p = defaults | kw
-        for key in required:
+        for key in (*required, *(model.heads.dims if model.heads is not None else ())):
             if key not in p:
                 raise GraphError(f"{model.name}: {key} is required")
         for key, option in options.items():
@@ -79,8 +79,9 @@ def derived_step(model: NeuronModel) -> Callable[..., tuple[Tensor, ...]]:
 
     P = inspect.Parameter
     params = [P("x", P.POSITIONAL_OR_KEYWORD), *(P(n, P.POSITIONAL_OR_KEYWORD) for n in names)]
-    params += [P("recurrent", P.KEYWORD_ONLY)] if model.recurrent or model.cell else []
+    params += [P("recurrent", P.KEYWORD_ONLY)] if model.recurrent or (model.cell and model.heads is None) else []
     params += [P("project", P.KEYWORD_ONLY, default=None)] if model.cell else []
+    params += [P(k, P.KEYWORD_ONLY) for k in model.heads.dims] if model.heads is not None else []
     params += [P(k, P.KEYWORD_ONLY, **({} if s.default is None else {"default": s.default}))
                for k, s in model.params.items()]
     params += [P("spike_grad", P.KEYWORD_ONLY, default=None)] if model.spiking else []

@@ -196,6 +196,7 @@ def spike_fed_linears(graph: Any) -> dict[str, str]:
             source = graph.nodes[node.inputs[0].node]
             surrogate = getattr(source, "surrogate", None)
             if (source.family == "neuron" and getattr(source, "graded_spikes_factor", None) is not None
+                    and source.emits_spikes
                     and (surrogate is None or surrogate.name != "callable")):
                 found[name] = source.name
     return found
@@ -257,7 +258,8 @@ def neuron_kwargs(node: Node, mod: nn.Module | None) -> dict[str, Any]:
             v = tensors["V"]
             kw["recurrent"] = lambda s: v * s
     if model.cell is not None:
-        from snngraph.runtimes.torch.cell import cell_maps
+        from snngraph.runtimes.torch.cell import model_maps
 
-        kw["project"], kw["recurrent"] = cell_maps(model.cell, model.gates, tensors)
+        kw.update(model_maps(model, tensors))
+        kw.update(node.dims())
     return kw

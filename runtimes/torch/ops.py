@@ -32,7 +32,8 @@ class TorchOps:
         recurrent: for recurrent models, the map applied to the previous spikes (cell models: to a state).
         quant: the state quantiser (``sg.functional.state_quant(...)``, snnTorch's, any callable);
             ``None``: ``quant`` is the identity.
-        project: for cell models, the input projection (identity when the caller projected already).
+        project: for cell models, the input projection (identity when the caller projected already);
+            for heads models ``project(x, head)``.
     """
 
     __slots__ = ("_spike", "_recurrent", "_quant", "_project")
@@ -65,8 +66,25 @@ class TorchOps:
         mask = torch.zeros_like(flat).scatter_(1, flat.argmax(1, keepdim=True), 1.0)
         return mask.reshape(v.shape)
 
-    def project(self, x: Tensor) -> Tensor:
-        return x if self._project is None else self._project(x)
+    def project(self, x: Tensor, head: str | None = None) -> Tensor:
+        if self._project is None:
+            return x
+        return self._project(x) if head is None else self._project(x, head)
+
+    @staticmethod
+    def reshape(v: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """Each sample's values in per-sample ``shape`` (dim 0, the batch, kept)."""
+        return v.reshape(v.shape[0], *shape)
+
+    @staticmethod
+    def outer(a: Tensor, b: Tensor) -> Tensor:
+        """Each sample's outer product :math:`a b^\\top` of vectors ``(B, d)`` and ``(B, n)``: ``(B, d, n)``."""
+        return a.unsqueeze(-1) * b.unsqueeze(-2)
+
+    @staticmethod
+    def matmul(a: Tensor, b: Tensor) -> Tensor:
+        """Each sample's matrix product ``(B, d, n) @ (B, n, m)``."""
+        return torch.matmul(a, b)
 
     @staticmethod
     def tanh(v: Any) -> Any:

@@ -5,8 +5,9 @@ These modules take the whole sequence ``(T, B, ...)`` at once, so a model using 
 sequences, and ``sg.trace`` takes an example *sequence* for it; the per-step graph gets the
 per-step shape. Each module becomes its declared model's node (``state_leaky``, ``leaky_parallel``),
 preceded by a ``linear`` node for the layers fused into it (``LinearLeaky.linear``,
-``LeakyParallel.rnn``'s input weights). ``kernel_truncation_steps`` and ``AssociativeLeaky`` are
-compositions of existing nodes (see :func:`_truncated`, :func:`_associative`). snnTorch and ``sg.nn``
+``LeakyParallel.rnn``'s input weights); ``AssociativeLeaky`` becomes an ``associative_leaky`` node
+holding its projections. ``kernel_truncation_steps`` is a composition of existing nodes (see
+:func:`_truncated`). snnTorch and ``sg.nn``
 modules are matched by class name.
 """
 
@@ -97,53 +98,26 @@ def _truncated(g: Graph, x: Handle, module: nn.Module, tau: Tensor, steps: int, 
 
 def _associative(g: Graph, x: Handle, module: nn.Module, name: str, where: str,
                  frozen: dict[str, list[str]]) -> Handle:
-    r"""``AssociativeLeaky`` in per-step nodes, with its ``d x n`` state flattened (row-major) to ``d*n``.
-
-    Fixed 0/1 ``linear`` nodes (frozen, exact copies) lay vectors out over the flat state:
-    ``V = R v`` repeats each value over its row, ``K = C k`` and ``A = C alpha`` tile the keys and
-    decays over every row. Then ``S = A * delay(S) + V * K`` (a feedback loop), ``Z = H(S - 1)``
-    (``leaky`` with no leak and no reset) and the readout ``y_ij = sum_k Z_ik Q_kj`` as
-    ``y = Sum ((E Z) * (F q))`` with fixed 0/1 layouts ``E``, ``F`` and summation ``Sum``."""
-    d, n = module.d_value, module.d_key
-    eye_d, eye_n = torch.eye(d, dtype=torch.float64), torch.eye(n, dtype=torch.float64)
-    rows = torch.kron(eye_d, torch.ones(n, 1, dtype=torch.float64))  # (d*n, d): index i*n+k <- v_i
-    cols = torch.kron(torch.ones(d, 1, dtype=torch.float64), eye_n)  # (d*n, n): index i*n+k <- k_k
-
-    def fixed(value: Handle, weight: Tensor, label: str) -> Handle:
-        h = g.linear(value, weight.shape[0], bias=False, weight=weight.to(_value(module.to_v, "weight").dtype),
-                     name=f"{name}_{label}")
-        frozen[h.name] = ["weight"]
-        return h
-
-    def projection(layer: nn.Linear, label: str) -> Handle:
-        h = _linear(g, x, layer.weight, layer.bias, f"{name}_{label}")
-        frozen[h.name] = [k for k, v in (("weight", layer.weight), ("bias", layer.bias))
-                          if v is not None and not v.requires_grad]
-        return h
-
-    v = fixed(projection(module.to_v, "to_v"), rows, "v_rows")
-    k = fixed(projection(module.to_k, "to_k"), cols, "k_cols")
-    alpha = fixed(g.sigmoid(projection(module.to_alpha, "to_alpha"), name=f"{name}_alpha"), cols, "alpha_cols")
-    state = g.feedback((d * n,), name=f"{name}_prev")
-    S = g.add(g.mul(alpha, state, name=f"{name}_decayed"), g.mul(v, k, name=f"{name}_write"), name=f"{name}_S")
-    g.connect(state, S)
-    spikes = g.leaky(S, beta=0.0, reset_mechanism="none", threshold=_value(module, "threshold"),
-                     graded_spikes_factor=_value(module, "graded_spikes_factor"),
-                     spike_grad=as_surrogate(module.spike_grad, where), name=name)
-    if module.to_q is None:
-        return spikes
-    # (E Z)[(i*d + j)*n + k] = Z[i*n + k]; (F q)[(i*d + j)*n + k] = q[k*d + j]; Sum adds over k
-    size = d * d * n
-    E, F, Sum = (torch.zeros(size, d * n, dtype=torch.float64), torch.zeros(size, n * d, dtype=torch.float64),
-                 torch.zeros(d * d, size, dtype=torch.float64))
-    for i in range(d):
-        for j in range(d):
-            for kk in range(n):
-                row = (i * d + j) * n + kk
-                E[row, i * n + kk] = F[row, kk * d + j] = Sum[i * d + j, row] = 1.0
-    q = fixed(projection(module.to_q, "to_q"), F, "q_layout")
-    products = g.mul(fixed(spikes, E, "z_layout"), q, name=f"{name}_products")
-    return fixed(products, Sum, "readout")
+    """``AssociativeLeaky`` as its declared model's node (``associative_leaky``), holding the module's
+    projections ``to_v``, ``to_k``, ``to_alpha`` and ``to_q`` (frozen where the module's are)."""
+    kw: dict[str, Any] = {}
+    heads = [h for h in ("to_v", "to_k", "to_alpha", "to_q") if getattr(module, h, None) is not None]
+    biases = {getattr(module, h).bias is not None for h in heads}
+    if len(biases) != 1:
+        raise GraphError(f"{where}: the projections must all have a bias or all have none")
+    for head in heads:
+        layer = getattr(module, head)
+        for part in ("weight", "bias"):
+            value = getattr(layer, part)
+            if value is not None:
+                kw[f"{head}_{part}"] = value.detach().cpu().clone()
+    firing = _firing(module, where)
+    h = g.associative_leaky(x, use_q_projection=module.to_q is not None, bias=biases.pop(), name=name, **firing,
+                            **kw)
+    frozen[h.name] = [f"{head}_{part}" for head in heads for part in ("weight", "bias")
+                      if getattr(getattr(module, head), part) is not None
+                      and not getattr(getattr(module, head), part).requires_grad]
+    return h
 
 
 def _leaky_parallel(g: Graph, x: Handle, module: nn.Module, name: str, where: str,

@@ -16,7 +16,7 @@ import numpy as np
 from snngraph.ir.errors import GraphError
 from snngraph.ir.init import as_array, kaiming_weight, uniform_fan_in
 from snngraph.ir.model import _REGISTERED_HOOKS, MODELS, NeuronModel, get_model
-from snngraph.ir.model_cell import CELLS
+from snngraph.ir.model_cell import cell_kind
 from snngraph.ir.node import NODE_KINDS
 from snngraph.ir.surrogate import Surrogate
 from snngraph.ir.types import Param
@@ -103,8 +103,9 @@ def build_neuron(builder: Any, model: NeuronModel, x: Any, name: str | None, lea
                                                                        if k in values}}))
     if model.cell is not None:
         shape = builder._in_type(x, where)[1].shape
-        cell = {**_cell_keywords(model), **{k: values[k] for k in _cell_keywords(model) if k in values}}
-        built = CELLS[model.cell].build(tuple(shape), model.gates, cell, where)
+        cell = {**_cell_keywords(model), **{k: values[k] for k in _cell_keywords(model) if k in values},
+                **{k: fields[k] for k in model.options}}
+        built = cell_kind(model).build(tuple(shape), model.gates, cell, where)
         fields.update({k: None if v is None else Param(v, True) for k, v in built.items()})
     ref = builder._ref(x, where)
     return builder._add(NODE_KINDS[model.name](name=name, inputs=(ref,), **fields))
@@ -112,7 +113,7 @@ def build_neuron(builder: Any, model: NeuronModel, x: Any, name: str | None, lea
 
 def _cell_keywords(model: NeuronModel) -> dict[str, Any]:
     """A cell model's builder keywords (``hidden_size``, ``bias``, the weights; see ``model_cell``)."""
-    return dict(CELLS[model.cell].keywords) if model.cell is not None else {}
+    return dict(cell_kind(model).keywords) if model.cell is not None else {}
 
 
 def _param(model: NeuronModel, key: str, value: Any, learnable: bool, where: str) -> Param:

@@ -29,7 +29,10 @@ recurrent models, ``recurrent(spk)`` (the node's recurrent weights applied to th
 Cell models (``cell="linear"``/``"conv2d"``, LSTMs) also have
 ``project(x)`` (the cell's input projection of the raw input), ``recurrent(h)`` (its hidden-to-gates
 map), ``sigmoid``, ``tanh`` and ``split(v, n)`` (``n`` equal chunks along the feature axis; see
-:mod:`snngraph.ir.model_cell`). ``p`` holds the parameters (scalars or per-neuron
+:mod:`snngraph.ir.model_cell`). Multi-projection models (``cell="heads"``, ``heads=Heads(...)``:
+``AssociativeLeaky``, see :mod:`snngraph.ir.model_heads`) have ``project(x, head)`` and the
+per-sample shape ops ``reshape(v, shape)``, ``outer(a, b)`` (:math:`a b^\top`) and ``matmul(a, b)``;
+their ``p`` also holds the dims (ints) the weights imply. ``p`` holds the parameters (scalars or per-neuron
 values) and the options (plain Python values: branch on them with ``if``).
 """
 
@@ -156,6 +159,8 @@ class NeuronModel:
             :mod:`snngraph.ir.model_cell`), ``ops.project`` / ``ops.recurrent`` apply them, and its
             state has ``hidden`` features where the projection has ``gates * hidden``.
         gates: the cell's gate count (the projection's feature ratio to the state's).
+        heads: ``cell="heads"``: the named projections and the state's and output's shapes
+            (:class:`~snngraph.ir.model_heads.Heads`).
     """
 
     name: str
@@ -176,6 +181,7 @@ class NeuronModel:
     doc: str = ""
     cell: str | None = None
     gates: int = 1
+    heads: Any = None
 
     @property
     def ports(self) -> tuple[str, ...]:
@@ -193,7 +199,8 @@ class NeuronModel:
         extra = {"spike_grad"} if self.spiking else set()
         extra |= {"recurrent"} if self.recurrent else set()
         extra |= {"state_quant"} if self.state_quant else set()
-        extra |= {"project", "recurrent"} if self.cell else set()
+        extra |= ({"project"} if self.cell == "heads" else {"project", "recurrent"}) if self.cell else set()
+        extra |= set(self.heads.dims) if self.heads is not None else set()
         return frozenset(self.params) | frozenset(self.options) | extra
 
     def defaults(self) -> dict[str, Any]:
@@ -211,7 +218,7 @@ def _same_declaration(a: NeuronModel, b: NeuronModel) -> bool:
     """Whether ``b`` declares what ``a`` does (a module or notebook cell run again)."""
     code = lambda m: (m.step.__code__.co_code, m.step.__code__.co_consts)  # noqa: E731
     fields = ("params", "state", "options", "spiking", "recurrent", "extra_keywords", "positional", "builtin",
-              "surrogate", "fixed_in_state_dict", "state_quant", "cell", "gates")
+              "surrogate", "fixed_in_state_dict", "state_quant", "cell", "gates", "heads")
     return all(getattr(a, f) == getattr(b, f) for f in fields) and code(a) == code(b)
 
 
@@ -229,9 +236,16 @@ def _check_declaration(model: NeuronModel, replace: bool) -> None:
     if model.cell is not None:
         from snngraph.ir.model_cell import CELLS
 
-        if model.cell not in CELLS or model.recurrent:
-            raise GraphError(f"{where}: cell must be one of {sorted(CELLS)} (and the model not recurrent), "
-                             f"got {model.cell!r}")
+        if (model.cell not in CELLS and model.cell != "heads") or model.recurrent:
+            raise GraphError(f"{where}: cell must be one of {sorted([*CELLS, 'heads'])} (and the model not "
+                             f"recurrent), got {model.cell!r}")
+    if (model.cell == "heads") != (model.heads is not None):
+        raise GraphError(f"{where}: heads=Heads(...) goes with cell='heads', and only with it")
+    if model.heads is not None:
+        model.heads.check(where, model.options)
+        taken = set(model.heads.dims) & {*model.params, *model.options, *model.state, *model.extra_keywords}
+        if taken:
+            raise GraphError(f"{where}: dims {sorted(taken)} clash with parameter, option or state names")
     if isinstance(model.gates, bool) or not isinstance(model.gates, int) or model.gates < 1 or (
             model.gates > 1 and model.cell is None):
         raise GraphError(f"{where}: gates must be a positive int, above 1 only for cell models; got {model.gates!r}")
@@ -306,7 +320,7 @@ def neuron_model(name: str, *, params: Mapping[str, Any], state: tuple[str, ...]
         check: extra invariant over the parameter values (numpy arrays): returns an error message or ``None``.
         replace: redeclare a user model already registered under ``name``.
         **extra: further :class:`NeuronModel` fields (``prepare``, ``extra_keywords``, ``positional``, ``builtin``,
-            ``surrogate``, ``fixed_in_state_dict``, ``state_quant``).
+            ``surrogate``, ``fixed_in_state_dict``, ``state_quant``, ``cell``, ``gates``, ``heads``).
 
     Returns:
         A decorator returning the registered :class:`NeuronModel`.

@@ -20,6 +20,9 @@ neither); :math:`\mathrm{project}(x) = W_{ih} x + b_{ih}`, :math:`\mathrm{recurr
 ``conv.weight`` :math:`[G C, C_{in} + C, k_h, k_w]` (odd kernel sizes), ``conv.bias`` :math:`[G C]`;
 :math:`\mathrm{project}(x) = W_{:, :C_{in}} * x + b`, :math:`\mathrm{recurrent}(h) = W_{:, C_{in}:} * h`
 (their sum is the convolution of :math:`[x, h]`).
+
+``heads`` (:mod:`snngraph.ir.model_heads`): the model's own named ``torch.nn.Linear`` projections
+(``<head>.weight``/``.bias``), read by ``ops.project(x, head)``; no ``ops.recurrent``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import numpy as np
 from snngraph.ir.errors import GraphError
 from snngraph.ir.init import as_array, kaiming_weight, uniform_fan_in
 
-__all__ = ["CELLS", "CellKind", "cell_fields"]
+__all__ = ["CELLS", "CellKind", "cell_fields", "cell_kind"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,12 +48,19 @@ class CellKind:
         keywords: the builder keywords and their defaults.
         state_shape: ``(node_fields, gates, input_shape) -> state shape or error message``.
         build: ``(input_shape, gates, keywords, where) -> node fields`` (numpy arrays or ``None``).
+        out_shape: ``(node_fields_and_options, input_shape) -> output shape or error message``
+            (``None``: the state's).
+        spikes: ``options_and_dims -> whether the output is spikes`` (``None``: it is).
+        dims: ``node_fields -> the sizes handed to the step in p`` (``None``: none).
     """
 
     fields: dict[str, str]
     keywords: dict[str, Any]
     state_shape: Callable[[dict[str, Any], int, tuple[int, ...]], tuple[int, ...] | str]
     build: Callable[[tuple[int, ...], int, dict[str, Any], str], dict[str, Any]]
+    out_shape: Callable[[dict[str, Any], tuple[int, ...]], tuple[int, ...] | str] | None = None
+    spikes: Callable[[dict[str, Any]], bool] | None = None
+    dims: Callable[[dict[str, Any]], dict[str, int] | str] | None = None
 
 
 def _positive_int(value: Any, key: str, where: str) -> int:
@@ -160,3 +170,18 @@ CELLS: dict[str, CellKind] = {
 def cell_fields(kind: str) -> dict[str, str]:
     """Node field -> public name of a cell kind's parameters."""
     return CELLS[kind].fields
+
+
+def cell_kind(model: Any) -> CellKind:
+    """The cell kind of a cell model: a fixed one, or the one its ``heads`` declare."""
+    if model.cell != "heads":
+        return CELLS[model.cell]
+    entry = _HEADS.get(model.name)
+    if entry is None or entry[0] is not model:
+        from snngraph.ir.model_heads import heads_kind
+
+        entry = _HEADS[model.name] = (model, heads_kind(model))
+    return entry[1]
+
+
+_HEADS: dict[str, tuple[Any, CellKind]] = {}

@@ -73,18 +73,61 @@ class ModelNeuron(Node):
         """The declared parameters' values by name."""
         return {k: getattr(self, k).value for k in self.model.params}
 
+    def _cell_fields(self) -> dict[str, Any]:
+        """A cell model's weight fields and options, by name."""
+        from snngraph.ir.model_cell import cell_kind
+
+        return {**{k: getattr(self, k) for k in self.model.options},
+                **{k: getattr(self, k) for k in cell_kind(self.model).fields}}
+
     def state_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The per-step shape of the state (and ports) for an input of per-step ``shape``: the same,
-        except for cell models, whose state has the cell's hidden features."""
+        except for cell models, whose state has the cell's hidden features (heads models: their
+        declared shape)."""
         if self.model.cell is None:
             return tuple(shape)
-        from snngraph.ir.model_cell import CELLS
+        from snngraph.ir.model_cell import cell_kind
 
-        kind = CELLS[self.model.cell]
-        out = kind.state_shape({k: getattr(self, k) for k in kind.fields}, self.model.gates, tuple(shape))
+        out = cell_kind(self.model).state_shape(self._cell_fields(), self.model.gates, tuple(shape))
         if isinstance(out, str):
             raise self.error(out)
         return out
+
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The per-step shape of the output (``spk``) port: the state's, unless the cell declares its own."""
+        from snngraph.ir.model_cell import cell_kind
+
+        kind = cell_kind(self.model) if self.model.cell is not None else None
+        if kind is None or kind.out_shape is None:
+            return self.state_shape(shape)
+        out = kind.out_shape(self._cell_fields(), tuple(shape))
+        if isinstance(out, str):
+            raise self.error(out)
+        return out
+
+    def dims(self) -> dict[str, int]:
+        """The sizes a heads model's step reads from ``p`` (its weights' rows); empty for other models."""
+        from snngraph.ir.model_cell import cell_kind
+
+        kind = cell_kind(self.model) if self.model.cell is not None else None
+        if kind is None or kind.dims is None:
+            return {}
+        out = kind.dims(self._cell_fields())
+        if isinstance(out, str):
+            raise self.error(out)
+        return out
+
+    @property
+    def emits_spikes(self) -> bool:
+        """Whether the ``spk`` port holds spikes (``g`` times 0/1), not a readout of them."""
+        from snngraph.ir.model_cell import cell_kind
+
+        if not self.model.spiking:
+            return False
+        kind = cell_kind(self.model) if self.model.cell is not None else None
+        if kind is None or kind.spikes is None:
+            return True
+        return kind.spikes({**{k: getattr(self, k) for k in self.model.options}, **self.dims()})
 
     def infer(self, ins: tuple[TensorType, ...]) -> dict[str, TensorType]:
         t = current_type(self, ins)
@@ -101,7 +144,8 @@ class ModelNeuron(Node):
                 broadcastable(self, key, t.shape)
         types = {p: TensorType(t.shape, t.dtype) for p in self.ports}
         if "spk" in types:
-            types["spk"] = TensorType(t.shape, t.dtype, spike=True)
+            out = t.shape if self.model.cell is None else self.out_shape(current_type(self, ins).shape)
+            types["spk"] = TensorType(out, t.dtype, spike=self.emits_spikes)
         return types
 
 
@@ -168,9 +212,9 @@ def node_class(model: NeuronModel) -> type[ModelNeuron]:
     if model.state_quant:
         fields.append(("state_quant", "tuple[float, ...] | None", dataclasses.field(default=None)))
     if model.cell is not None:
-        from snngraph.ir.model_cell import cell_fields
+        from snngraph.ir.model_cell import cell_kind
 
-        aliases = cell_fields(model.cell)
+        aliases = cell_kind(model).fields
         fields += [(k, "Param | None", dataclasses.field(default=None)) for k in aliases]
         namespace["param_aliases"] = dict(aliases)
         namespace["matrix_params"] = tuple(aliases)

@@ -6,6 +6,7 @@ Importing this package registers them; a new model is one file here plus its tes
 from snngraph.models import (
     adaptive_leaky,
     alpha,
+    associative_leaky,
     delta_leaky,
     lapicque,
     leaky,
@@ -21,5 +22,6 @@ from snngraph.models import (
     synaptic,
 )
 
-__all__ = ["adaptive_leaky", "alpha", "delta_leaky", "lapicque", "leaky", "leaky_integrator", "leaky_parallel",
-           "lstm", "nir_lif", "norse_li", "norse_lif", "recurrent", "spikingjelly", "state_leaky", "synaptic"]
+__all__ = ["adaptive_leaky", "alpha", "associative_leaky", "delta_leaky", "lapicque", "leaky", "leaky_integrator",
+           "leaky_parallel", "lstm", "nir_lif", "norse_li", "norse_lif", "recurrent", "spikingjelly", "state_leaky",
+           "synaptic"]

@@ -1,18 +1,22 @@
 r"""``AssociativeLeaky``: snnTorch 1.0.0's associative-memory spiking neuron over a whole sequence.
 
 A matrix state :math:`S_t \in \mathbb{R}^{d \times n}` per sample is written with outer products
-and decays per key column; its spikes are read out through a projected query.
+and decays per key column; its spikes are read out through a projected query. It computes with the
+kernel derived from the ``associative_leaky`` declaration (:mod:`snngraph.models.associative_leaky`).
 """
 
 from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor, nn
 
 from snngraph.ir.errors import GraphError
+from snngraph.ir.model import get_model
 from snngraph.nn.base import FiringNeuron
+from snngraph.runtimes.torch.cell import model_maps
+from snngraph.runtimes.torch.kernels import kernel_for
+from snngraph.runtimes.torch.sequence import step_over_time
 
 __all__ = ["AssociativeLeaky"]
 
@@ -37,7 +41,7 @@ class AssociativeLeaky(FiringNeuron):
     recurrence itself, exactly what that closed form means (equal to it to about
     :math:`10^{-8}/P_t` relative while :math:`P_t \gg 10^{-8}`). Its spikes keep the input's dtype
     (snnTorch's default surrogate makes them float32, and its readout ``bmm`` then fails in float64).
-    ``sg.trace`` builds it from existing nodes (:mod:`snngraph.frontends.fx_sequence`).
+    ``sg.trace`` maps it (and snnTorch's) onto an ``associative_leaky`` node.
 
     Example::
 
@@ -77,23 +81,24 @@ class AssociativeLeaky(FiringNeuron):
         return cls(in_dim=in_dim, d_value=m, d_key=m, num_spiking_neurons=num_spiking_neurons,
                    use_q_projection=use_q_projection)
 
-    def _step(self, input_: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
-        raise NotImplementedError  # the sequence is computed whole by forward
+    state_names = ("S",)
+
+    def _kernel_kwargs(self) -> dict:
+        """The derived kernel's keywords: the projections, the dims and the firing hyper-parameters."""
+        model = get_model("associative_leaky")
+        tensors = {f"{h}_{part}": getattr(getattr(self, h), part) for h in model.heads.sizes
+                   if getattr(self, h) is not None for part in ("weight", "bias")}
+        return {**model_maps(model, tensors), "d_value": self.d_value, "d_key": self.d_key,
+                "threshold": self.threshold, "graded_spikes_factor": self.graded_spikes_factor,
+                "spike_grad": self.spike_grad, "use_q_projection": self.use_q_projection}
+
+    def _step(self, input_: Tensor, S: Tensor) -> tuple[Tensor, ...]:
+        """One step: ``(y, S)`` from ``x_t`` ``(B, in_dim)`` and ``S`` ``(B, d, n)``."""
+        return kernel_for("associative_leaky").step(input_, S, **self._kernel_kwargs())
 
     def forward(self, x: Tensor) -> Tensor:
         """The readout ``(T, B, d*d)`` (or ``(T, B, d*n)``) of the sequence ``x`` ``(T, B, in_dim)``."""
         if x.dim() != 3:
             raise GraphError(f"AssociativeLeaky: expects a (T, B, in_dim) sequence, got shape {tuple(x.shape)}")
-        steps, batch, _ = x.shape
-        d, n = self.d_value, self.d_key
-        v, k, alpha = self.to_v(x), self.to_k(x), torch.sigmoid(self.to_alpha(x))
-        S = x.new_zeros(batch, d, n)
-        spikes = []
-        for t in range(steps):
-            S = S * alpha[t].unsqueeze(1) + v[t].unsqueeze(2) * k[t].unsqueeze(1)
-            spikes.append(self.fire(S.reshape(batch, d * n)))
-        Z = torch.stack(spikes)
-        if not self.use_q_projection:
-            return Z
-        q = self.to_q(x).reshape(steps * batch, n, d)
-        return torch.bmm(Z.reshape(steps * batch, d, n), q).reshape(steps, batch, d * d)
+        S = x.new_zeros(x.shape[1], self.d_value, self.d_key)
+        return step_over_time(get_model("associative_leaky"), x, (S,), self._kernel_kwargs())["spk"]
