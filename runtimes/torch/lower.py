@@ -116,6 +116,8 @@ def synapse_op(node: Node) -> Callable[[nn.Module, list[Tensor], bool], Tensor]:
         return lambda p, xs, tr: xs[0].permute(0, *(d + 1 for d in n.dims))
     if isinstance(n, H.Reshape):
         return lambda p, xs, tr: xs[0].reshape(xs[0].shape[0], *n.shape)
+    if isinstance(n, H.Slice):
+        return lambda p, xs, tr: xs[0].narrow(_dim(n.dim), n.start, n.stop - n.start)
     if isinstance(n, MODULE_SYNAPSES):
         return _call_module
     raise LoweringError(f"{node.op} '{node.name}': no torch lowering")

@@ -135,7 +135,9 @@ def add_sj_neuron(g: Graph, x: Handle, module: nn.Module, name: str, where: str)
     return g.neuron(op, x, name=name, **kw)
 
 
-def _is_multi_step(module: nn.Module) -> bool:
+def is_multi_step(module: nn.Module) -> bool:
+    """Whether ``module`` holds a SpikingJelly module in multi-step mode or a multi-step container (so its
+    ``forward`` takes whole sequences ``(T, B, ...)``)."""
     return any(getattr(m, "step_mode", "s") == "m" or (_sj_class(m, "layer") is not None
                                                       and _sj_class(m, "layer").__name__ in _CONTAINERS[:2])
                for m in module.modules())
@@ -150,7 +152,7 @@ def per_step_view(module: nn.Module, examples: tuple[Any, ...]) -> Iterator[tupl
     if not any(_sj_class(m) is not None for m in module.modules()):
         yield module, examples
         return
-    if _is_multi_step(module):
+    if is_multi_step(module):
         if not all(isinstance(e, Tensor) and e.dim() >= 3 for e in examples if e is not None):
             raise GraphError(f"sg.trace: {type(module).__name__} runs in SpikingJelly's multi-step mode: give the "
                              "example it takes, (T, B, ...)")
