@@ -104,7 +104,9 @@ class CompiledNet(nn.Module):
             rank = len(types[node.inputs[0]].shape) if node.inputs else 0
             module = torch_module(node, rank) if node.family == "synapse" else None
             if module is None and node.params():
-                module = NodeParams(node, snntorch_buffers=name in paths)
+                # a traced graph's node standing for no module of the model holds constants of its forward
+                module = NodeParams(node, snntorch_buffers=name in paths,
+                                    fixed_outside=bool(paths) and name not in paths)
             if module is not None:
                 self._register(paths.get(name, name), name, module)
         self._ops = self._synapse_ops()
