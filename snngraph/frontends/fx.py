@@ -364,8 +364,8 @@ class Translator:
         if state is not None and not isinstance(state, _StateArg):
             raise GraphError("a Norse cell's state must be None (a fresh state, carried by the graph) or a forward "
                              "argument")
-        handle = self._keep_path(add_norse_cell(self, x, module, kind.op, self.unique(name, helper=False), label),
-                                 node.target)
+        handle = self._keep_path(add_norse_cell(self, x, module, kind.op, self.unique(name, helper=False), label,
+                                                node.target), node.target)
         self.carried.update(Ref(handle.name, port) for port in handle.node.state_ports)
         return handle, state_tuple(kind.op, handle)
 
