@@ -92,9 +92,10 @@ class MetaProxy(fx.Proxy):
 class SequenceTracer(_Tracer):
     """``torch.fx`` tracing of a whole-sequence model with a meta value for every node."""
 
-    def __init__(self, metas: dict[str, Tensor]):
+    def __init__(self, metas: dict[str, Tensor], dims: tuple[int, int]):
         super().__init__()
         self.metas = metas  # placeholder name -> meta input
+        self.dims = dims
         self._computing = False
         self._leaf_copies: dict[str, nn.Module] = {}
 
@@ -152,8 +153,10 @@ class SequenceTracer(_Tracer):
             raise
         except Exception as exc:  # noqa: BLE001 - the op cannot run on this sequence: say which and why
             what = target if isinstance(target, str) else getattr(target, "__name__", repr(target))
-            raise MetaError(f"{kind} {what} fails on the (T, B, ...) sequence: {type(exc).__name__}: {exc}") \
-                from None
+            t, b = self.dims
+            reason = str(exc).replace(f"{t}, {b}", "T, B").replace(str(t * b), "T*B")
+            raise MetaError(f"{kind.removeprefix('call_')} {what} fails on the (T, B, ...) sequence: "
+                            f"{type(exc).__name__}: {reason}") from None
         finally:
             self._computing = False
 
@@ -176,4 +179,4 @@ def sequence_tracer(module: nn.Module, examples: tuple[Any, ...], dims: tuple[in
     for param, example in zip(params, examples, strict=False):
         if isinstance(example, Tensor):
             metas[param.name] = torch.empty((*dims, *example.shape[2:]), dtype=example.dtype, device="meta")
-    return SequenceTracer(metas)
+    return SequenceTracer(metas, dims)
