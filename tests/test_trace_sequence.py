@@ -155,3 +155,19 @@ def test_slice_node():
     v = mem.input("x", (4, 6))
     mem.output("y", mem.slice(v, 0, 2, 4))
     torch.testing.assert_close(sg.compile(mem)(xs)["y"], xs[:, :, 2:4])
+
+
+def test_a_neuron_in_a_multi_step_container():
+    """``MultiStepContainer(IFNode())`` steps its single-step neuron through the sequence; the key is kept."""
+    from spikingjelly.activation_based import layer
+
+    torch.manual_seed(3)
+    model = nn.Sequential(layer.SeqToANNContainer(nn.Linear(L, 4)),
+                          layer.MultiStepContainer(neuron.ParametricLIFNode(init_tau=3.0, v_threshold=0.3))).double()
+    x = _sequence(2)
+    net = sg.compile(sg.trace(model, x)).double()
+    assert set(net.state_dict()) == set(model.state_dict()) and "1.0.w" in net.state_dict()
+    functional.reset_net(model)
+    want = model(x)
+    assert 0 < want.mean() < 1
+    torch.testing.assert_close(only(net(x)), want, rtol=0, atol=0)

@@ -33,10 +33,10 @@ from torch import Tensor, fx, nn
 
 from snngraph.frontends import fx_ops, fx_spatial
 from snngraph.frontends.fx import Translator, _fmt, _module_node_name, _named_params
-from snngraph.frontends.fx_neurons import is_neuron_module
+from snngraph.frontends.fx_neurons import is_neuron_module, neuron_kind
 from snngraph.frontends.fx_ops import FUNCTIONS, MODULES
 from snngraph.frontends.fx_seqtrace import sequence_tracer, stand_in_dims
-from snngraph.frontends.fx_spikingjelly import _CONTAINERS, _sj_class, sj_layer_handler
+from snngraph.frontends.fx_spikingjelly import _CONTAINERS, _sj_class, add_sj_neuron, sj_layer_handler
 from snngraph.frontends.fx_tracer import NeuronRoot, symbolic_trace
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph, Handle
@@ -196,6 +196,9 @@ class SequenceTranslator(Translator):
             if cls is not None and cls.__name__ in _CONTAINERS:
                 x = self._container(path, child, x)
                 continue
+            if is_neuron_module(child) and _sj_class(container, "layer").__name__ != "SeqToANNContainer":
+                x = self._contained_neuron(path, child, x)  # MultiStepContainer(IFNode()): stepped per step
+                continue
             handler = MODULES.get(type(child)) or sj_layer_handler(child, MODULES)
             if handler is None or is_neuron_module(child):
                 raise GraphError(f"module '{path}' ({type(child).__module__}.{type(child).__name__}) in a container "
@@ -207,6 +210,14 @@ class SequenceTranslator(Translator):
             self._claim(path, _named_params(path, child))
             x = self._keep_path(handler(self, child, x, self.unique(_module_node_name(path))), path)
         return x
+
+    def _contained_neuron(self, path: str, child: nn.Module, x: Handle) -> Handle:
+        label = f"{type(child).__name__} '{path}'"
+        if neuron_kind(child, label).library != "spikingjelly" or path in self.called:
+            raise GraphError(f"{label}: only a SpikingJelly neuron, called once, can sit in a container")
+        self.called.add(path)
+        self._claim(path, _named_params(path, child))
+        return self._keep_path(add_sj_neuron(self.g, x, child, self.unique(_module_node_name(path)), label), path)
 
     # --- dims ------------------------------------------------------------------------------------------
     def step_dim(self, x: Seq, dim: Any, what: str, ndim: int | None = None) -> int:
