@@ -27,8 +27,8 @@ OPS: tuple[str, ...] = (
     "conv1d", "conv2d", "max_pool1d", "avg_pool1d", "max_pool2d", "avg_pool2d", "feedback",
     "synaptic", "alpha", "lapicque", "rleaky", "rsynaptic", "integrate_fire", "leaky_integrator", "adaptive_leaky",
     "delta_leaky", "nir_lif", "sigmoid", "tanh", "gelu", "mul", "sub", "layer_norm", "group_norm", "matmul",
-    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "transpose", "permute", "reshape", "dropout2d", "upsample",
-    "conv_transpose2d", "slstm", "sconv2d_lstm", "state_leaky", "norse_lif", "norse_lif_box", "norse_li",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "transpose", "permute", "reshape", "slice", "dropout2d",
+    "upsample", "conv_transpose2d", "slstm", "sconv2d_lstm", "state_leaky", "norse_lif", "norse_lif_box", "norse_li",
     "norse_lif_recurrent", "sj_if", "sj_lif", "sj_plif", "leaky_parallel", "associative_leaky",
 )
 _RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d": 3, "avg_pool2d": 3,
@@ -293,6 +293,12 @@ class _Drawer:
         shapes = [(n,), tuple(reversed(x.shape)), (-1, x.shape[-1])] + [(d, -1) for d in (2, 3) if n % d == 0]
         return self.g.reshape(x, self.pick(shapes))
 
+    def _slice(self, x: Handle) -> Handle:
+        dim = self.integer(-len(x.shape), len(x.shape) - 1)
+        size = x.shape[dim]
+        start = self.integer(0, size - 1)
+        return self.g.slice(x, dim, start, self.integer(start + 1, size))
+
     def _dropout2d(self, x: Handle) -> Handle:
         return self.g.dropout2d(x, p=self.pick((0.5, 0.0, 0.25, 1.0)))
 
@@ -556,7 +562,7 @@ _KIND_RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_p
               "flatten": 3, "batch_norm_2d": 3, "group_norm": 3, "layer_norm_2d": 3,
               "matmul": 2, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3, "conv_transpose2d": 3,
               "upsample": 2, "upsample_bilinear": 3, "dropout2d": 3, "transpose": 3, "permute": 3, "reshape": 3,
-              "sconv2d_lstm": 3}
+              "sconv2d_lstm": 3, "slice": 3}
 _ASSOCIATIVE = {"to_v": 2, "to_k": 3, "to_alpha": 3, "to_q": 6}
 _KIND_BODIES: dict[str, Any] = {
     "input": lambda g, x, w, u: x,
@@ -601,6 +607,7 @@ _KIND_BODIES: dict[str, Any] = {
     "transpose": lambda g, x, w, u: g.transpose(x, 0, -1, name="tr"),
     "permute": lambda g, x, w, u: g.permute(x, (1, 2, 0), name="perm"),
     "reshape": lambda g, x, w, u: g.reshape(x, (6, -1), name="rs"),
+    "slice": lambda g, x, w, u: g.slice(x, -1, 1, 5, name="sl"),
     "delay": lambda g, x, w, u: g.delay(x, steps=2, name="d"),
     "feedback": _feedback,
     "leaky": lambda g, x, w, u: g.leaky(x, 0.9, name="lif"),

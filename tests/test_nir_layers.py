@@ -27,7 +27,7 @@ NO_NIR = {  # node-kind graph -> (node name, op)
     "group_norm": ("gn", "group_norm"), "adaptive_avg_pool1d": ("pool", "adaptive_avg_pool1d"),
     "adaptive_avg_pool2d": ("pool", "adaptive_avg_pool2d"), "sigmoid": ("act", "sigmoid"), "tanh": ("act", "tanh"),
     "gelu": ("act", "gelu"), "gelu_tanh": ("act", "gelu"), "mul": ("prod", "mul"), "sub": ("diff", "sub"),
-    "matmul": ("mm", "matmul"),
+    "matmul": ("mm", "matmul"), "slice": ("sl", "slice"),
 }
 
 

@@ -1,5 +1,5 @@
 """ONNX lowering of ``conv_transpose2d``, ``upsample``, ``dropout2d`` and the shape synapses
-(``transpose``, ``permute``, ``reshape``), over rows ``(N, *shape)`` like every synapse.
+(``transpose``, ``permute``, ``reshape``, ``slice``), over rows ``(N, *shape)`` like every synapse.
 
 ``upsample`` is ``Resize``: nearest as ``asymmetric`` coordinates with ``floor`` rounding, bilinear
 as ``linear`` with ``half_pixel`` (or ``align_corners``) coordinates, torch's formulas. With a
@@ -24,7 +24,7 @@ from snngraph.ir.types import TensorType
 if TYPE_CHECKING:
     from snngraph.runtimes.onnx.lower import Emitter
 
-KINDS = (U.ConvTranspose2d, U.Upsample, U.Dropout2d, H.Transpose, H.Permute, H.Reshape)
+KINDS = (U.ConvTranspose2d, U.Upsample, U.Dropout2d, H.Transpose, H.Permute, H.Reshape, H.Slice)
 
 
 def _conv_transpose(e: Emitter, node: U.ConvTranspose2d, x: str) -> str:
@@ -85,4 +85,7 @@ def lower_spatial(e: Emitter, node: Node, xs: list[str], in_types: list[TensorTy
         return e.op("Transpose", x, perm=perm, hint=h)
     if isinstance(node, H.Permute):
         return e.op("Transpose", x, perm=[0, *(d + 1 for d in node.dims)], hint=h)
+    if isinstance(node, H.Slice):
+        axis = node.dim % len(in_types[0].shape) + 1
+        return e.op("Slice", x, e.ints([node.start]), e.ints([node.stop]), e.ints([axis]), hint=h)
     return e.op("Reshape", x, e.ints([-1, *out_type.shape]), hint=h)

@@ -31,7 +31,9 @@ class NodeParams(nn.Module):
     """The parameters of one node: learnable ones as ``nn.Parameter``, fixed ones as buffers.
     Dotted names (``recurrent.weight``) live in a child module (``recurrent``)."""
 
-    def __init__(self, node: Node, snntorch_buffers: bool = False):
+    def __init__(self, node: Node, snntorch_buffers: bool = False, fixed_outside: bool = False):
+        """``fixed_outside``: fixed parameters are non-persistent buffers (a traced model's constant, such as
+        the factor of ``x * 0.125`` in its ``forward``, is no entry of the model's ``state_dict``)."""
         super().__init__()
         self._reset_index: int | None = None
         if snntorch_buffers and "reset_mechanism" in getattr(getattr(node, "model", None), "options", {}):
@@ -45,6 +47,7 @@ class NodeParams(nn.Module):
             # a constant is handed to the step as a number; fixed parameters of models that keep them outside
             # the state_dict (Norse's) are non-persistent buffers
             persistent = spec is None or not (spec.constant or (not model.fixed_in_state_dict and not param.learnable))
+            persistent = persistent and not (fixed_outside and not param.learnable)
             owner = self
             *path, leaf = key.split(".")
             for part in path:
@@ -116,6 +119,8 @@ def synapse_op(node: Node) -> Callable[[nn.Module, list[Tensor], bool], Tensor]:
         return lambda p, xs, tr: xs[0].permute(0, *(d + 1 for d in n.dims))
     if isinstance(n, H.Reshape):
         return lambda p, xs, tr: xs[0].reshape(xs[0].shape[0], *n.shape)
+    if isinstance(n, H.Slice):
+        return lambda p, xs, tr: xs[0].narrow(_dim(n.dim), n.start, n.stop - n.start)
     if isinstance(n, MODULE_SYNAPSES):
         return _call_module
     raise LoweringError(f"{node.op} '{node.name}': no torch lowering")

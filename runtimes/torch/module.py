@@ -52,6 +52,8 @@ from snngraph.runtimes.torch.lower import (
 )
 from snngraph.runtimes.torch.scan_ops import tracing
 from snngraph.runtimes.torch.sequence import DERIVED_WHEN_COMPILING, run_neuron_sequence
+from snngraph.runtimes.torch.state_keys import install as install_state_keys
+from snngraph.runtimes.torch.state_keys import key_map
 from snngraph.runtimes.torch.triton import check_kernels
 
 State = dict[str, Tensor]
@@ -100,13 +102,18 @@ class CompiledNet(nn.Module):
         self._ops: dict[str, Any] = {}
         types, paths = graph.types(), self.source.module_paths
         self._node_modules: dict[str, nn.Module] = {}
+        owners = {key.partition(".")[0] for key in paths}
         for name, node in graph.nodes.items():
             rank = len(types[node.inputs[0]].shape) if node.inputs else 0
             module = torch_module(node, rank) if node.family == "synapse" else None
             if module is None and node.params():
-                module = NodeParams(node, snntorch_buffers=name in paths)
+                # a traced graph's node standing for no module of the model holds constants of its forward
+                module = NodeParams(node, snntorch_buffers=name in paths,
+                                    fixed_outside=bool(paths) and name not in owners)
             if module is not None:
                 self._register(paths.get(name, name), name, module)
+        if keys := key_map(paths):
+            install_state_keys(self, keys)
         self._ops = self._synapse_ops()
         dtypes = {t.dtype for t in self.state_dict().values() if t.is_floating_point()}
         if len(dtypes) > 1:  # explicit float64 arrays next to float32 defaults: run in the widest

@@ -50,7 +50,7 @@ from snngraph.frontends.fx_neurons import add_neuron, is_neuron_module, neuron_k
 from snngraph.frontends.fx_norse import SequentialRoot, add_norse_cell, is_sequential_state, state_tuple
 from snngraph.frontends.fx_ops import BATCH, FUNCTIONS, MODULES, NeuronOut, describe, size, tensor
 from snngraph.frontends.fx_sequence import add_sequence_neuron, has_sequence_neurons, sequence_class
-from snngraph.frontends.fx_spikingjelly import add_sj_neuron, per_step_view, sj_layer_handler
+from snngraph.frontends.fx_spikingjelly import add_sj_neuron, is_multi_step, per_step_view, sj_layer_handler
 from snngraph.frontends.fx_tracer import NeuronRoot, location, symbolic_trace
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph, Handle
@@ -88,6 +88,10 @@ def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: s
     if has_sequence_neurons(module):  # run on whole sequences (T, B, ...): the graph takes one step of them
         examples = tuple(e[0] if isinstance(e, Tensor) and e.dim() > 2 else e for e in examples)
     name = name or type(module).__name__
+    if is_multi_step(module):  # SpikingJelly's multi-step mode: forward takes whole sequences (fx_seqops)
+        from snngraph.frontends.fx_seqops import trace_sequence
+
+        return trace_sequence(module, examples, name, output_names, keep_state_outputs)
     with per_step_view(module, examples) as (module, examples):  # SpikingJelly models (fx_spikingjelly)
         return _trace(module, examples, name, output_names, keep_state_outputs)
 
@@ -360,8 +364,8 @@ class Translator:
         if state is not None and not isinstance(state, _StateArg):
             raise GraphError("a Norse cell's state must be None (a fresh state, carried by the graph) or a forward "
                              "argument")
-        handle = self._keep_path(add_norse_cell(self, x, module, kind.op, self.unique(name, helper=False), label),
-                                 node.target)
+        handle = self._keep_path(add_norse_cell(self, x, module, kind.op, self.unique(name, helper=False), label,
+                                                node.target), node.target)
         self.carried.update(Ref(handle.name, port) for port in handle.node.state_ports)
         return handle, state_tuple(kind.op, handle)
 
@@ -396,8 +400,12 @@ class Translator:
                          "neuron (init_hidden=True)")
 
     # --- outputs ---------------------------------------------------------------------------------------
+    def _returned(self, node: fx.Node) -> Any:
+        """What ``forward`` returns (the output node's argument), as graph values."""
+        return fx.node.map_aggregate(node.args[0], self._load)
+
     def _outputs(self, node: fx.Node, output_names: Any, keep_state_outputs: bool) -> None:
-        value = fx.node.map_aggregate(node.args[0], self._load)
+        value = self._returned(node)
         keys, items = _flatten_outputs(value)
         kept, seen = [], set()
         for key, item in zip(keys, items, strict=True):

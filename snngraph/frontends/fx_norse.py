@@ -14,7 +14,9 @@ Norse's default spike function ``method="super"`` is supported (its SuperSpike, 
 :mod:`snngraph.models.norse_common`); other methods raise ``GraphError``.
 
 ``LIFRecurrentCell``'s ``input_weights`` become a ``linear`` node without bias named ``<cell>_input``
-and its ``recurrent_weights`` the node's ``recurrent.weight`` (no bias). ``SequentialState`` runs its
+and its ``recurrent_weights`` the node's ``recurrent.weight`` (no bias); the compiled net keeps them
+under Norse's keys ``<cell>.input_weights`` and ``<cell>.recurrent_weights``
+(:mod:`snngraph.runtimes.torch.state_keys`), so Norse's ``state_dict`` loads both ways. ``SequentialState`` runs its
 children in order, the stateful ones with a fresh state, and returns ``(out, states)`` with the states
 of its stateful children only.
 
@@ -134,8 +136,12 @@ def _is_norse_fn(fn: Any) -> bool:
     return mod.startswith("norse.")
 
 
-def add_norse_cell(tr: Translator, x: Handle, module: nn.Module, op: str, name: str, where: str) -> Handle:
-    """Add the IR node(s) of Norse cell ``module`` fed by ``x``; return the neuron's handle."""
+def add_norse_cell(tr: Translator, x: Handle, module: nn.Module, op: str, name: str, where: str,
+                   target: str | None = None) -> Handle:
+    """Add the IR node(s) of Norse cell ``module`` (at module path ``target``) fed by ``x``; return the
+    neuron's handle. A recurrent cell's two weights keep Norse's keys ``<target>.input_weights`` and
+    ``<target>.recurrent_weights`` (``module_paths`` entries of the input linear's and the neuron's
+    parameters)."""
     model = get_model(op, where)
     p = module.p
     if model.spiking:
@@ -155,6 +161,9 @@ def add_norse_cell(tr: Translator, x: Handle, module: nn.Module, op: str, name: 
         w = module.recurrent_weights
         kw.update(all_to_all=True, recurrent_weight=w.detach().cpu().clone(), recurrent_bias=False,
                   learn_recurrent=bool(w.requires_grad))
+        if target is not None:
+            tr.paths[f"{x.name}.weight"] = f"{target}.input_weights"
+            tr.paths[f"{name}.recurrent.weight"] = f"{target}.recurrent_weights"
     return tr.g.neuron(op, x, name=name, **kw)
 
 

@@ -11,18 +11,19 @@
 - **Layers.** ``layer.Linear``, ``Conv1d/2d``, ``BatchNorm1d/2d``, ``MaxPool1d/2d``,
   ``AvgPool1d/2d``, ``AdaptiveAvgPool1d/2d``, ``Flatten``, ``GroupNorm`` and ``Dropout`` are their
   torch layers, traced one step at a time.
-- **Step modes.** A model is traced per step: it is switched to single-step mode
-  (``step_mode='s'``) and its ``SeqToANNContainer``, ``MultiStepContainer`` and
-  ``StepModeContainer`` become plain ``nn.Sequential`` (same children, so the same parameter
-  paths). A model with any module in multi-step mode (``functional.set_step_mode(net, 'm')``) or a
-  multi-step container is traced from the ``(T, B, ...)`` example it takes; a single-step model from
-  one step ``(B, ...)``. The model is switched for the trace and restored. Either way the compiled
-  module runs sequences ``(T, B, ...)``, computing what SpikingJelly computes stepping the model (in
-  single- or multi-step mode) from a reset state.
+- **Step modes.** A single-step model is traced from one step ``(B, ...)``: its ``StepModeContainer``s
+  become plain ``nn.Sequential`` (same children, so the same parameter paths). A model with any
+  module in multi-step mode (``functional.set_step_mode(net, 'm')``) or a multi-step container
+  (``SeqToANNContainer``, ``MultiStepContainer``) is traced from the ``(T, B, ...)`` example it takes,
+  at the sequence level (:mod:`snngraph.frontends.fx_seqops`): its ``forward`` may reshape the whole
+  sequence (the zoo's ``spikformer``), its containers are their children per step. Either way the
+  compiled module runs sequences ``(T, B, ...)``, computing what SpikingJelly computes stepping the
+  model (in single- or multi-step mode) from a reset state.
 
 Departures: in training mode a batch norm normalises each time step with its own statistics (a
-multi-step ``layer.BatchNorm2d`` pools the ``T * B`` rows); ``layer.Dropout`` draws a new mask each
-step (SpikingJelly keeps one mask for the sequence). In evaluation mode both agree.
+multi-step ``layer.BatchNorm2d``, or a batch norm in a ``SeqToANNContainer``, pools the ``T * B``
+rows); ``layer.Dropout`` draws a new mask each step (SpikingJelly keeps one mask for the sequence).
+In evaluation mode both agree.
 
 SpikingJelly is never imported here: classes are matched by their module name.
 """
@@ -135,7 +136,9 @@ def add_sj_neuron(g: Graph, x: Handle, module: nn.Module, name: str, where: str)
     return g.neuron(op, x, name=name, **kw)
 
 
-def _is_multi_step(module: nn.Module) -> bool:
+def is_multi_step(module: nn.Module) -> bool:
+    """Whether ``module`` holds a SpikingJelly module in multi-step mode or a multi-step container (so its
+    ``forward`` takes whole sequences ``(T, B, ...)``)."""
     return any(getattr(m, "step_mode", "s") == "m" or (_sj_class(m, "layer") is not None
                                                       and _sj_class(m, "layer").__name__ in _CONTAINERS[:2])
                for m in module.modules())
@@ -143,18 +146,13 @@ def _is_multi_step(module: nn.Module) -> bool:
 
 @contextlib.contextmanager
 def per_step_view(module: nn.Module, examples: tuple[Any, ...]) -> Iterator[tuple[nn.Module, tuple[Any, ...]]]:
-    """While tracing: a SpikingJelly model as a per-step model, and the per-step examples (see the
-    module docstring). The model is switched in place and restored on exit (a copy would have to
-    copy the neurons' memories, which may be part of an autograd graph); models without
-    SpikingJelly modules pass through unchanged."""
+    """While tracing: a single-step SpikingJelly model as a plain per-step model (see the module
+    docstring; a multi-step one is traced at the sequence level instead). The model is switched in
+    place and restored on exit (a copy would have to copy the neurons' memories, which may be part of
+    an autograd graph); models without SpikingJelly modules pass through unchanged."""
     if not any(_sj_class(m) is not None for m in module.modules()):
         yield module, examples
         return
-    if _is_multi_step(module):
-        if not all(isinstance(e, Tensor) and e.dim() >= 3 for e in examples if e is not None):
-            raise GraphError(f"sg.trace: {type(module).__name__} runs in SpikingJelly's multi-step mode: give the "
-                             "example it takes, (T, B, ...)")
-        examples = tuple(e[0] if isinstance(e, Tensor) else e for e in examples)
     undo: list[Callable[[], None]] = []
     try:
         _to_single_step(module, undo)

@@ -52,12 +52,12 @@ class _Tracer(fx.Tracer):
         return super().call_module(m, forward, args, kwargs)
 
 
-def symbolic_trace(module: nn.Module) -> tuple[fx.Graph, dict[str, Tensor]]:
-    """Trace ``module``; return the fx graph and the tensor constants fx attached to the module
-    (removed again, so tracing leaves the model as it was)."""
+def symbolic_trace(module: nn.Module, tracer: fx.Tracer | None = None) -> tuple[fx.Graph, dict[str, Tensor]]:
+    """Trace ``module`` (with ``tracer``, default :class:`_Tracer`); return the fx graph and the tensor
+    constants fx attached to the module (removed again, so tracing leaves the model as it was)."""
     before = set(vars(module))
     try:
-        graph = _Tracer().trace(module)
+        graph = (tracer or _Tracer()).trace(module)
     except GraphError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of symbolic tracing is reported with its line

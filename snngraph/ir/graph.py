@@ -140,14 +140,17 @@ class Graph(GraphBuilder):
         known = {n.name for n in nodes}
         nodes += [n for k, n in changes.items() if n is not None and k not in self._nodes and n.name not in known]
         kept = {n.name for n in nodes}
-        return Graph(self.name, nodes, self._outputs, {k: v for k, v in self.module_paths.items() if k in kept})
+        return Graph(self.name, nodes, self._outputs, {k: v for k, v in self.module_paths.items()
+                                                       if k.split(".")[0] in kept})
 
     def with_outputs(self, outputs: Mapping[str, Ref]) -> Graph:
         return Graph(self.name, self._nodes.values(), outputs, self.module_paths)
 
     def with_module_paths(self, paths: Mapping[str, str]) -> Graph:
         """The graph whose compiled net registers node ``n``'s module at ``paths[n]`` (``"0"``,
-        ``"block.conv1"``: a traced model's own ``state_dict`` keys) instead of at its node name."""
+        ``"block.conv1"``: a traced model's own ``state_dict`` keys) instead of at its node name. A key
+        ``"<node>.<param>"`` names one parameter's ``state_dict`` key instead (``"cell_input.weight":
+        "cell.input_weights"``, for a model that keeps two nodes' parameters in one module)."""
         return Graph(self.name, self._nodes.values(), self._outputs, paths)
 
     def copy(self) -> Graph:
@@ -186,7 +189,8 @@ MODULE_PATH_RE = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 
 
 def check_module_paths(paths: Mapping[str, str]) -> dict[str, str]:
-    """Node name -> dotted module path (``"0"``, ``"block.conv1"``); GraphError for a malformed or shared path."""
+    """Node name -> dotted module path (``"0"``, ``"block.conv1"``), or ``"<node>.<param>"`` -> that parameter's
+    ``state_dict`` key; GraphError for a malformed or shared path."""
     if not isinstance(paths, Mapping):
         raise GraphError(f"module_paths must map node names to module paths, got {type(paths).__name__}")
     out: dict[str, str] = {}

@@ -195,7 +195,7 @@ def _from_structure(s: dict, tensors: dict[str, np.ndarray], path: str) -> Any:
         outputs[o[0]] = Ref(o[1], o[2])
     try:
         paths = s.get("module_paths", {})
-        if not isinstance(paths, dict) or not set(paths) <= {n.name for n in nodes}:
+        if not isinstance(paths, dict) or not {str(k).split(".")[0] for k in paths} <= {n.name for n in nodes}:
             raise GraphError("module_paths must map node names of this graph to module paths")
         return verify(Graph(s["name"], nodes, outputs, paths))
     except GraphError as e:

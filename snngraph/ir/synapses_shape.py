@@ -1,4 +1,4 @@
-"""Shape synapses: ``transpose``, ``permute`` and ``reshape`` of the per-step value.
+"""Shape synapses: ``transpose``, ``permute``, ``reshape`` and ``slice`` of the per-step value.
 
 Dims are per-step dims, as for ``flatten`` and ``concat``: the batch (and time) are implicit, so 0
 is the first feature dim and negative dims count from the end; ``torch``'s ``x.transpose(1, 2)`` on
@@ -63,3 +63,27 @@ class Reshape(Synapse):
             raise self.error(f"cannot reshape per-step shape {list(t.shape)} ({math.prod(t.shape)} elements) to "
                              f"{list(self.shape)} ({math.prod(self.shape)} elements)")
         return {"out": TensorType(self.shape, t.dtype, t.spike)}
+
+
+@frozen
+class Slice(Synapse):
+    """Entries ``start:stop`` of per-step dim ``dim`` (``torch.narrow``; ``x.chunk`` is one slice per
+    chunk). ``0 <= start < stop <= size``."""
+
+    dim: int
+    start: int
+    stop: int
+    op: ClassVar[str] = "slice"
+
+    def infer(self, ins):
+        (t,) = ins
+        n = len(t.shape)
+        if not -n <= self.dim < n:
+            raise self.error(f"dim {self.dim} out of range for per-step shape {list(t.shape)}")
+        size = t.shape[self.dim % n]
+        if not 0 <= self.start < self.stop <= size:
+            raise self.error(f"start {self.start}, stop {self.stop} must satisfy 0 <= start < stop <= {size} "
+                             f"(dim {self.dim} of per-step shape {list(t.shape)})")
+        shape = list(t.shape)
+        shape[self.dim % n] = self.stop - self.start
+        return {"out": TensorType(tuple(shape), t.dtype, t.spike)}
