@@ -7,6 +7,8 @@ snnTorch's sign estimator: ``d time / d spike = -1`` at the spike step, 0 elsewh
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -85,6 +87,19 @@ def first_spike_time(spk_out: Tensor, num_spikes: int = 1) -> Tensor:
     return times[0] if num_spikes == 1 else times
 
 
+def check_label_times(target_is_time: bool, on_target: Any, off_target: Any, multi_spike: bool) -> None:
+    """With ``multi_spike`` and class-label targets, ``on_target`` and ``off_target`` are sequences of
+    spike times of one nonzero length."""
+    if multi_spike and not target_is_time:
+        try:
+            same = len(on_target) == len(off_target)
+        except TypeError:
+            raise TypeError("with multi_spike=True, `on_target` and `off_target` must be sequences of "
+                            "spike times") from None
+        if not same or len(on_target) == 0:
+            raise ValueError("`on_target` and `off_target` must have the same, nonzero length")
+
+
 class mse_temporal_loss:
     """Mean square error between spike times and target times, both divided by ``T``.
 
@@ -125,15 +140,7 @@ class mse_temporal_loss:
         self.weight = check_weight(weight)
         if target_is_time and self.weight is not None:
             raise ValueError("`weight` needs class-index targets; it cannot be used with target_is_time=True")
-        if multi_spike and not target_is_time:
-            try:
-                same = len(on_target) == len(off_target)
-            except TypeError:
-                raise TypeError(
-                    "with multi_spike=True, `on_target` and `off_target` must be sequences of spike times"
-                ) from None
-            if not same or len(on_target) == 0:
-                raise ValueError("`on_target` and `off_target` must have the same, nonzero length")
+        check_label_times(target_is_time, on_target, off_target, multi_spike)
         self.target_is_time = target_is_time
         self.on_target = on_target
         self.off_target = off_target
@@ -157,8 +164,8 @@ class mse_temporal_loss:
         ]
         return torch.stack(times) if self.multi_spike else times[0]
 
-    def __call__(self, spk_rec: Tensor, targets: Tensor) -> Tensor:
-        spk = check_output("spk_rec", spk_rec)
+    def _times(self, spk: Tensor, targets: Any) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(first spike times, target times, class labels or None)`` of ``spk`` (T, B, ..., N)."""
         steps = spk.size(0)
         labels = None
         if self.target_is_time:
@@ -175,6 +182,12 @@ class mse_temporal_loss:
         time = time if self.multi_spike else time[0]
         if self.tolerance:
             time = _Tolerance.apply(time, target.expand_as(time), self.tolerance)
+        return time, target, labels
+
+    def __call__(self, spk_rec: Tensor, targets: Tensor) -> Tensor:
+        spk = check_output("spk_rec", spk_rec)
+        steps = spk.size(0)
+        time, target, labels = self._times(spk, targets)
         loss = (time / steps - target / steps) ** 2
         weight = class_weight(self.weight, loss, spk.size(-1))
         if weight is not None:

@@ -12,8 +12,6 @@ import numpy as np
 from snngraph.ir import synapses_shape as H
 from snngraph.ir import synapses_spatial as P
 from snngraph.ir.errors import GraphError
-from snngraph.ir.init import as_array, kaiming_weight, uniform_fan_in
-from snngraph.ir.types import Param
 
 if TYPE_CHECKING:
     from snngraph.ir.graph import Handle
@@ -40,7 +38,7 @@ class SpatialBuilder:
                          weight: Any = None, bias_value: Any = None, name: str | None = None) -> Handle:
         """``torch.nn.ConvTranspose2d`` (its argument order) on (C, H, W) per-step inputs; in_channels is
         taken from ``x``, ``weight`` has shape ``(in_channels, out_channels / groups, kH, kW)``."""
-        from snngraph.ir.builder import _flag, _int, _tuple, _weight_shape
+        from snngraph.ir.builder import _conv_params, _int, _tuple
 
         name = self._name(name, "conv_transpose2d")
         where = f"conv_transpose2d '{name}'"
@@ -53,20 +51,10 @@ class SpatialBuilder:
         p = _tuple(padding, 2, f"{where} padding", low=0)
         op_ = _tuple(output_padding, 2, f"{where} output_padding", low=0)
         c_in = t.shape[0]
-        groups = _int(groups, f"{where}: groups", low=1)
-        if c_in % groups or out_channels % groups:
-            raise GraphError(f"{where}: groups={groups!r} must divide in_channels={c_in} and out_channels")
-        shape = _weight_shape((c_in, out_channels // groups, *k), where)
-        w = kaiming_weight(shape, f"{where} weight") if weight is None else as_array(weight, f"{where} weight", shape)
-        fan_in = (out_channels // groups) * math.prod(k)  # torch's fan-in of the transposed weight layout
-        b = None
-        if _flag(bias, f"{where}: bias") or bias_value is not None:
-            b = uniform_fan_in((out_channels,), fan_in, f"{where} bias") if bias_value is None else \
-                as_array(bias_value, f"{where} bias", (out_channels,))
+        groups, w, b = _conv_params(where, c_in, out_channels, groups, k, weight, bias, bias_value, transposed=True)
         return self._add(P.ConvTranspose2d(
             name=name, inputs=(ref,), in_channels=c_in, out_channels=out_channels, kernel_size=k, stride=s,
-            padding=p, output_padding=op_, dilation=d, groups=groups, weight=Param(w, True),
-            bias=None if b is None else Param(b, True)))
+            padding=p, output_padding=op_, dilation=d, groups=groups, weight=w, bias=b))
 
     def upsample(self, x: Any, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
                  align_corners: bool | None = None, name: str | None = None) -> Handle:
