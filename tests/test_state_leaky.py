@@ -14,7 +14,7 @@ import pytest
 import snntorch as snn
 import torch
 from torch import nn
-from training_helpers import assert_trains
+from training_helpers import assert_streams, assert_trains
 
 import snngraph as sg
 from snngraph import GraphError
@@ -239,13 +239,7 @@ def test_compiled_graph_training_step_and_streaming() -> None:
     net = sg.compile(_graph())
     x = torch.rand(T, B, F, generator=torch.Generator().manual_seed(2))
     assert_trains(net, x)
-    with torch.no_grad():
-        full = net(x)
-        state = net.init_state(B)
-        for t in range(T):
-            step, state = net.step(x[t], state=state)
-            assert torch.equal(step["spk"], full["spk"][t])
-            torch.testing.assert_close(step["mem"], full["mem"][t])
+    assert_streams(net, x)
 
 
 def test_onnx_export_equals_torch(tmp_path) -> None:

@@ -137,7 +137,7 @@ def test_compile_does_not_recompile_for_new_batch_or_length(kind):
     assert not any(guard_failures.values())  # torch 2.13 leaves counters["recompiles"] empty; guards tell
 
 
-@pytest.mark.parametrize("kind", FUSED)
+@pytest.mark.parametrize("kind", FUSED + UNFUSED)
 def test_export_with_dynamic_length_and_batch(kind):
     net = _net(kind)
     dims = ({0: torch.export.Dim("T", min=2, max=128), 1: torch.export.Dim("B", min=2, max=128)},)
@@ -207,24 +207,10 @@ def test_unfused_neurons_run_as_one_op(kind):
     assert not any(guard_failures.values())
 
 
-@pytest.mark.parametrize("kind", UNFUSED)
-def test_unfused_export_with_dynamic_length_and_batch(kind):
-    net = _net(kind)
-    dims = ({0: torch.export.Dim("T", min=2, max=128), 1: torch.export.Dim("B", min=2, max=128)},)
-    program = torch.export.export(net, (_x(5, 3),), dynamic_shapes={"args": dims})
-    for steps, batch in ((4, 2), (11, 5)):
-        x = _x(steps, batch)
-        _same(program.module()(x), net(x))
-
-
 def test_callable_surrogate_keeps_the_unrolled_loop():
     """A plain-callable ``spike_grad`` cannot be described to the op: the loop unrolls, values agree."""
-    g = sg.Graph("callable")
-    x = g.input("x", (6,))
-    h = g.alpha(g.linear(x, 5, name="fc1"), 0.9, 0.8, spike_grad=lambda v: (v > 0).to(v.dtype), name="a")
-    g.output("spk", h)
-    g.output("mem", h.mem)
-    net = sg.compile(g)
+    net = sg.compile(_graph("callable", lambda g, c: g.alpha(c, 0.9, 0.8, spike_grad=lambda v: (v > 0).to(v.dtype),
+                                                           name="a")))
     compiled = torch.compile(net, fullgraph=True, backend="aot_eager", dynamic=True)
     x = _x(4, 3)
     _same(compiled(x), net(x))

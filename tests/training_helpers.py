@@ -17,3 +17,14 @@ def assert_trains(net: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tens
     opt.step()
     assert all(not torch.equal(before[k], v) for k, v in net.named_parameters())
     return out
+
+
+def assert_streams(net: torch.nn.Module, x: torch.Tensor) -> None:
+    """``net.step`` over ``x`` (T, B, ...) from ``init_state`` gives the sequence run's spikes exactly and its
+    membranes (float32 tolerance) at every step."""
+    with torch.no_grad():
+        full, state = net(x), net.init_state(x.shape[1])
+        for t in range(x.shape[0]):
+            step, state = net.step(x[t], state=state)
+            assert torch.equal(step["spk"], full["spk"][t])
+            torch.testing.assert_close(step["mem"], full["mem"][t])

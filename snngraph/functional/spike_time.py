@@ -20,7 +20,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from snngraph.functional._common import check_output
-from snngraph.functional.temporal import check_label_times, mse_temporal_loss
+from snngraph.functional.temporal import mse_temporal_loss, set_label_times
 
 __all__ = ["SpikeTime"]
 
@@ -43,12 +43,7 @@ class SpikeTime(nn.Module):
 
     def __init__(self, target_is_time=False, on_target=0, off_target=-1, tolerance=0, multi_spike=False):
         super().__init__()
-        check_label_times(target_is_time, on_target, off_target, multi_spike)
-        self.target_is_time = target_is_time
-        self.on_target = on_target
-        self.off_target = off_target
-        self.tolerance = tolerance
-        self.multi_spike = multi_spike
+        set_label_times(self, target_is_time, on_target, off_target, tolerance, multi_spike)
 
     def forward(self, spk_out: Tensor, targets: Any) -> tuple[Tensor, Tensor]:
         time, target, _ = self._times(check_output("spk_out", spk_out), targets)

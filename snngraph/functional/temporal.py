@@ -87,9 +87,11 @@ def first_spike_time(spk_out: Tensor, num_spikes: int = 1) -> Tensor:
     return times[0] if num_spikes == 1 else times
 
 
-def check_label_times(target_is_time: bool, on_target: Any, off_target: Any, multi_spike: bool) -> None:
-    """With ``multi_spike`` and class-label targets, ``on_target`` and ``off_target`` are sequences of
-    spike times of one nonzero length."""
+def set_label_times(obj: Any, target_is_time: bool, on_target: Any, off_target: Any, tolerance: Any,
+                    multi_spike: bool) -> None:
+    """The target-time options as ``obj``'s attributes (read by ``mse_temporal_loss._times``), checked: with
+    ``multi_spike`` and class-label targets, ``on_target`` and ``off_target`` are sequences of spike times
+    of one nonzero length."""
     if multi_spike and not target_is_time:
         try:
             same = len(on_target) == len(off_target)
@@ -98,6 +100,11 @@ def check_label_times(target_is_time: bool, on_target: Any, off_target: Any, mul
                             "spike times") from None
         if not same or len(on_target) == 0:
             raise ValueError("`on_target` and `off_target` must have the same, nonzero length")
+    obj.target_is_time = target_is_time
+    obj.on_target = on_target
+    obj.off_target = off_target
+    obj.tolerance = tolerance
+    obj.multi_spike = multi_spike
 
 
 class mse_temporal_loss:
@@ -140,12 +147,7 @@ class mse_temporal_loss:
         self.weight = check_weight(weight)
         if target_is_time and self.weight is not None:
             raise ValueError("`weight` needs class-index targets; it cannot be used with target_is_time=True")
-        check_label_times(target_is_time, on_target, off_target, multi_spike)
-        self.target_is_time = target_is_time
-        self.on_target = on_target
-        self.off_target = off_target
-        self.tolerance = tolerance
-        self.multi_spike = multi_spike
+        set_label_times(self, target_is_time, on_target, off_target, tolerance, multi_spike)
 
     def _label_times(self, labels: Tensor, like: Tensor) -> Tensor:
         hot = F.one_hot(labels, like.size(-1)).bool()
