@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import shutil
 import tempfile
@@ -29,8 +28,9 @@ import time
 from collections.abc import Callable
 
 import torch
+from harness import interleaved_medians, make_data, save_json, training_step
 from torch._dynamo.utils import counters, guard_failures
-from train_step import REGIMES, build_snngraph, interleaved_medians, make_data, training_step
+from train_step import REGIMES, build_snngraph
 
 MODES = ("train", "infer")
 
@@ -134,9 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
         for mode in MODES:
             for reason in results[regime][mode]["recompile_reasons"]:
                 print(f"  {mode} recompiled: {' '.join(reason.split())}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    save_json(args.json, results)
     return results
 
 

@@ -16,11 +16,9 @@ message where CUDA is not available.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from importlib import metadata
 
@@ -28,7 +26,8 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import train_step as base  # noqa: E402 (the networks, data and step of the CPU benchmark)
+import harness  # noqa: E402 (the synapses, data, step and timing shared by the benchmarks)
+import train_step as base  # noqa: E402 (the networks of the CPU benchmark)
 
 REGIMES = {  # name: (kind, layer sizes, T, B)
     "shd100": ("mlp", (700, 256, 20), 100, 128),
@@ -62,17 +61,10 @@ class SpikingJellyNet(nn.Module):
     def __init__(self, kind: str, sizes: tuple, beta: float = 0.9):
         super().__init__()
         self.kind = kind
-        if kind == "conv":
-            c_in, c1, c2, out = sizes
-            self.conv1, self.conv2, self.fc1 = nn.Conv2d(c_in, c1, 5), nn.Conv2d(c1, c2, 5), nn.Linear(c2 * 16, out)
-            count = 3
-        elif kind == "mlp":
-            n_in, hid, out = sizes
-            self.fc1, self.fc2 = nn.Linear(n_in, hid), nn.Linear(hid, out)
-            count = 2
-        else:
+        if kind not in ("conv", "mlp"):
             raise ValueError(f"SpikingJelly has no counterpart of the {kind!r} regime")
-        lifs = [_sj_lif(beta) for _ in range(count)]
+        harness.add_synapses(self, kind, sizes)
+        lifs = [_sj_lif(beta) for _ in range(3 if kind == "conv" else 2)]
         self.lifs = nn.ModuleList([lif for lif, _ in lifs])
         self.backend = lifs[0][1]
 
@@ -109,8 +101,8 @@ def make(library: str, regime: str, device: str = "cuda", quick: bool = False) -
         "ann_floor": lambda: base.AnnFloor(kind, sizes),
     }
     net = builders[library]().to(device)
-    x, target = base.make_data(kind, sizes, steps, batch)
-    return base.training_step(net, x.to(device), target.to(device))
+    x, target = harness.make_data(kind, sizes, steps, batch)
+    return harness.training_step(net, x.to(device), target.to(device))
 
 
 def synced(fn: Callable[[], None]) -> Callable[[], None]:
@@ -145,13 +137,7 @@ def run_regime(regime: str, repeats: int, device: str = "cuda", quick: bool = Fa
             fns[lib] = fn
         except Exception as e:  # noqa: BLE001 (a library missing or refusing a regime: report it, go on)
             results[lib] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:120]}
-    samples: dict[str, list[float]] = {lib: [] for lib in fns}
-    for _ in range(repeats):
-        for lib, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            samples[lib].append(time.perf_counter() - start)
-    for lib, s in samples.items():
+    for lib, s in harness.interleaved_samples(fns, repeats).items():
         results[lib]["time_ms"] = statistics.median(s) * 1e3
     return results
 
@@ -197,9 +183,7 @@ def main(argv: list[str] | None = None) -> int | dict:
             ratios = {f"{lib}/sg_triton": r[lib]["time_ms"] / tri for lib in LIBRARIES[1:] if "time_ms" in r[lib]}
             print("  ratios: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
             r["ratios"] = ratios
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(all_results, f, indent=2)
+    harness.save_json(args.json, all_results)
     return all_results
 
 

@@ -10,15 +10,12 @@ median of several repeats; peak memory of each library in a separate process. Pr
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 
 import torch
+from harness import add_synapses, interleaved_medians, make_data, save_json, training_step
 from torch import nn
 
 REGIMES = {  # name: (kind, layer sizes, T, B)
@@ -68,14 +65,11 @@ class SnnTorchNet(nn.Module):
         import snntorch as snn
 
         self.kind = kind
+        add_synapses(self, kind, sizes)
         if kind == "conv":
-            c_in, c1, c2, out = sizes
-            self.conv1, self.conv2 = nn.Conv2d(c_in, c1, 5), nn.Conv2d(c1, c2, 5)
-            self.fc1 = nn.Linear(c2 * 4 * 4, out)
             self.lifs = nn.ModuleList([snn.Leaky(beta=beta) for _ in range(3)])
         else:
-            n_in, hid, out = sizes
-            self.fc1, self.fc2 = nn.Linear(n_in, hid), nn.Linear(hid, out)
+            n_in, hid, _ = sizes
             if kind == "slstm":
                 del self.fc1  # the SLSTM's own input weights
                 self.lstm = snn.SLSTM(n_in, hid, threshold=SLSTM_THRESHOLD)
@@ -144,14 +138,9 @@ class AnnFloor(nn.Module):
     def __init__(self, kind: str, sizes: tuple):
         super().__init__()
         self.kind = kind
-        if kind == "conv":
-            c_in, c1, c2, out = sizes
-            self.conv1, self.conv2, self.fc1 = nn.Conv2d(c_in, c1, 5), nn.Conv2d(c1, c2, 5), nn.Linear(c2 * 16, out)
-        else:
-            n_in, hid, out = sizes
-            self.hid = hid
-            # slstm: the cell's input weights (4 gates); its per-step recurrent matmul is left out, as for rec
-            self.fc1, self.fc2 = nn.Linear(n_in, 4 * hid if kind == "slstm" else hid), nn.Linear(hid, out)
+        self.hid = sizes[1]
+        # slstm: the cell's input weights (4 gates); its per-step recurrent matmul is left out, as for rec
+        add_synapses(self, kind, sizes, 4 * self.hid if kind == "slstm" else None)
 
     def forward(self, x):
         import torch.nn.functional as F
@@ -173,40 +162,6 @@ def make(library: str, regime: str):
     net = {"snngraph": lambda: build_snngraph(kind, sizes), "snntorch": lambda: SnnTorchNet(kind, sizes),
            "ann_floor": lambda: AnnFloor(kind, sizes)}[library]()
     return training_step(net, *make_data(kind, sizes, steps, batch))
-
-
-def make_data(kind: str, sizes: tuple, steps: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random input spikes (T, B, ...) at 30 % and random class targets (B,)."""
-    shape = (1, 28, 28) if kind == "conv" else (sizes[0],)
-    x = (torch.rand(steps, batch, *shape) < 0.3).float()
-    return x, torch.randint(0, sizes[-1], (batch,))
-
-
-def training_step(net: nn.Module, x: torch.Tensor, target: torch.Tensor) -> Callable[[], None]:
-    """One forward + cross-entropy on the summed output membrane + backward + Adam step, as a closure."""
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-
-    def train_step():
-        out = net(x)
-        loss = nn.functional.cross_entropy(out["mem"].sum(0), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return train_step
-
-
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds per call of each function: one warm-up call each, then A, B, A, B, ..."""
-    for fn in fns.values():
-        fn()  # warm-up
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def time_regime(regime: str, repeats: int, libraries: list[str]) -> dict[str, float]:
@@ -281,9 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
                 results[regime]["live_peak_mib"] = m
                 print(f"{regime:<6} {m['snngraph']:13.0f} {m['snntorch']:13.0f} {m['ann_floor']:10.0f} "
                       f"{m['snngraph'] / max(m['snntorch'], 1e-9):12.2f}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    save_json(args.json, results)
     return results
 
 

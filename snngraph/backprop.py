@@ -135,18 +135,20 @@ def TBPTT(
     return torch.tensor(sum(stats.batch_losses) / len(stats.batch_losses))
 
 
-def BPTT(
-    net,
-    dataloader,
-    optimizer,
-    criterion,
-    num_steps=False,
-    time_var=True,
-    time_first=True,
-    regularization=False,
-    device="cpu",
-):
-    """Backpropagation through time: one weight update per batch, after the whole sequence.
+def _fixed_k(k: int | None, name: str, doc: str) -> Callable:
+    """:func:`TBPTT` with ``K`` fixed, under snnTorch's signature of ``name`` (TBPTT's without ``K``)."""
+
+    def run(net, dataloader, optimizer, criterion, num_steps=False, time_var=True, time_first=True,
+            regularization=False, device="cpu"):
+        return TBPTT(net, dataloader, optimizer, criterion, num_steps, time_var, time_first, regularization, device,
+                     K=k)
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = doc
+    return run
+
+
+BPTT = _fixed_k(None, "BPTT", """Backpropagation through time: one weight update per batch, after the whole sequence.
 
     Args:
         net: per-step network with ``init_hidden=True`` neurons, or a compiled snngraph net.
@@ -162,33 +164,10 @@ def BPTT(
 
     Returns:
         torch.Tensor: the average loss over the epoch's batches.
-    """
-    return TBPTT(
-        net,
-        dataloader,
-        optimizer,
-        criterion,
-        num_steps,
-        time_var,
-        time_first,
-        regularization,
-        device,
-        K=None,
-    )
+    """)
 
-
-def RTRL(
-    net,
-    dataloader,
-    optimizer,
-    criterion,
-    num_steps=False,
-    time_var=True,
-    time_first=True,
-    regularization=False,
-    device="cpu",
-):
-    """snnTorch's "real-time recurrent learning": a forward pass, backward pass and weight update at every step.
+RTRL = _fixed_k(1, "RTRL", """snnTorch's "real-time recurrent learning": a forward pass, backward pass and weight
+    update at every step.
 
     As in snnTorch 1.0.0 this is :func:`TBPTT` with ``K = 1`` (snnTorch's own definition): the state is
     carried detached from step to step, so each update's gradient sees one step only. It is not the
@@ -196,16 +175,4 @@ def RTRL(
 
     Returns:
         torch.Tensor: the average loss over the epoch's batches.
-    """
-    return TBPTT(
-        net,
-        dataloader,
-        optimizer,
-        criterion,
-        num_steps,
-        time_var,
-        time_first,
-        regularization,
-        device,
-        K=1,
-    )
+    """)

@@ -5,11 +5,10 @@ models using it, a compiled-graph training step and the ONNX export. The registr
 
 from __future__ import annotations
 
-import numpy as np
-import onnxruntime as ort
 import pytest
 import snntorch as snn
 import torch
+from neuron_helpers import assert_onnx_matches, assert_streams, assert_trains, neuron_graph
 from torch import nn
 
 import snngraph as sg
@@ -100,38 +99,19 @@ def test_trace_of_snntorch_models_computes_what_stepping_computes() -> None:
 
 
 def _graph() -> sg.Graph:
-    g = sg.Graph("delta")
-    x = g.input("x", shape=(4,))
-    h = g.delta_leaky(g.linear(x, N, name="fc"), beta=0.8, delta_threshold=0.3, learn_beta=True, name="n")
-    g.output("spk", h)
-    g.output("mem", h.mem)
-    return g
+    return neuron_graph("delta", 4, N, lambda g, c: g.delta_leaky(c, beta=0.8, delta_threshold=0.3, learn_beta=True,
+                                                                  name="n"))
 
 
 def test_compiled_graph_training_step() -> None:
     torch.manual_seed(0)
     net = sg.compile(_graph())
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
     x = torch.rand(T, B, 4, generator=torch.Generator().manual_seed(2)) * 2
-    before = {k: v.detach().clone() for k, v in net.named_parameters()}
-    loss = (net(x)["spk"].mean() - 0.5) ** 2 + net(x)["mem"].pow(2).mean()
-    loss.backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
-    opt.step()
-    assert all(not torch.equal(before[k], v) for k, v in net.named_parameters())
-    state = net.init_state(B)
-    for t in range(3):
-        out, state = net.step(x[t], state=state)
-    assert torch.allclose(out["mem"], net(x[:3])["mem"][-1])
+    assert_trains(net, x)
+    assert_streams(net, x)
 
 
 def test_onnx_export_equals_torch(tmp_path) -> None:
     net = sg.compile(_graph())
     x = torch.rand(T, B, 4, generator=torch.Generator().manual_seed(3)) * 2
-    with torch.no_grad():
-        out = net(x)
-    path = tmp_path / "delta.onnx"
-    sg.export_onnx(net, path)
-    spk, mem = ort.InferenceSession(str(path)).run(["spk", "mem"], {"x": x.numpy()})
-    assert out["spk"].sum() > 0 and np.array_equal(spk, out["spk"].numpy())
-    np.testing.assert_allclose(mem, out["mem"].numpy(), rtol=1e-5, atol=1e-6)
+    assert_onnx_matches(net, x, tmp_path / "delta.onnx", mixed=False)

@@ -63,6 +63,17 @@ def test_mstdpet_matches_snntorch_unbatched_and_extends_to_batches(f_pre, f_post
         traces = (tr_pre, tr_post)
 
 
+@pytest.mark.parametrize("f_pre, f_post", F_PAIRS)
+def test_mstdp_takes_unbatched_spikes_as_mstdpet(f_pre, f_post) -> None:
+    """snnTorch's mstdp crashes on unbatched spikes; ours is then snnTorch's mstdpet (the same eligibility)."""
+    fc = nn.Linear(5, 4).double()
+    pre, post = _spikes(5, seed=7), _spikes(4, seed=8)
+    with pytest.raises(IndexError):
+        ref.mstdp_linear_single_step(fc, pre[0], post[0], None, None, 2.0, 3.0)
+    _run(stdp.mstdp_linear_single_step, lambda *a: ref.mstdpet_linear_single_step(*a[:7], 4.0, *a[7:]), fc, pre,
+         post, 2.0, 3.0, f_pre=f_pre, f_post=f_post)
+
+
 @pytest.mark.parametrize("kwargs", [{}, {"stride": 2}, {"padding": 1}, {"padding": (1, 2), "stride": (2, 1)},
                                     {"padding": 1, "padding_mode": "reflect"},
                                     {"padding": 1, "padding_mode": "circular"}])
@@ -173,7 +184,7 @@ def test_learner_on_compiled_net_sees_what_stepping_sees(kind) -> None:
     for t in range(T):
         lif(layer(xs[t]))
     net(xs)
-    assert len(compiled._compiled.pre) == T
+    assert len(compiled._recorder.pre) == T
     a, b = compiled.step(on_grad=False), stepped.step(on_grad=False)
     assert a.abs().sum() > 0
     torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
@@ -202,7 +213,7 @@ def test_learner_on_compiled_net_ignores_streaming_calls() -> None:
     for t in range(2):
         _, state = net.step(xs[t], state=state)  # net.fc1 runs, the net's forward does not
     net(xs)
-    assert len(learner._compiled.pre) == T and all(p.shape == (B, 5) for p in learner._compiled.pre)
+    assert len(learner._recorder.pre) == T and all(p.shape == (B, 5) for p in learner._recorder.pre)
 
 
 def test_snntorch_module_paths() -> None:

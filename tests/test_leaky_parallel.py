@@ -8,10 +8,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import snntorch as snn
 import torch
+from neuron_helpers import assert_onnx_matches, assert_streams, assert_trains, neuron_graph
 from torch import nn
 
 import snngraph as sg
@@ -175,46 +175,24 @@ def test_trace_computes_what_running_the_model_computes(lib, dense: bool) -> Non
 
 
 def _graph(dense: bool) -> sg.Graph:
-    g = sg.Graph("leaky_parallel")
-    x = g.input("x", shape=(I,))
     rng = np.random.default_rng(0)
     rec = dict(recurrent_weight=(rng.integers(-8, 9, (H, H)) / 32).astype(np.float32), recurrent_bias=False) \
         if dense else dict(all_to_all=False, V=np.linspace(0.2, 0.9, H, dtype=np.float32))
-    h = g.leaky_parallel(g.linear(x, H, name="fc"), threshold=0.5, bias_hh=np.full(H, 0.125, np.float32),
-                         learn_bias_hh=True, **rec, name="n")
-    g.output("spk", h)
-    g.output("mem", h.mem)
-    return g
+    return neuron_graph("leaky_parallel", I, H, lambda g, c: g.leaky_parallel(
+        c, threshold=0.5, bias_hh=np.full(H, 0.125, np.float32), learn_bias_hh=True, **rec, name="n"))
 
 
 @pytest.mark.parametrize("dense", [False, True], ids=["diagonal", "dense"])
 def test_compiled_graph_training_step(dense: bool) -> None:
     torch.manual_seed(0)
     net = sg.compile(_graph(dense))
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
     x = torch.rand(T, B, I, generator=torch.Generator().manual_seed(2)) * 2
-    before = {k: v.detach().clone() for k, v in net.named_parameters()}
-    out = net(x)
-    loss = (out["spk"].mean() - 0.5) ** 2 + out["mem"].pow(2).mean()
-    loss.backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
-    opt.step()
-    assert all(not torch.equal(before[k], v) for k, v in net.named_parameters())
-    with torch.no_grad():
-        full, state = net(x), net.init_state(B)
-        for t in range(T):
-            step, state = net.step(x[t], state=state)
-            assert torch.equal(step["spk"], full["spk"][t])
+    assert_trains(net, x)
+    assert_streams(net, x)
 
 
 @pytest.mark.parametrize("dense", [False, True], ids=["diagonal", "dense"])
 def test_onnx_export_equals_torch(tmp_path, dense: bool) -> None:
     net = sg.compile(_graph(dense))
     x = torch.round(torch.rand(T, B, I, generator=torch.Generator().manual_seed(3)) * 16) / 8
-    with torch.no_grad():
-        out = net(x)
-    path = tmp_path / "leaky_parallel.onnx"
-    sg.export_onnx(net, path)
-    spk, mem = ort.InferenceSession(str(path)).run(["spk", "mem"], {"x": x.numpy()})
-    assert 0 < out["spk"].sum() < out["spk"].numel() and np.array_equal(spk, out["spk"].numpy())
-    np.testing.assert_allclose(mem, out["mem"].numpy(), rtol=1e-5, atol=1e-6)
+    assert_onnx_matches(net, x, tmp_path / "leaky_parallel.onnx")

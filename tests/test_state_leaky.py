@@ -9,10 +9,10 @@ import types
 import warnings
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import snntorch as snn
 import torch
+from neuron_helpers import assert_onnx_matches, assert_streams, assert_trains, neuron_graph
 from torch import nn
 
 import snngraph as sg
@@ -224,46 +224,22 @@ def test_trace_refuses_what_the_graph_cannot_hold() -> None:
 
 
 def _graph() -> sg.Graph:
-    g = sg.Graph("state_leaky")
-    x = g.input("x", shape=(F,))
-    h = g.state_leaky(g.linear(x, C, name="fc"), tau=np.array([2.0, 4.0, 8.0, 16.0], np.float32), learn_tau=True,
-                      threshold=0.7, name="n")
-    g.output("spk", h)
-    g.output("mem", h.mem)
-    return g
+    return neuron_graph("state_leaky", F, C, lambda g, c: g.state_leaky(
+        c, tau=np.array([2.0, 4.0, 8.0, 16.0], np.float32), learn_tau=True, threshold=0.7, name="n"))
 
 
 def test_compiled_graph_training_step_and_streaming() -> None:
     torch.manual_seed(0)
     net = sg.compile(_graph())
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
     x = torch.rand(T, B, F, generator=torch.Generator().manual_seed(2))
-    before = {k: v.detach().clone() for k, v in net.named_parameters()}
-    out = net(x)
-    loss = (out["spk"].mean() - 0.5) ** 2 + out["mem"].pow(2).mean()
-    loss.backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
-    opt.step()
-    assert all(not torch.equal(before[k], v) for k, v in net.named_parameters())
-    with torch.no_grad():
-        full = net(x)
-        state = net.init_state(B)
-        for t in range(T):
-            step, state = net.step(x[t], state=state)
-            assert torch.equal(step["spk"], full["spk"][t])
-            torch.testing.assert_close(step["mem"], full["mem"][t])
+    assert_trains(net, x)
+    assert_streams(net, x)
 
 
 def test_onnx_export_equals_torch(tmp_path) -> None:
     net = sg.compile(_graph())
     x = torch.rand(T, B, F, generator=torch.Generator().manual_seed(3)) * 2
-    with torch.no_grad():
-        out = net(x)
-    path = tmp_path / "state_leaky.onnx"
-    sg.export_onnx(net, path)
-    spk, mem = ort.InferenceSession(str(path)).run(["spk", "mem"], {"x": x.numpy()})
-    assert 0 < out["spk"].sum() < out["spk"].numel() and np.array_equal(spk, out["spk"].numpy())
-    np.testing.assert_allclose(mem, out["mem"].numpy(), rtol=1e-5, atol=1e-6)
+    assert_onnx_matches(net, x, tmp_path / "state_leaky.onnx")
 
 
 def test_fused_scan_equals_the_derived_kernel() -> None:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from snngraph.runtimes.torch.scan_ops import _backward_call, _fake_grads, _functorch_ready, _in_functorch
+from snngraph.runtimes.torch.scan_registry import _fake_grads, _functorch_ready, _in_functorch, backward_call
 
 
 @torch.library.custom_op("snngraph::linear", mutates_args=())
@@ -77,7 +77,7 @@ def _backward(ctx, grad, grad_fired):
     if grad is None:
         return None, None, None, None
     needs = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
-    grads = _backward_call(_linear_backward_op, grad, *ctx.saved_tensors, ctx.has_bias, needs)
+    grads = backward_call(_linear_backward_op, grad, *ctx.saved_tensors, ctx.has_bias, needs)
     return *(g if need else None for g, need in zip(grads, needs, strict=True)), None
 
 

@@ -52,6 +52,17 @@ def step_dim(dim: int, ndim: int, what: str) -> int:
     return dim - 1 if dim > 0 else dim
 
 
+def dim_pair_op(tr: Translator, op: str, x: Any, dim0: int, dim1: int, name: str) -> Handle:
+    """The graph's ``op`` (flatten, transpose) of batched dims ``dim0`` and ``dim1`` as per-step dims;
+    ``x`` itself where they are the same dim."""
+    x = tensor(x, op)
+    n = len(x.shape)
+    a, b = step_dim(dim0, n, op), step_dim(dim1, n, op)
+    if a % n == b % n:
+        return x
+    return getattr(tr.g, op)(x, a, b, name=name)
+
+
 # --- modules -----------------------------------------------------------------------------------------
 def _linear(tr: Translator, m: nn.Linear, x: Handle, name: str) -> Handle:
     h = tr.g.linear(x, m.out_features, bias=m.bias is not None, weight=m.weight, bias_value=m.bias, name=name)
@@ -125,12 +136,7 @@ MODULES: dict[type, Callable[..., Handle]] = {
 # --- shapes ------------------------------------------------------------------------------------------
 def flatten(tr: Translator, x: Any, start_dim: int = 0, end_dim: int = -1, name: str = "") -> Handle:
     """``torch.flatten`` of a batched value (``start_dim`` 0 would merge the batch: not expressible)."""
-    x = tensor(x, "flatten")
-    n = len(x.shape)
-    start, end = step_dim(start_dim, n, "flatten"), step_dim(end_dim, n, "flatten")
-    if start % n == end % n:
-        return x
-    return tr.g.flatten(x, start, end, name=name)
+    return dim_pair_op(tr, "flatten", x, start_dim, end_dim, name)
 
 
 def reshape(tr: Translator, x: Any, *shape: Any, name: str = "") -> Handle:

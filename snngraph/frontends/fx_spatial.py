@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snngraph.frontends.fx_ops import FUNCTIONS, MODULES, step_dim, tensor
+from snngraph.frontends.fx_ops import FUNCTIONS, MODULES, dim_pair_op, step_dim, tensor
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Handle
 
@@ -65,12 +65,7 @@ def dropout2d(tr: Translator, x: Any, p: float = 0.5, training: bool = True, inp
 
 def transpose(tr: Translator, x: Any, dim0: int, dim1: int, name: str = "") -> Handle:
     """``x.transpose(dim0, dim1)`` of batched dims (neither may be the batch dim 0)."""
-    x = tensor(x, "transpose")
-    n = len(x.shape)
-    a, b = step_dim(dim0, n, "transpose"), step_dim(dim1, n, "transpose")
-    if a % n == b % n:
-        return x
-    return tr.g.transpose(x, a, b, name=name)
+    return dim_pair_op(tr, "transpose", x, dim0, dim1, name)
 
 
 def permute(tr: Translator, x: Any, *dims: Any, name: str = "", **kwargs: Any) -> Handle:

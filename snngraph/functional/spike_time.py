@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from snngraph.functional._common import check_labels, check_output
-from snngraph.functional.temporal import _FirstSpikes, _Tolerance, mse_temporal_loss, set_target_options
+from snngraph.functional._common import check_output
+from snngraph.functional.temporal import mse_temporal_loss, set_label_times
 
 __all__ = ["SpikeTime"]
 
@@ -40,25 +39,12 @@ class SpikeTime(nn.Module):
     """
 
     _label_times = mse_temporal_loss._label_times  # reads on_target, off_target and multi_spike
+    _times = mse_temporal_loss._times  # and target_is_time, tolerance
 
     def __init__(self, target_is_time=False, on_target=0, off_target=-1, tolerance=0, multi_spike=False):
         super().__init__()
-        set_target_options(self, target_is_time, on_target, off_target, tolerance, multi_spike)
+        set_label_times(self, target_is_time, on_target, off_target, tolerance, multi_spike)
 
     def forward(self, spk_out: Tensor, targets: Any) -> tuple[Tensor, Tensor]:
-        spk = check_output("spk_out", spk_out)
-        steps = spk.size(0)
-        if self.target_is_time:
-            if not isinstance(targets, Tensor):
-                raise TypeError("with target_is_time=True, `targets` must be a tensor of times")
-            target = targets.to(device=spk.device, dtype=spk.dtype)
-            count = target.size(0) if self.multi_spike else 1
-        else:
-            target = self._label_times(check_labels(targets, spk.size(1), spk.size(-1)), spk)
-            count = len(self.on_target) if self.multi_spike else 1
-        target = torch.where(target < 0, steps + target, target)
-        time = _FirstSpikes.apply(spk, count)
-        time = time if self.multi_spike else time[0]
-        if self.tolerance:
-            time = _Tolerance.apply(time, target.expand_as(time), self.tolerance)
+        time, target, _ = self._times(check_output("spk_out", spk_out), targets)
         return time, target

@@ -18,11 +18,14 @@ unbatched spikes) for the caller to multiply by the reward. Weights are read, ne
 
 Departure from snnTorch 1.0.0: ``mstdpet_linear_single_step`` also takes batched spikes
 ``(B, N)`` (snnTorch's ``torch.outer`` crashes on them) and then returns ``(B, out, in)`` like
-``mstdp``; ``tau_trace`` is accepted and unused in both (the caller decays the eligibility trace).
+``mstdp``, and ``mstdp_linear_single_step`` also takes unbatched ones (snnTorch's crashes) and then
+returns ``(out, in)`` like ``mstdpet``: the two compute the same eligibility; ``tau_trace`` is
+accepted and unused in both (the caller decays the eligibility trace).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -49,6 +52,37 @@ def _traces(trace_pre: Trace, trace_post: Trace) -> tuple[float | Tensor, float 
     return (0.0 if trace_pre is None else trace_pre), (0.0 if trace_post is None else trace_post)
 
 
+def _stdp_traces(in_spike: Tensor, out_spike: Tensor, trace_pre: Trace, trace_post: Trace, tau_pre: float,
+                 tau_post: float) -> tuple[Tensor, Tensor]:
+    """The traces after a step: :math:`x - x / \\tau + s`."""
+    trace_pre, trace_post = _traces(trace_pre, trace_post)
+    return trace_pre - trace_pre / tau_pre + in_spike, trace_post - trace_post / tau_post + out_spike
+
+
+def _modulated_traces(in_spike: Tensor, out_spike: Tensor, trace_pre: Trace, trace_post: Trace, tau_pre: float,
+                      tau_post: float) -> tuple[Tensor, Tensor]:
+    """The traces after a step of the modulated rules: :math:`x e^{-1/\\tau} + s`."""
+    trace_pre, trace_post = _traces(trace_pre, trace_post)
+    return trace_pre * math.exp(-1 / tau_pre) + in_spike, trace_post * math.exp(-1 / tau_post) + out_spike
+
+
+def _pairs(post: Tensor, pre: Tensor, dim: int) -> Tensor:
+    """``post_i * pre_j`` with the ``(N_out, N_in)`` axes at ``dim`` (the neuron / channel axis)."""
+    return post.unsqueeze(dim + 1) * pre.unsqueeze(dim)
+
+
+def _delta_w(weight: Tensor, in_spike: Tensor, out_spike: Tensor, trace_pre: Tensor, trace_post: Tensor,
+             f_pre: Callable, f_post: Callable, dim: int, reduce: Callable = _identity) -> Tensor:
+    """:math:`f_{post}(W) \\cdot R(x_{pre} s_{post}) - f_{pre}(W) \\cdot R(x_{post} s_{pre})`, ``R = reduce``
+    (the sum over the batch and positions, or none for a per-sample eligibility)."""
+    return (f_post(weight) * reduce(_pairs(out_spike, trace_pre, dim))
+            - f_pre(weight) * reduce(_pairs(trace_post, in_spike, dim)))
+
+
+def _batch_sum(x: Tensor) -> Tensor:
+    return x.sum(0)
+
+
 @torch.no_grad()
 def stdp_linear_single_step(
     fc: nn.Linear,
@@ -65,13 +99,9 @@ def stdp_linear_single_step(
 
     ``in_spike`` is ``(B, N_in)``, ``out_spike`` ``(B, N_out)``; ``None`` traces start at 0.
     """
-    trace_pre, trace_post = _traces(trace_pre, trace_post)
-    weight = fc.weight.data
-    trace_pre = trace_pre - trace_pre / tau_pre + in_spike
-    trace_post = trace_post - trace_post / tau_post + out_spike
-    delta_w_pre = -f_pre(weight) * (trace_post.unsqueeze(2) * in_spike.unsqueeze(1)).sum(0)
-    delta_w_post = f_post(weight) * (trace_pre.unsqueeze(1) * out_spike.unsqueeze(2)).sum(0)
-    return trace_pre, trace_post, delta_w_pre + delta_w_post
+    trace_pre, trace_post = _stdp_traces(in_spike, out_spike, trace_pre, trace_post, tau_pre, tau_post)
+    delta_w = _delta_w(fc.weight.data, in_spike, out_spike, trace_pre, trace_post, f_pre, f_post, 1, _batch_sum)
+    return trace_pre, trace_post, delta_w
 
 
 @torch.no_grad()
@@ -86,17 +116,14 @@ def mstdp_linear_single_step(
     f_pre: Callable = _identity,
     f_post: Callable = _identity,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Reward-modulated STDP (MSTDP): ``(trace_pre, trace_post, eligibility)``, eligibility ``(B, N_out, N_in)``.
+    """Reward-modulated STDP (MSTDP): ``(trace_pre, trace_post, eligibility)``, eligibility ``(B, N_out, N_in)``
+    for ``(B, N)`` spikes (``(N_out, N_in)`` for unbatched ones).
 
     Traces decay by ``exp(-1 / tau)``; multiply the eligibility by the reward to get the update.
     """
-    trace_pre, trace_post = _traces(trace_pre, trace_post)
-    weight = fc.weight.data
-    trace_pre = trace_pre * math.exp(-1 / tau_pre) + in_spike
-    trace_post = trace_post * math.exp(-1 / tau_post) + out_spike
-    eligibility = f_post(weight) * (trace_pre.unsqueeze(1) * out_spike.unsqueeze(2)) - f_pre(weight) * (
-        trace_post.unsqueeze(2) * in_spike.unsqueeze(1)
-    )
+    trace_pre, trace_post = _modulated_traces(in_spike, out_spike, trace_pre, trace_post, tau_pre, tau_post)
+    eligibility = _delta_w(fc.weight.data, in_spike, out_spike, trace_pre, trace_post, f_pre, f_post,
+                           in_spike.dim() - 1)
     return trace_pre, trace_post, eligibility
 
 
@@ -113,25 +140,14 @@ def mstdpet_linear_single_step(
     f_pre: Callable = _identity,
     f_post: Callable = _identity,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """MSTDP with an eligibility trace (MSTDPET): ``(trace_pre, trace_post, eligibility)``.
+    """MSTDP with an eligibility trace (MSTDPET): ``(trace_pre, trace_post, eligibility)``, as
+    :func:`mstdp_linear_single_step`.
 
     Unbatched spikes ``(N_in,)``, ``(N_out,)`` give an ``(N_out, N_in)`` eligibility (snnTorch's
     ``torch.outer``); batched ``(B, N)`` spikes give ``(B, N_out, N_in)``. ``tau_trace`` is unused,
     as in snnTorch and SpikingJelly: the caller decays the eligibility trace with it.
     """
-    trace_pre, trace_post = _traces(trace_pre, trace_post)
-    weight = fc.weight.data
-    trace_pre = trace_pre * math.exp(-1 / tau_pre) + in_spike
-    trace_post = trace_post * math.exp(-1 / tau_post) + out_spike
-    if in_spike.dim() == 1:
-        eligibility = f_post(weight) * torch.outer(out_spike, trace_pre) - f_pre(weight) * torch.outer(
-            trace_post, in_spike
-        )
-    else:
-        eligibility = f_post(weight) * (out_spike.unsqueeze(2) * trace_pre.unsqueeze(1)) - f_pre(weight) * (
-            trace_post.unsqueeze(2) * in_spike.unsqueeze(1)
-        )
-    return trace_pre, trace_post, eligibility
+    return mstdp_linear_single_step(fc, in_spike, out_spike, trace_pre, trace_post, tau_pre, tau_post, f_pre, f_post)
 
 
 def _padded(conv: nn.Module, in_spike: Tensor, none: tuple[int, ...]) -> Tensor:
@@ -155,13 +171,33 @@ def _check_conv(conv: nn.Module, kind: str, ones: tuple[int, ...]) -> None:
         raise NotImplementedError(f"STDP with groups != 1 for {kind} has not been implemented!")
 
 
-def _conv_traces(in_spike: Tensor, out_spike: Tensor, trace_pre: Trace, trace_post: Trace,
-                 tau_pre: float, tau_post: float) -> tuple[Tensor, Tensor]:
+def _sample_and_position_sum(x: Tensor) -> Tensor:
+    """``(B, C_out, C_in, *positions)`` summed to ``(C_out, C_in)`` (snnTorch's permute, then sum)."""
+    return x.permute([1, 2, 0, *range(3, x.dim())]).sum(dim=list(range(2, x.dim())))
+
+
+def _stdp_conv(conv: nn.Module, kind: str, in_spike: Tensor, out_spike: Tensor, trace_pre: Tensor | None,
+               trace_post: Tensor | None, tau_pre: float, tau_post: float, f_pre: Callable,
+               f_post: Callable) -> tuple[Tensor, Tensor, Tensor]:
+    """STDP of a convolution of any dimension: each kernel tap pairs the strided input window it sees with
+    the output map."""
+    spatial = conv.weight.dim() - 2
+    _check_conv(conv, kind, (1,) * spatial)
+    in_spike = _padded(conv, in_spike, (0,) * spatial)
     if trace_pre is None:
         trace_pre = torch.zeros_like(in_spike)
     if trace_post is None:
         trace_post = torch.zeros_like(out_spike, dtype=in_spike.dtype)
-    return trace_pre - trace_pre / tau_pre + in_spike, trace_post - trace_post / tau_post + out_spike
+    trace_pre, trace_post = _stdp_traces(in_spike, out_spike, trace_pre, trace_post, tau_pre, tau_post)
+    size = conv.weight.shape[2:]
+    delta_w = torch.zeros_like(conv.weight.data)
+    for tap in itertools.product(*(range(k) for k in size)):
+        window = (slice(None), slice(None), *(slice(i, in_spike.shape[2 + d] - size[d] + 1 + i, conv.stride[d])
+                                               for d, i in enumerate(tap)))
+        taps = (slice(None), slice(None), *tap)
+        delta_w[taps] += _delta_w(conv.weight.data[taps], in_spike[window], out_spike, trace_pre[window],
+                                  trace_post, f_pre, f_post, 1, _sample_and_position_sum)
+    return trace_pre, trace_post, delta_w
 
 
 @torch.no_grad()
@@ -181,24 +217,7 @@ def stdp_conv2d_single_step(
     ``in_spike`` ``(B, C_in, H, W)``; ``trace_pre`` has the padded input's shape. Each kernel tap
     ``(h, w)`` pairs the strided input window it sees with the output map.
     """
-    _check_conv(conv, "Conv2d", (1, 1))
-    in_spike = _padded(conv, in_spike, (0, 0))
-    trace_pre, trace_post = _conv_traces(in_spike, out_spike, trace_pre, trace_post, tau_pre, tau_post)
-    stride_h, stride_w = conv.stride
-    delta_w = torch.zeros_like(conv.weight.data)
-    for h in range(conv.weight.shape[2]):
-        for w in range(conv.weight.shape[3]):
-            h_end = in_spike.shape[2] - conv.weight.shape[2] + 1 + h
-            w_end = in_spike.shape[3] - conv.weight.shape[3] + 1 + w
-            pre_spike = in_spike[:, :, h:h_end:stride_h, w:w_end:stride_w]
-            tr_pre = trace_pre[:, :, h:h_end:stride_h, w:w_end:stride_w]
-            weight = conv.weight.data[:, :, h, w]
-            delta_w_pre = -(f_pre(weight) * (trace_post.unsqueeze(2) * pre_spike.unsqueeze(1))
-                            .permute([1, 2, 0, 3, 4]).sum(dim=[2, 3, 4]))
-            delta_w_post = f_post(weight) * (tr_pre.unsqueeze(1) * out_spike.unsqueeze(2)).permute(
-                [1, 2, 0, 3, 4]).sum(dim=[2, 3, 4])
-            delta_w[:, :, h, w] += delta_w_pre + delta_w_post
-    return trace_pre, trace_post, delta_w
+    return _stdp_conv(conv, "Conv2d", in_spike, out_spike, trace_pre, trace_post, tau_pre, tau_post, f_pre, f_post)
 
 
 @torch.no_grad()
@@ -214,19 +233,4 @@ def stdp_conv1d_single_step(
     f_post: Callable = _identity,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """STDP of a ``Conv1d`` (no dilation, one group): ``(trace_pre, trace_post, delta_w)``; as the 2-D case."""
-    _check_conv(conv, "Conv1d", (1,))
-    in_spike = _padded(conv, in_spike, (0,))
-    trace_pre, trace_post = _conv_traces(in_spike, out_spike, trace_pre, trace_post, tau_pre, tau_post)
-    (stride_l,) = conv.stride
-    delta_w = torch.zeros_like(conv.weight.data)
-    for tap in range(conv.weight.shape[2]):
-        l_end = in_spike.shape[2] - conv.weight.shape[2] + 1 + tap
-        pre_spike = in_spike[:, :, tap:l_end:stride_l]
-        tr_pre = trace_pre[:, :, tap:l_end:stride_l]
-        weight = conv.weight.data[:, :, tap]
-        delta_w_pre = -(f_pre(weight) * (trace_post.unsqueeze(2) * pre_spike.unsqueeze(1))
-                        .permute([1, 2, 0, 3]).sum(dim=[2, 3]))
-        delta_w_post = f_post(weight) * (tr_pre.unsqueeze(1) * out_spike.unsqueeze(2)).permute(
-            [1, 2, 0, 3]).sum(dim=[2, 3])
-        delta_w[:, :, tap] += delta_w_pre + delta_w_post
-    return trace_pre, trace_post, delta_w
+    return _stdp_conv(conv, "Conv1d", in_spike, out_spike, trace_pre, trace_post, tau_pre, tau_post, f_pre, f_post)

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from snngraph.functional import probe
 from snngraph.functional.stdp import (
+    _identity,
     mstdp_linear_single_step,
     mstdpet_linear_single_step,
     stdp_conv1d_single_step,
@@ -44,13 +45,46 @@ __all__ = ["STDPLearner", "mstdp_linear_single_step", "mstdpet_linear_single_ste
            "stdp_conv2d_single_step", "stdp_linear_single_step"]  # snnTorch's module holds them all
 
 
-def _identity(x: Tensor) -> Tensor:
-    return x
-
-
 def _spikes(output: Any) -> Tensor:
     """A neuron's recorded output: the spikes, also when it returned ``(spk, *state)``."""
     return output[0] if isinstance(output, tuple) else output
+
+
+_RULES = ((nn.Linear, stdp_linear_single_step), (nn.Conv2d, stdp_conv2d_single_step),
+          (nn.Conv1d, stdp_conv1d_single_step))
+"""The single-step rule of each synapse kind."""
+
+
+class _MonitorRecorder:
+    """Per-step (pre, post) records of step-by-step modules: the synapse's inputs, the neuron's outputs."""
+
+    def __init__(self, synapse: nn.Module, sn: nn.Module) -> None:
+        self.inputs = probe.InputMonitor(synapse)
+        self.outputs = probe.OutputMonitor(sn)
+
+    @property
+    def pre(self) -> list[Tensor]:
+        return self.inputs.records
+
+    @property
+    def post(self) -> list[Any]:
+        return self.outputs.records
+
+    @property
+    def enabled(self) -> bool:
+        return self.inputs.is_enable()
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        for monitor in (self.inputs, self.outputs):
+            if value:
+                monitor.enable()
+            else:
+                monitor.disable()
+
+    def clear(self) -> None:
+        self.inputs.clear_recorded_data()
+        self.outputs.clear_recorded_data()
 
 
 class _CompiledRecorder:
@@ -127,47 +161,30 @@ class STDPLearner(nn.Module):
         self.synapse = synapse
         self.trace_pre: Tensor | None = None
         self.trace_post: Tensor | None = None
-        self._compiled: _CompiledRecorder | None = None
+        self._recorder: _CompiledRecorder | _MonitorRecorder
         if isinstance(sn, CompiledNet):
             names = list(sn.graph.outputs)
             if output is None and len(names) != 1:
                 raise ValueError(f"STDPLearner on a compiled net: pass output= naming the spike output ({names})")
-            self._compiled = _CompiledRecorder(synapse, sn, names[0] if output is None else output)
+            self._recorder = _CompiledRecorder(synapse, sn, names[0] if output is None else output)
         elif output is not None:
             raise ValueError("STDPLearner: output= names a compiled net's output; sn is not a compiled net")
         else:
-            self.in_spike_monitor = probe.InputMonitor(synapse)
-            self.out_spike_monitor = probe.OutputMonitor(sn)
-
-    def _records(self) -> tuple[list[Tensor], list[Tensor]]:
-        if self._compiled is not None:
-            return self._compiled.pre, self._compiled.post
-        return self.in_spike_monitor.records, self.out_spike_monitor.records
+            self._recorder = _MonitorRecorder(synapse, sn)
+            self.in_spike_monitor, self.out_spike_monitor = self._recorder.inputs, self._recorder.outputs
 
     def reset(self) -> None:
         """Clear the records and the traces."""
         self.trace_pre = self.trace_post = None
-        if self._compiled is not None:
-            self._compiled.clear()
-        else:
-            self.in_spike_monitor.clear_recorded_data()
-            self.out_spike_monitor.clear_recorded_data()
+        self._recorder.clear()
 
     def disable(self) -> None:
         """Stop recording."""
-        if self._compiled is not None:
-            self._compiled.enabled = False
-        else:
-            self.in_spike_monitor.disable()
-            self.out_spike_monitor.disable()
+        self._recorder.enabled = False
 
     def enable(self) -> None:
         """Record again."""
-        if self._compiled is not None:
-            self._compiled.enabled = True
-        else:
-            self.in_spike_monitor.enable()
-            self.out_spike_monitor.enable()
+        self._recorder.enabled = True
 
     def step(self, on_grad: bool = True, scale: float = 1.0) -> Tensor | None:
         """Consume the records in order: ``delta_w`` summed over them, times ``scale``.
@@ -175,15 +192,10 @@ class STDPLearner(nn.Module):
         With ``on_grad`` the sum is subtracted from ``synapse.weight.grad`` (so gradient descent adds
         it) and nothing is returned; otherwise it is returned (``None`` when nothing was recorded).
         """
-        if isinstance(self.synapse, nn.Linear):
-            stdp_f = stdp_linear_single_step
-        elif isinstance(self.synapse, nn.Conv2d):
-            stdp_f = stdp_conv2d_single_step
-        elif isinstance(self.synapse, nn.Conv1d):
-            stdp_f = stdp_conv1d_single_step
-        else:
+        stdp_f = next((rule for kind, rule in _RULES if isinstance(self.synapse, kind)), None)
+        if stdp_f is None:
             raise NotImplementedError(self.synapse)
-        pre, post = self._records()
+        pre, post = self._recorder.pre, self._recorder.post
         if len(pre) != len(post):
             raise ValueError(f"STDPLearner: {len(pre)} synapse inputs but {len(post)} neuron outputs recorded; "
                              "record each step through both")

@@ -87,19 +87,24 @@ def first_spike_time(spk_out: Tensor, num_spikes: int = 1) -> Tensor:
     return times[0] if num_spikes == 1 else times
 
 
-def set_target_options(owner: Any, target_is_time: bool, on_target: Any, off_target: Any, tolerance: Any,
-                       multi_spike: bool) -> None:
-    """Check and keep the target options shared by :class:`mse_temporal_loss` and ``SpikeTime``."""
+def set_label_times(obj: Any, target_is_time: bool, on_target: Any, off_target: Any, tolerance: Any,
+                    multi_spike: bool) -> None:
+    """The target-time options as ``obj``'s attributes (read by ``mse_temporal_loss._times``), checked: with
+    ``multi_spike`` and class-label targets, ``on_target`` and ``off_target`` are sequences of spike times
+    of one nonzero length."""
     if multi_spike and not target_is_time:
         try:
             same = len(on_target) == len(off_target)
         except TypeError:
-            raise TypeError("with multi_spike=True, `on_target` and `off_target` must be sequences of spike times"
-                            ) from None
+            raise TypeError("with multi_spike=True, `on_target` and `off_target` must be sequences of "
+                            "spike times") from None
         if not same or len(on_target) == 0:
             raise ValueError("`on_target` and `off_target` must have the same, nonzero length")
-    owner.target_is_time, owner.on_target, owner.off_target = target_is_time, on_target, off_target
-    owner.tolerance, owner.multi_spike = tolerance, multi_spike
+    obj.target_is_time = target_is_time
+    obj.on_target = on_target
+    obj.off_target = off_target
+    obj.tolerance = tolerance
+    obj.multi_spike = multi_spike
 
 
 class mse_temporal_loss:
@@ -142,7 +147,7 @@ class mse_temporal_loss:
         self.weight = check_weight(weight)
         if target_is_time and self.weight is not None:
             raise ValueError("`weight` needs class-index targets; it cannot be used with target_is_time=True")
-        set_target_options(self, target_is_time, on_target, off_target, tolerance, multi_spike)
+        set_label_times(self, target_is_time, on_target, off_target, tolerance, multi_spike)
 
     def _label_times(self, labels: Tensor, like: Tensor) -> Tensor:
         hot = F.one_hot(labels, like.size(-1)).bool()
@@ -161,8 +166,8 @@ class mse_temporal_loss:
         ]
         return torch.stack(times) if self.multi_spike else times[0]
 
-    def __call__(self, spk_rec: Tensor, targets: Tensor) -> Tensor:
-        spk = check_output("spk_rec", spk_rec)
+    def _times(self, spk: Tensor, targets: Any) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(first spike times, target times, class labels or None)`` of ``spk`` (T, B, ..., N)."""
         steps = spk.size(0)
         labels = None
         if self.target_is_time:
@@ -179,6 +184,12 @@ class mse_temporal_loss:
         time = time if self.multi_spike else time[0]
         if self.tolerance:
             time = _Tolerance.apply(time, target.expand_as(time), self.tolerance)
+        return time, target, labels
+
+    def __call__(self, spk_rec: Tensor, targets: Tensor) -> Tensor:
+        spk = check_output("spk_rec", spk_rec)
+        steps = spk.size(0)
+        time, target, labels = self._times(spk, targets)
         loss = (time / steps - target / steps) ** 2
         weight = class_weight(self.weight, loss, spk.size(-1))
         if weight is not None:

@@ -82,19 +82,21 @@ def _weight_shape(shape: tuple[int, ...], where: str) -> tuple[int, ...]:
     return shape
 
 
-def conv_params(where: str, c_in: int, out_channels: int, k: tuple[int, ...], groups: Any, bias: Any, weight: Any,
-                bias_value: Any, transposed: bool = False) -> tuple[int, Param, Param | None]:
-    """The checked ``groups`` and the weight and bias of a convolution (``transposed``: the weight is
-    ``(in, out / groups, *k)``), given or initialised as torch does (fan-in ``weight.size(1) * prod(k)``)."""
+def _conv_params(where: str, c_in: int, out_channels: int, groups: Any, k: tuple[int, ...], weight: Any,
+                 bias: Any, bias_value: Any, transposed: bool = False) -> tuple[int, Param, Param | None]:
+    """``(groups, weight, bias)`` of a convolution, the weight ``(out, in / groups, *k)`` (transposed:
+    ``(in, out / groups, *k)``), torch's initialisation where not given (bias: uniform in the fan-in of
+    the weight's layout)."""
     groups = _int(groups, f"{where}: groups", low=1)
     if c_in % groups or out_channels % groups:
         raise GraphError(f"{where}: groups={groups!r} must divide in_channels={c_in} and out_channels")
-    shape = (c_in, out_channels // groups, *k) if transposed else (out_channels, c_in // groups, *k)
-    shape = _weight_shape(shape, where)
+    rows, cols = (c_in, out_channels) if transposed else (out_channels, c_in)
+    shape = _weight_shape((rows, cols // groups, *k), where)
     w = kaiming_weight(shape, f"{where} weight") if weight is None else as_array(weight, f"{where} weight", shape)
+    fan_in = (cols // groups) * math.prod(k)
     b = None
     if _flag(bias, f"{where}: bias") or bias_value is not None:
-        b = uniform_fan_in((out_channels,), shape[1] * math.prod(k), f"{where} bias") if bias_value is None else \
+        b = uniform_fan_in((out_channels,), fan_in, f"{where} bias") if bias_value is None else \
             as_array(bias_value, f"{where} bias", (out_channels,))
     return groups, Param(w, True), None if b is None else Param(b, True)
 
@@ -200,7 +202,7 @@ class GraphBuilder(NeuronBuilder, LayerBuilder, MathBuilder, SpatialBuilder):
                    ((kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
         p = _padding(padding, k, s, d, where)
         c_in = t.shape[0]
-        groups, w, b = conv_params(where, c_in, out_channels, k, groups, bias, weight, bias_value)
+        groups, w, b = _conv_params(where, c_in, out_channels, groups, k, weight, bias, bias_value)
         return self._add(cls(name=name, inputs=(ref,), in_channels=c_in, out_channels=out_channels, kernel_size=k,
                              stride=s, padding=p, dilation=d, groups=groups, weight=w, bias=b))
 

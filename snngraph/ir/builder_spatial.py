@@ -38,7 +38,7 @@ class SpatialBuilder:
                          weight: Any = None, bias_value: Any = None, name: str | None = None) -> Handle:
         """``torch.nn.ConvTranspose2d`` (its argument order) on (C, H, W) per-step inputs; in_channels is
         taken from ``x``, ``weight`` has shape ``(in_channels, out_channels / groups, kH, kW)``."""
-        from snngraph.ir.builder import _int, _tuple, conv_params
+        from snngraph.ir.builder import _conv_params, _int, _tuple
 
         name = self._name(name, "conv_transpose2d")
         where = f"conv_transpose2d '{name}'"
@@ -51,7 +51,7 @@ class SpatialBuilder:
         p = _tuple(padding, 2, f"{where} padding", low=0)
         op_ = _tuple(output_padding, 2, f"{where} output_padding", low=0)
         c_in = t.shape[0]
-        groups, w, b = conv_params(where, c_in, out_channels, k, groups, bias, weight, bias_value, transposed=True)
+        groups, w, b = _conv_params(where, c_in, out_channels, groups, k, weight, bias, bias_value, transposed=True)
         return self._add(P.ConvTranspose2d(
             name=name, inputs=(ref,), in_channels=c_in, out_channels=out_channels, kernel_size=k, stride=s,
             padding=p, output_padding=op_, dilation=d, groups=groups, weight=w, bias=b))
@@ -138,14 +138,3 @@ class SpatialBuilder:
                 raise GraphError(f"{where}: cannot reshape per-step shape {list(t.shape)} to {list(dims)}")
             dims[dims.index(-1)] = math.prod(t.shape) // known
         return self._add(H.Reshape(name=name, inputs=(ref,), shape=tuple(dims)))
-
-    def slice(self, x: Any, dim: int, start: int, stop: int, name: str | None = None) -> Handle:
-        """Entries ``start:stop`` of per-step dim ``dim`` (torch's ``x.narrow(dim + 1, start, stop - start)``
-        on the batch); ``x.chunk(n, dim)`` is one slice per chunk."""
-        from snngraph.ir.builder import _int
-
-        name = self._name(name, "slice")
-        where = f"slice '{name}'"
-        ref, _ = self._in_type(x, where)
-        return self._add(H.Slice(name=name, inputs=(ref,), dim=_int(dim, f"{where}: dim"),
-                                 start=_int(start, f"{where}: start", low=0), stop=_int(stop, f"{where}: stop", low=1)))

@@ -16,25 +16,34 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from snngraph.runtimes.torch.triton.common import RESETS, f32_zeros, flat, flat_param, param_grad
-from snngraph.runtimes.torch.triton.surrogate import BLOCK, encode, grid, surrogate_grad
+from snngraph.runtimes.torch.triton.common import (
+    f32_zeros,
+    flat,
+    flat_params,
+    given,
+    launch,
+    load_f32,
+    load_neuron,
+    neurons,
+    param_grad,
+    spike_adjoint,
+    store_as,
+    store_spiking,
+)
+from snngraph.runtimes.torch.triton.surrogate import encode, surrogate_grad
 
 
 @triton.jit
 def _forward(x_ptr, mem0_ptr, beta_ptr, thr_ptr, g_ptr, spk_ptr, mem_ptr, pre_ptr, T, N, PB, PT, PG,
              RESET: tl.constexpr, DELAY: tl.constexpr, SPIKING: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < N
+    offs, m = neurons(N, BLOCK)
     dt = mem_ptr.dtype.element_ty
-    b = tl.load(beta_ptr + offs % PB, mask=m, other=0.0).to(tl.float32)
-    b = tl.minimum(tl.maximum(b, 0.0), 1.0)
-    thr = tl.load(thr_ptr + offs % PT, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs % PG, mask=m, other=0.0).to(tl.float32)
-    mem = tl.load(mem0_ptr + offs, mask=m, other=0.0).to(tl.float32)
+    b, thr, g = load_neuron(beta_ptr, thr_ptr, g_ptr, offs, m, PB, PT, PG, 0.0)
+    mem = load_f32(mem0_ptr + offs, m)
     above = (mem > thr).to(tl.float32)  # the reset of the first step
     px, pm, ps, pp = x_ptr + offs, mem_ptr + offs, spk_ptr + offs, pre_ptr + offs
     for _ in range(T):
-        x = tl.load(px, mask=m, other=0.0).to(tl.float32)
+        x = load_f32(px, m)
         if not SPIKING:
             mem = b * mem + x
             tl.store(pm, mem.to(dt), mask=m)
@@ -46,15 +55,9 @@ def _forward(x_ptr, mem0_ptr, beta_ptr, thr_ptr, g_ptr, spk_ptr, mem_ptr, pre_pt
             else:
                 mem = b * mem + x
             if DELAY:
-                stored = mem.to(dt)
-                tl.store(pm, stored, mask=m)
-                above = (stored.to(tl.float32) > thr).to(tl.float32)
-                tl.store(ps, (above * g).to(dt), mask=m)
-            else:  # reset in the step of the spike
-                pre = mem.to(dt)
-                tl.store(pp, pre, mask=m)
-                fired = (pre.to(tl.float32) > thr).to(tl.float32)
-                tl.store(ps, (fired * g).to(dt), mask=m)
+                above = store_spiking(pm, ps, mem, thr, g, m)
+            else:  # reset in the step of the spike: the spike is decided on the stored pre-reset membrane
+                fired = store_spiking(pp, ps, mem, thr, g, m)
                 do_reset = fired - above
                 if RESET == 0:
                     mem = mem - do_reset * thr
@@ -74,13 +77,9 @@ def _backward(gs_ptr, gm_ptr, mem0_ptr, beta_ptr, thr_ptr, g_ptr, mems_ptr, pre_
               gbeta_ptr, gthr_ptr, gg_ptr, T, N, last, PB, PT, PG, p1, p2,
               RESET: tl.constexpr, DELAY: tl.constexpr, SPIKING: tl.constexpr, HAS_GS: tl.constexpr,
               HAS_GM: tl.constexpr, SURR: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < N
-    b = tl.load(beta_ptr + offs % PB, mask=m, other=0.0).to(tl.float32)
-    b = tl.minimum(tl.maximum(b, 0.0), 1.0)
-    thr = tl.load(thr_ptr + offs % PT, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs % PG, mask=m, other=1.0).to(tl.float32)
-    mem0 = tl.load(mem0_ptr + offs, mask=m, other=0.0).to(tl.float32)
+    offs, m = neurons(N, BLOCK)
+    b, thr, g = load_neuron(beta_ptr, thr_ptr, g_ptr, offs, m, PB, PT, PG, 1.0)
+    mem0 = load_f32(mem0_ptr + offs, m)
     carry = tl.zeros([BLOCK], tl.float32)
     acc_b = tl.zeros([BLOCK], tl.float32)
     acc_t = tl.zeros([BLOCK], tl.float32)
@@ -90,7 +89,7 @@ def _backward(gs_ptr, gm_ptr, mem0_ptr, beta_ptr, thr_ptr, g_ptr, mems_ptr, pre_
     for i in range(T):
         t = T - 1 - i
         if t > 0:
-            prev = tl.load(pu - N, mask=m, other=0.0).to(tl.float32)
+            prev = load_f32(pu - N, m)
         else:
             prev = mem0
         reset = (prev > thr).to(tl.float32)
@@ -98,28 +97,27 @@ def _backward(gs_ptr, gm_ptr, mem0_ptr, beta_ptr, thr_ptr, g_ptr, mems_ptr, pre_
         if SPIKING and RESET == 1:
             keep = 1 - reset
         if HAS_GM:
-            mu = tl.load(pgm, mask=m, other=0.0).to(tl.float32)
+            mu = load_f32(pgm, m)
         else:
             mu = tl.zeros([BLOCK], tl.float32)
         if HAS_GS:
-            gs = tl.load(pgs, mask=m, other=0.0).to(tl.float32)
+            gs = load_f32(pgs, m)
         else:
             gs = tl.zeros([BLOCK], tl.float32)
         if not SPIKING:
             lam = mu + carry
         elif DELAY:
-            u = tl.load(pu, mask=m, other=0.0).to(tl.float32)
             lam = mu
             if HAS_GS:
-                sg = surrogate_grad(u - thr, gs * g, SURR, p1, p2)
+                sg, dg = spike_adjoint(load_f32(pu, m), thr, g, gs, SURR, p1, p2)
                 lam = lam + sg
                 acc_t -= sg
-                acc_g += gs * (u > thr).to(tl.float32)
+                acc_g += dg
             lam = lam + carry
             if RESET == 0:
                 acc_t -= lam * reset
         else:  # reset in the step of the spike: lam is nu, the gradient of the pre-reset update
-            pre = tl.load(pp, mask=m, other=0.0).to(tl.float32)
+            pre = load_f32(pp, m)
             z = pre - thr
             s = (z > 0).to(tl.float32)
             do_reset = s - reset
@@ -137,17 +135,22 @@ def _backward(gs_ptr, gm_ptr, mem0_ptr, beta_ptr, thr_ptr, g_ptr, mems_ptr, pre_
                 acc_t -= mu * do_reset + lam * reset
             acc_g += gs * s
         acc_b += lam * keep * prev
-        tl.store(pgx, lam.to(gx_ptr.dtype.element_ty), mask=m)
+        store_as(pgx, lam, m)
         carry = b * keep * lam
         pu -= N
         pp -= N
         pgs -= N
         pgm -= N
         pgx -= N
-    tl.store(gmem0_ptr + offs, carry.to(gmem0_ptr.dtype.element_ty), mask=m)
+    store_as(gmem0_ptr + offs, carry, m)
     tl.store(gbeta_ptr + offs, acc_b, mask=m)
     tl.store(gthr_ptr + offs, acc_t, mask=m)
     tl.store(gg_ptr + offs, acc_g, mask=m)
+
+
+def _delayed(reset: str, reset_delay: bool, spiking: bool) -> bool:
+    """Whether every step's membrane is the post-reset one (no pre-reset membranes are saved)."""
+    return reset_delay or reset == "none" or not spiking
 
 
 def forward(x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor, reset: str,
@@ -155,14 +158,13 @@ def forward(x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Te
     """``(spk, mem, pre-reset membranes or empty)`` over ``x`` of shape (T, B, ...), as ``_LeakyScan``."""
     steps, n = x.shape[0], x[0].numel()
     xf = x.contiguous()
-    delay = reset_delay or reset == "none" or not spiking
+    delay = _delayed(reset, reset_delay, spiking)
     mem = torch.empty_like(xf)
     spk = torch.empty_like(xf) if spiking else x.new_empty(0)
     pre = x.new_empty(0) if delay else torch.empty_like(xf)
-    (b, pb), (t, pt), (g, pg) = (flat_param(p, x[0]) for p in (beta, threshold, graded))
-    _forward[grid(n)](xf, flat(mem0), b, t, g, spk if spiking else mem, mem, pre if not delay else mem, steps, n,
-                      pb, pt, pg, RESET=RESETS.index(reset), DELAY=delay, SPIKING=spiking, BLOCK=BLOCK,
-                      enable_fp_fusion=False)
+    flats, periods = flat_params(x[0], beta, threshold, graded)
+    launch(_forward, n, xf, flat(mem0), *flats, spk if spiking else mem, mem, pre if not delay else mem, steps, n,
+           *periods, reset=reset, DELAY=delay, SPIKING=spiking)
     return spk, mem, pre
 
 
@@ -171,17 +173,15 @@ def backward(grad_spk: Tensor | None, grad_mem: Tensor | None, mem0: Tensor, bet
              params: list[float], spiking: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The gradients of ``(x, mem0, beta, threshold, graded)``, as ``_LeakyScan.backward``."""
     steps, n = mems.shape[0], mems[0].numel()
-    delay = reset_delay or reset == "none" or not spiking
+    delay = _delayed(reset, reset_delay, spiking)
     kind, p1, p2 = encode(surrogate, params)
     gx, gmem0 = torch.empty_like(mems), torch.empty_like(mem0).contiguous()
     acc = [f32_zeros(n, mems) for _ in range(3)]
-    (b, pb), (t, pt), (g, pg) = (flat_param(p, mems[0]) for p in (beta, threshold, graded))
+    flats, periods = flat_params(mems[0], beta, threshold, graded)
     has_gs = grad_spk is not None and spiking
-    gs = grad_spk.contiguous() if has_gs else mems
-    gm = grad_mem.contiguous() if grad_mem is not None else mems
-    _backward[grid(n)](gs, gm, flat(mem0), b, t, g, mems, mems if delay else pre, gx, gmem0, *acc, steps, n,
-                       (steps - 1) * n, pb, pt, pg, p1, p2, RESET=RESETS.index(reset), DELAY=delay, SPIKING=spiking,
-                       HAS_GS=has_gs, HAS_GM=grad_mem is not None, SURR=kind, BLOCK=BLOCK, enable_fp_fusion=False)
+    launch(_backward, n, given(grad_spk if has_gs else None, mems), given(grad_mem, mems), flat(mem0), *flats, mems,
+           mems if delay else pre, gx, gmem0, *acc, steps, n, (steps - 1) * n, *periods, p1, p2, reset=reset,
+           DELAY=delay, SPIKING=spiking, HAS_GS=has_gs, HAS_GM=grad_mem is not None, SURR=kind)
     like = mems[0]
     return (gx, gmem0, param_grad(acc[0], beta, like, clamped=True), param_grad(acc[1], threshold, like),
             param_grad(acc[2], graded, like))

@@ -16,32 +16,37 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from snngraph.runtimes.torch.scan_recurrent import _dense_weight_grad, _reduce, _transpose
-from snngraph.runtimes.torch.triton.common import RESETS, f32_zeros, flat, flat_param, param_grad
-from snngraph.runtimes.torch.triton.surrogate import BLOCK, encode, grid, surrogate_grad
+from snngraph.runtimes.torch.scan_recurrent import _dense_weight_grad, _transpose
+from snngraph.runtimes.torch.triton.common import (
+    apply_reset,
+    f32_zeros,
+    flat,
+    flat_param,
+    flat_params,
+    given,
+    launch,
+    load_f32,
+    load_neuron,
+    load_param,
+    neurons,
+    param_grad,
+    spike_adjoint,
+    store_as,
+    store_spiking,
+)
+from snngraph.runtimes.torch.triton.surrogate import encode
 
 
 @triton.jit
 def _forward_step(x_ptr, rec_ptr, prev_ptr, state_ptr, beta_ptr, thr_ptr, g_ptr, spk_ptr, mem_ptr, N, PB, PT, PG,
                   RESET: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < N
-    dt = mem_ptr.dtype.element_ty
-    b = tl.load(beta_ptr + offs % PB, mask=m, other=0.0).to(tl.float32)
-    b = tl.minimum(tl.maximum(b, 0.0), 1.0)
-    thr = tl.load(thr_ptr + offs % PT, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs % PG, mask=m, other=0.0).to(tl.float32)
-    above = (tl.load(prev_ptr + offs, mask=m, other=0.0).to(tl.float32) > thr).to(tl.float32)
-    mem = b * tl.load(state_ptr + offs, mask=m, other=0.0) + tl.load(x_ptr + offs, mask=m, other=0.0).to(tl.float32)
-    mem = mem + tl.load(rec_ptr + offs, mask=m, other=0.0).to(tl.float32)
-    if RESET == 0:
-        mem = mem - above * thr
-    elif RESET == 1:
-        mem = mem - above * mem
-    stored = mem.to(dt)
+    offs, m = neurons(N, BLOCK)
+    b, thr, g = load_neuron(beta_ptr, thr_ptr, g_ptr, offs, m, PB, PT, PG, 0.0)
+    above = (load_f32(prev_ptr + offs, m) > thr).to(tl.float32)
+    mem = b * tl.load(state_ptr + offs, mask=m, other=0.0) + load_f32(x_ptr + offs, m)
+    mem = apply_reset(mem + load_f32(rec_ptr + offs, m), above, thr, RESET)
     tl.store(state_ptr + offs, mem, mask=m)
-    tl.store(mem_ptr + offs, stored, mask=m)
-    tl.store(spk_ptr + offs, ((stored.to(tl.float32) > thr).to(tl.float32) * g).to(dt), mask=m)
+    store_spiking(mem_ptr + offs, spk_ptr + offs, mem, thr, g, m)
 
 
 @triton.jit
@@ -49,25 +54,21 @@ def _backward_step(gs_ptr, back_ptr, gm_ptr, mu_next_ptr, u_ptr, prev_ptr, beta_
                    acc_b_ptr, acc_t_ptr, acc_g_ptr, N, PB, PT, PG, p1, p2, RESET: tl.constexpr,
                    HAS_GS: tl.constexpr, HAS_BACK: tl.constexpr, HAS_GM: tl.constexpr, SURR: tl.constexpr,
                    BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < N
-    b = tl.load(beta_ptr + offs % PB, mask=m, other=0.0).to(tl.float32)
-    b = tl.minimum(tl.maximum(b, 0.0), 1.0)
-    thr = tl.load(thr_ptr + offs % PT, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs % PG, mask=m, other=1.0).to(tl.float32)
-    u = tl.load(u_ptr + offs, mask=m, other=0.0).to(tl.float32)
-    prev = tl.load(prev_ptr + offs, mask=m, other=0.0).to(tl.float32)
+    offs, m = neurons(N, BLOCK)
+    b, thr, g = load_neuron(beta_ptr, thr_ptr, g_ptr, offs, m, PB, PT, PG, 1.0)
+    u = load_f32(u_ptr + offs, m)
+    prev = load_f32(prev_ptr + offs, m)
     d_spk = tl.zeros([BLOCK], tl.float32)
     if HAS_GS:
-        d_spk = d_spk + tl.load(gs_ptr + offs, mask=m, other=0.0).to(tl.float32)
+        d_spk = d_spk + load_f32(gs_ptr + offs, m)
     if HAS_BACK:
-        d_spk = d_spk + tl.load(back_ptr + offs, mask=m, other=0.0).to(tl.float32)
-    s_term = surrogate_grad(u - thr, d_spk * g, SURR, p1, p2)
+        d_spk = d_spk + load_f32(back_ptr + offs, m)
+    s_term, dg = spike_adjoint(u, thr, g, d_spk, SURR, p1, p2)
     lam = s_term
     if HAS_GM:
-        lam = lam + tl.load(gm_ptr + offs, mask=m, other=0.0).to(tl.float32)
+        lam = lam + load_f32(gm_ptr + offs, m)
     if HAS_BACK:
-        lam = lam + b * tl.load(mu_next_ptr + offs, mask=m, other=0.0).to(tl.float32)
+        lam = lam + b * load_f32(mu_next_ptr + offs, m)
     reset = (prev > thr).to(tl.float32)
     acc_t = tl.load(acc_t_ptr + offs, mask=m, other=0.0) - s_term
     if RESET == 0:
@@ -75,41 +76,28 @@ def _backward_step(gs_ptr, back_ptr, gm_ptr, mu_next_ptr, u_ptr, prev_ptr, beta_
     if RESET == 1:
         lam = lam * (1 - reset)
     tl.store(acc_t_ptr + offs, acc_t, mask=m)
-    tl.store(mu_ptr + offs, lam.to(mu_ptr.dtype.element_ty), mask=m)
-    acc_g = tl.load(acc_g_ptr + offs, mask=m, other=0.0) + d_spk * (u > thr).to(tl.float32)
-    tl.store(acc_g_ptr + offs, acc_g, mask=m)
-    acc_b = tl.load(acc_b_ptr + offs, mask=m, other=0.0) + lam * prev
-    tl.store(acc_b_ptr + offs, acc_b, mask=m)
+    store_as(mu_ptr + offs, lam, m)
+    tl.store(acc_g_ptr + offs, tl.load(acc_g_ptr + offs, mask=m, other=0.0) + dg, mask=m)
+    tl.store(acc_b_ptr + offs, tl.load(acc_b_ptr + offs, mask=m, other=0.0) + lam * prev, mask=m)
 
 
 @triton.jit
 def _forward_elementwise(x_ptr, spk0_ptr, mem0_ptr, beta_ptr, thr_ptr, g_ptr, v_ptr, spk_ptr, mem_ptr, T, N, PB, PT,
                          PG, PV, RESET: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < N
+    offs, m = neurons(N, BLOCK)
     dt = mem_ptr.dtype.element_ty
-    b = tl.load(beta_ptr + offs % PB, mask=m, other=0.0).to(tl.float32)
-    b = tl.minimum(tl.maximum(b, 0.0), 1.0)
-    thr = tl.load(thr_ptr + offs % PT, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs % PG, mask=m, other=0.0).to(tl.float32)
-    v = tl.load(v_ptr + offs % PV, mask=m, other=0.0).to(tl.float32)
-    mem = tl.load(mem0_ptr + offs, mask=m, other=0.0).to(tl.float32)
-    spk = tl.load(spk0_ptr + offs, mask=m, other=0.0).to(tl.float32)
+    b, thr, g = load_neuron(beta_ptr, thr_ptr, g_ptr, offs, m, PB, PT, PG, 0.0)
+    v = load_param(v_ptr, offs, m, PV, 0.0)
+    mem = load_f32(mem0_ptr + offs, m)
+    spk = load_f32(spk0_ptr + offs, m)
     above = (mem > thr).to(tl.float32)
     px, pm, ps = x_ptr + offs, mem_ptr + offs, spk_ptr + offs
     for _ in range(T):
-        mem = b * mem + tl.load(px, mask=m, other=0.0).to(tl.float32)
+        mem = b * mem + load_f32(px, m)
         mem = mem + (v * spk).to(dt).to(tl.float32)  # V(S) in the state dtype, as the torch op computes it
-        if RESET == 0:
-            mem = mem - above * thr
-        elif RESET == 1:
-            mem = mem - above * mem
-        stored = mem.to(dt)
-        tl.store(pm, stored, mask=m)
-        above = (stored.to(tl.float32) > thr).to(tl.float32)
-        out = (above * g).to(dt)
-        tl.store(ps, out, mask=m)
-        spk = out.to(tl.float32)
+        mem = apply_reset(mem, above, thr, RESET)
+        above = store_spiking(pm, ps, mem, thr, g, m)
+        spk = (above * g).to(dt).to(tl.float32)
         px += N
         pm += N
         ps += N
@@ -120,15 +108,11 @@ def _backward_elementwise(gs_ptr, gm_ptr, spk0_ptr, mem0_ptr, beta_ptr, thr_ptr,
                           gspk0_ptr, gmem0_ptr, acc_b_ptr, acc_t_ptr, acc_g_ptr, acc_v_ptr, T, N, last, PB, PT, PG,
                           PV, p1, p2, RESET: tl.constexpr, HAS_GS: tl.constexpr, HAS_GM: tl.constexpr,
                           SURR: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < N
-    b = tl.load(beta_ptr + offs % PB, mask=m, other=0.0).to(tl.float32)
-    b = tl.minimum(tl.maximum(b, 0.0), 1.0)
-    thr = tl.load(thr_ptr + offs % PT, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs % PG, mask=m, other=1.0).to(tl.float32)
-    v = tl.load(v_ptr + offs % PV, mask=m, other=0.0).to(tl.float32)
-    mem0 = tl.load(mem0_ptr + offs, mask=m, other=0.0).to(tl.float32)
-    spk0 = tl.load(spk0_ptr + offs, mask=m, other=0.0).to(tl.float32)
+    offs, m = neurons(N, BLOCK)
+    b, thr, g = load_neuron(beta_ptr, thr_ptr, g_ptr, offs, m, PB, PT, PG, 1.0)
+    v = load_param(v_ptr, offs, m, PV, 0.0)
+    mem0 = load_f32(mem0_ptr + offs, m)
+    spk0 = load_f32(spk0_ptr + offs, m)
     mu_next = tl.zeros([BLOCK], tl.float32)
     acc_b = tl.zeros([BLOCK], tl.float32)
     acc_t = tl.zeros([BLOCK], tl.float32)
@@ -138,20 +122,20 @@ def _backward_elementwise(gs_ptr, gm_ptr, spk0_ptr, mem0_ptr, beta_ptr, thr_ptr,
     pu, pmu, pgs, pgm = mems_ptr + start, mu_ptr + start, gs_ptr + start, gm_ptr + start
     for i in range(T):
         t = T - 1 - i
-        u = tl.load(pu, mask=m, other=0.0).to(tl.float32)
+        u = load_f32(pu, m)
         if t > 0:
-            prev = tl.load(pu - N, mask=m, other=0.0).to(tl.float32)
+            prev = load_f32(pu - N, m)
             prev_spk = (prev > thr).to(tl.float32) * g
         else:
             prev = mem0
             prev_spk = spk0
         d_spk = v * mu_next  # zero at the last step: adding it changes nothing
         if HAS_GS:
-            d_spk = tl.load(pgs, mask=m, other=0.0).to(tl.float32) + d_spk
-        s_term = surrogate_grad(u - thr, d_spk * g, SURR, p1, p2)
+            d_spk = load_f32(pgs, m) + d_spk
+        s_term, dg = spike_adjoint(u, thr, g, d_spk, SURR, p1, p2)
         lam = s_term
         if HAS_GM:
-            lam = lam + tl.load(pgm, mask=m, other=0.0).to(tl.float32)
+            lam = lam + load_f32(pgm, m)
         lam = lam + b * mu_next
         reset = (prev > thr).to(tl.float32)
         acc_t -= s_term
@@ -159,8 +143,8 @@ def _backward_elementwise(gs_ptr, gm_ptr, spk0_ptr, mem0_ptr, beta_ptr, thr_ptr,
             acc_t -= lam * reset
         if RESET == 1:
             lam = lam * (1 - reset)
-        tl.store(pmu, lam.to(mu_ptr.dtype.element_ty), mask=m)
-        acc_g += d_spk * (u > thr).to(tl.float32)
+        store_as(pmu, lam, m)
+        acc_g += dg
         acc_b += lam * prev
         acc_v += lam * prev_spk
         mu_next = lam
@@ -168,8 +152,8 @@ def _backward_elementwise(gs_ptr, gm_ptr, spk0_ptr, mem0_ptr, beta_ptr, thr_ptr,
         pmu -= N
         pgs -= N
         pgm -= N
-    tl.store(gspk0_ptr + offs, (v * mu_next).to(gspk0_ptr.dtype.element_ty), mask=m)
-    tl.store(gmem0_ptr + offs, (b * mu_next).to(gmem0_ptr.dtype.element_ty), mask=m)
+    store_as(gspk0_ptr + offs, v * mu_next, m)
+    store_as(gmem0_ptr + offs, b * mu_next, m)
     tl.store(acc_b_ptr + offs, acc_b, mask=m)
     tl.store(acc_t_ptr + offs, acc_t, mask=m)
     tl.store(acc_g_ptr + offs, acc_g, mask=m)
@@ -187,17 +171,17 @@ def forward(x: Tensor, spk0: Tensor, mem0: Tensor, beta: Tensor, threshold: Tens
     xf = x.contiguous()
     spk, mem = torch.empty_like(xf), torch.empty_like(xf)
     state = flat(mem0).to(torch.float32, copy=True)
-    (b, pb), (t, pt), (g, pg) = (flat_param(p, x[0]) for p in (beta, threshold, graded))
+    flats, periods = flat_params(x[0], beta, threshold, graded)
     if not all_to_all:
         v, pv = flat_param(weight, x[0])
-        _forward_elementwise[grid(n)](xf, flat(spk0), flat(mem0), b, t, g, v, spk, mem, steps, n, pb, pt, pg, pv,
-                                      RESET=RESETS.index(reset), BLOCK=BLOCK, enable_fp_fusion=False)
+        launch(_forward_elementwise, n, xf, flat(spk0), flat(mem0), *flats, v, spk, mem, steps, n, *periods, pv,
+               reset=reset)
         return spk, mem
     prev_spk, prev_mem = spk0, mem0.contiguous()
     for step in range(steps):
         rec = _recurrent(prev_spk, weight, bias, all_to_all).contiguous()
-        _forward_step[grid(n)](xf[step], rec, prev_mem, state, b, t, g, spk[step], mem[step], n, pb, pt, pg,
-                               RESET=RESETS.index(reset), BLOCK=BLOCK, enable_fp_fusion=False)
+        launch(_forward_step, n, xf[step], rec, prev_mem, state, *flats, spk[step], mem[step], n, *periods,
+               reset=reset)
         prev_spk, prev_mem = spk[step], mem[step]
     return spk, mem
 
@@ -208,34 +192,25 @@ def backward(grad_spk: Tensor | None, grad_mem: Tensor | None, spk0: Tensor, mem
     """The gradients of ``(x, spk0, mem0, beta, threshold, graded, weight, bias)`` (``None`` where not needed)."""
     steps, n = mems.shape[0], mems[0].numel()
     kind, p1, p2 = encode(surrogate, params)
-    mu = torch.empty_like(mems)
-    acc = [f32_zeros(n, mems) for _ in range(3)]
-    (b, pb), (t, pt), (g, pg) = (flat_param(p, mems[0]) for p in (beta, threshold, graded))
-    gs = grad_spk.contiguous() if grad_spk is not None else None
-    gm = grad_mem.contiguous() if grad_mem is not None else None
     if not all_to_all:
         return _backward_elementwise_call(grad_spk, grad_mem, spk0, mem0, beta, threshold, graded, weight, mems,
                                           reset, kind, p1, p2, needs)
+    mu = torch.empty_like(mems)
+    acc = [f32_zeros(n, mems) for _ in range(3)]
+    flats, periods = flat_params(mems[0], beta, threshold, graded)
+    gs = grad_spk.contiguous() if grad_spk is not None else None
+    gm = grad_mem.contiguous() if grad_mem is not None else None
     mem0c = mem0.contiguous()
     for step in range(steps - 1, -1, -1):
         nxt = step + 1 < steps
         back = _transpose(mu[step + 1], weight, all_to_all).contiguous() if nxt else mems[step]
-        _backward_step[grid(n)](gs[step] if gs is not None else mems[step], back,
-                                gm[step] if gm is not None else mems[step], mu[step + 1] if nxt else mems[step],
-                                mems[step], mems[step - 1] if step else mem0c, b, t, g, mu[step], *acc, n, pb, pt, pg,
-                                p1, p2, RESET=RESETS.index(reset), HAS_GS=gs is not None, HAS_BACK=nxt,
-                                HAS_GM=gm is not None, SURR=kind, BLOCK=BLOCK, enable_fp_fusion=False)
+        launch(_backward_step, n, gs[step] if gs is not None else mems[step], back,
+               gm[step] if gm is not None else mems[step], mu[step + 1] if nxt else mems[step], mems[step],
+               mems[step - 1] if step else mem0c, *flats, mu[step], *acc, n, *periods, p1, p2, reset=reset,
+               HAS_GS=gs is not None, HAS_BACK=nxt, HAS_GM=gm is not None, SURR=kind)
     like = mems[0]
-    grad_w = grad_b = None
-    if needs[6]:
-        fired = torch.gt(mems, threshold)
-        if all_to_all:
-            grad_w = _dense_weight_grad(mu, fired, graded, spk0)
-        else:
-            prev = torch.cat([spk0.unsqueeze(0), fired[:-1].to(mems.dtype) * graded])
-            grad_w = _reduce((mu * prev).sum(0), weight)
-    if bias is not None and needs[7]:
-        grad_b = mu.reshape(-1, mu.shape[-1]).sum(0)
+    grad_w = _dense_weight_grad(mu, torch.gt(mems, threshold), graded, spk0) if needs[6] else None
+    grad_b = mu.reshape(-1, mu.shape[-1]).sum(0) if bias is not None and needs[7] else None
     grad_spk0 = _transpose(mu[0], weight, all_to_all) if needs[1] else None
     grad_mem0 = beta.clamp(0, 1) * mu[0] if needs[2] else None
     return (mu if needs[0] else None, grad_spk0, grad_mem0, param_grad(acc[0], beta, like, clamped=True),
@@ -250,13 +225,10 @@ def _backward_elementwise_call(grad_spk, grad_mem, spk0, mem0, beta, threshold, 
     gspk0, gmem0 = torch.empty_like(spk0).contiguous(), torch.empty_like(mem0).contiguous()
     acc = [f32_zeros(n, mems) for _ in range(4)]
     like = mems[0]
-    (b, pb), (t, pt), (g, pg), (v, pv) = (flat_param(p, like) for p in (beta, threshold, graded, weight))
-    gs = grad_spk.contiguous() if grad_spk is not None else mems
-    gm = grad_mem.contiguous() if grad_mem is not None else mems
-    _backward_elementwise[grid(n)](gs, gm, flat(spk0), flat(mem0), b, t, g, v, mems, mu, gspk0, gmem0, *acc, steps, n,
-                                   (steps - 1) * n, pb, pt, pg, pv, p1, p2, RESET=RESETS.index(reset),
-                                   HAS_GS=grad_spk is not None, HAS_GM=grad_mem is not None, SURR=kind, BLOCK=BLOCK,
-                                   enable_fp_fusion=False)
+    flats, periods = flat_params(like, beta, threshold, graded, weight)
+    launch(_backward_elementwise, n, given(grad_spk, mems), given(grad_mem, mems), flat(spk0), flat(mem0), *flats,
+           mems, mu, gspk0, gmem0, *acc, steps, n, (steps - 1) * n, *periods, p1, p2, reset=reset,
+           HAS_GS=grad_spk is not None, HAS_GM=grad_mem is not None, SURR=kind)
     return (mu if needs[0] else None, gspk0 if needs[1] else None, gmem0 if needs[2] else None,
             param_grad(acc[0], beta, like, clamped=True), param_grad(acc[1], threshold, like),
             param_grad(acc[2], graded, like), param_grad(acc[3], weight, like) if needs[6] else None, None)

@@ -13,41 +13,41 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from snngraph.runtimes.torch.triton.common import RESETS, f32_zeros, flat, flat_param, param_grad
-from snngraph.runtimes.torch.triton.surrogate import BLOCK, encode, grid, surrogate_grad
+from snngraph.runtimes.torch.triton.common import (
+    apply_reset,
+    f32_zeros,
+    flat,
+    flat_params,
+    given,
+    launch,
+    load_decay,
+    load_f32,
+    load_neuron,
+    neurons,
+    param_grad,
+    spike_adjoint,
+    store_as,
+    store_spiking,
+)
+from snngraph.runtimes.torch.triton.surrogate import encode
 
 
 @triton.jit
 def _forward(x_ptr, syn0_ptr, mem0_ptr, alpha_ptr, beta_ptr, thr_ptr, g_ptr, spk_ptr, syn_ptr, mem_ptr, T, N,
              PA, PB, PT, PG, RESET: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < N
+    offs, m = neurons(N, BLOCK)
     dt = mem_ptr.dtype.element_ty
-    a = tl.load(alpha_ptr + offs % PA, mask=m, other=0.0).to(tl.float32)
-    a = tl.minimum(tl.maximum(a, 0.0), 1.0)
-    b = tl.load(beta_ptr + offs % PB, mask=m, other=0.0).to(tl.float32)
-    b = tl.minimum(tl.maximum(b, 0.0), 1.0)
-    thr = tl.load(thr_ptr + offs % PT, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs % PG, mask=m, other=0.0).to(tl.float32)
-    syn = tl.load(syn0_ptr + offs, mask=m, other=0.0).to(tl.float32)
-    mem = tl.load(mem0_ptr + offs, mask=m, other=0.0).to(tl.float32)
+    a = load_decay(alpha_ptr, offs, m, PA)
+    b, thr, g = load_neuron(beta_ptr, thr_ptr, g_ptr, offs, m, PB, PT, PG, 0.0)
+    syn = load_f32(syn0_ptr + offs, m)
+    mem = load_f32(mem0_ptr + offs, m)
     above = (mem > thr).to(tl.float32)
     px, pi, pm, ps = x_ptr + offs, syn_ptr + offs, mem_ptr + offs, spk_ptr + offs
     for _ in range(T):
-        x = tl.load(px, mask=m, other=0.0).to(tl.float32)
-        syn = a * syn + x
-        base = b * mem + syn
-        if RESET == 0:
-            mem = base - above * thr
-        elif RESET == 1:
-            mem = base - base * above
-        else:
-            mem = base
-        stored = mem.to(dt)
+        syn = a * syn + load_f32(px, m)
+        mem = apply_reset(b * mem + syn, above, thr, RESET)
         tl.store(pi, syn.to(dt), mask=m)
-        tl.store(pm, stored, mask=m)
-        above = (stored.to(tl.float32) > thr).to(tl.float32)
-        tl.store(ps, (above * g).to(dt), mask=m)
+        above = store_spiking(pm, ps, mem, thr, g, m)
         px += N
         pi += N
         pm += N
@@ -59,16 +59,11 @@ def _backward(gs_ptr, gi_ptr, gm_ptr, syn0_ptr, mem0_ptr, alpha_ptr, beta_ptr, t
               gx_ptr, gsyn0_ptr, gmem0_ptr, galpha_ptr, gbeta_ptr, gthr_ptr, gg_ptr, T, N, last, PA, PB, PT, PG,
               p1, p2, RESET: tl.constexpr, HAS_GS: tl.constexpr, HAS_GI: tl.constexpr, HAS_GM: tl.constexpr,
               NEED_ALPHA: tl.constexpr, SURR: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    m = offs < N
-    a = tl.load(alpha_ptr + offs % PA, mask=m, other=0.0).to(tl.float32)
-    a = tl.minimum(tl.maximum(a, 0.0), 1.0)
-    b = tl.load(beta_ptr + offs % PB, mask=m, other=0.0).to(tl.float32)
-    b = tl.minimum(tl.maximum(b, 0.0), 1.0)
-    thr = tl.load(thr_ptr + offs % PT, mask=m, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs % PG, mask=m, other=1.0).to(tl.float32)
-    syn0 = tl.load(syn0_ptr + offs, mask=m, other=0.0).to(tl.float32)
-    mem0 = tl.load(mem0_ptr + offs, mask=m, other=0.0).to(tl.float32)
+    offs, m = neurons(N, BLOCK)
+    a = load_decay(alpha_ptr, offs, m, PA)
+    b, thr, g = load_neuron(beta_ptr, thr_ptr, g_ptr, offs, m, PB, PT, PG, 1.0)
+    syn0 = load_f32(syn0_ptr + offs, m)
+    mem0 = load_f32(mem0_ptr + offs, m)
     mu_next = tl.zeros([BLOCK], tl.float32)
     nu_next = tl.zeros([BLOCK], tl.float32)
     acc_a = tl.zeros([BLOCK], tl.float32)
@@ -80,21 +75,20 @@ def _backward(gs_ptr, gi_ptr, gm_ptr, syn0_ptr, mem0_ptr, alpha_ptr, beta_ptr, t
     pgs, pgi, pgm = gs_ptr + start, gi_ptr + start, gm_ptr + start
     for i in range(T):
         t = T - 1 - i
-        u = tl.load(pu, mask=m, other=0.0).to(tl.float32)
+        u = load_f32(pu, m)
         if t > 0:
-            prev = tl.load(pu - N, mask=m, other=0.0).to(tl.float32)
+            prev = load_f32(pu - N, m)
         else:
             prev = mem0
         if HAS_GM:
-            lam = tl.load(pgm, mask=m, other=0.0).to(tl.float32)
+            lam = load_f32(pgm, m)
         else:
             lam = tl.zeros([BLOCK], tl.float32)
         if HAS_GS:
-            gs = tl.load(pgs, mask=m, other=0.0).to(tl.float32)
-            sg = surrogate_grad(u - thr, gs * g, SURR, p1, p2)
+            sg, dg = spike_adjoint(u, thr, g, load_f32(pgs, m), SURR, p1, p2)
             lam = lam + sg
             acc_t -= sg
-            acc_g += gs * (u > thr).to(tl.float32)
+            acc_g += dg
         lam = lam + mu_next * b
         reset = (prev > thr).to(tl.float32)
         if RESET == 1:
@@ -102,19 +96,19 @@ def _backward(gs_ptr, gi_ptr, gm_ptr, syn0_ptr, mem0_ptr, alpha_ptr, beta_ptr, t
         if RESET == 0:
             acc_t -= lam * reset
         if HAS_GI:
-            nu = tl.load(pgi, mask=m, other=0.0).to(tl.float32)
+            nu = load_f32(pgi, m)
         else:
             nu = tl.zeros([BLOCK], tl.float32)
         nu = nu + lam
         nu = nu + nu_next * a
         if NEED_ALPHA:
             if t > 0:
-                prev_syn = tl.load(pi - N, mask=m, other=0.0).to(tl.float32)
+                prev_syn = load_f32(pi - N, m)
             else:
                 prev_syn = syn0
             acc_a += nu * prev_syn
         acc_b += lam * prev
-        tl.store(pgx, nu.to(gx_ptr.dtype.element_ty), mask=m)
+        store_as(pgx, nu, m)
         mu_next = lam
         nu_next = nu
         pu -= N
@@ -123,8 +117,8 @@ def _backward(gs_ptr, gi_ptr, gm_ptr, syn0_ptr, mem0_ptr, alpha_ptr, beta_ptr, t
         pgs -= N
         pgi -= N
         pgm -= N
-    tl.store(gsyn0_ptr + offs, (a * nu_next).to(gsyn0_ptr.dtype.element_ty), mask=m)
-    tl.store(gmem0_ptr + offs, (b * mu_next).to(gmem0_ptr.dtype.element_ty), mask=m)
+    store_as(gsyn0_ptr + offs, a * nu_next, m)
+    store_as(gmem0_ptr + offs, b * mu_next, m)
     tl.store(galpha_ptr + offs, acc_a, mask=m)
     tl.store(gbeta_ptr + offs, acc_b, mask=m)
     tl.store(gthr_ptr + offs, acc_t, mask=m)
@@ -137,9 +131,8 @@ def forward(x: Tensor, syn0: Tensor, mem0: Tensor, alpha: Tensor, beta: Tensor, 
     steps, n = x.shape[0], x[0].numel()
     xf = x.contiguous()
     spk, syn, mem = torch.empty_like(xf), torch.empty_like(xf), torch.empty_like(xf)
-    (a, pa), (b, pb), (t, pt), (g, pg) = (flat_param(p, x[0]) for p in (alpha, beta, threshold, graded))
-    _forward[grid(n)](xf, flat(syn0), flat(mem0), a, b, t, g, spk, syn, mem, steps, n, pa, pb, pt, pg,
-                      RESET=RESETS.index(reset), BLOCK=BLOCK, enable_fp_fusion=False)
+    flats, periods = flat_params(x[0], alpha, beta, threshold, graded)
+    launch(_forward, n, xf, flat(syn0), flat(mem0), *flats, spk, syn, mem, steps, n, *periods, reset=reset)
     return spk, syn, mem
 
 
@@ -152,12 +145,11 @@ def backward(grad_spk: Tensor | None, grad_syn: Tensor | None, grad_mem: Tensor 
     gx = torch.empty_like(mems)
     gsyn0, gmem0 = torch.empty_like(syn0).contiguous(), torch.empty_like(mem0).contiguous()
     acc = [f32_zeros(n, mems) for _ in range(4)]
-    (a, pa), (b, pb), (t, pt), (g, pg) = (flat_param(p, mems[0]) for p in (alpha, beta, threshold, graded))
-    given = [grad.contiguous() if grad is not None else mems for grad in (grad_spk, grad_syn, grad_mem)]
-    _backward[grid(n)](*given, flat(syn0), flat(mem0), a, b, t, g, syns if need_alpha else mems, mems, gx, gsyn0,
-                       gmem0, *acc, steps, n, (steps - 1) * n, pa, pb, pt, pg, p1, p2, RESET=RESETS.index(reset),
-                       HAS_GS=grad_spk is not None, HAS_GI=grad_syn is not None, HAS_GM=grad_mem is not None,
-                       NEED_ALPHA=need_alpha, SURR=kind, BLOCK=BLOCK, enable_fp_fusion=False)
+    flats, periods = flat_params(mems[0], alpha, beta, threshold, graded)
+    launch(_backward, n, *(given(grad, mems) for grad in (grad_spk, grad_syn, grad_mem)), flat(syn0), flat(mem0),
+           *flats, syns if need_alpha else mems, mems, gx, gsyn0, gmem0, *acc, steps, n, (steps - 1) * n, *periods,
+           p1, p2, reset=reset, HAS_GS=grad_spk is not None, HAS_GI=grad_syn is not None,
+           HAS_GM=grad_mem is not None, NEED_ALPHA=need_alpha, SURR=kind)
     like = mems[0]
     return (gx, gsyn0, gmem0, param_grad(acc[0], alpha, like, clamped=True),
             param_grad(acc[1], beta, like, clamped=True), param_grad(acc[2], threshold, like),

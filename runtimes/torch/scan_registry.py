@@ -1,0 +1,239 @@
+"""Each fused scan kind as a pair of registered custom operators, for any implementation of it.
+
+:func:`register_leaky`, :func:`register_recurrent` and :func:`register_synaptic` register
+``snngraph::<name>`` and ``snngraph::<name>_backward`` around an implementation's forward and
+backward (the torch scans in ``scan_ops.py``, the Triton kernels in ``triton/ops.py``), which take
+the ops' primitive arguments: resets by name, a surrogate as its name and a list of its parameter
+values. Each op is opaque to dynamo (one node, a fake implementation for shapes) and its autograd
+formula is the backward op; inside a ``torch.func`` transform the pair runs as an
+``autograd.Function`` (:func:`_functorch_ready`). Each returns the scan function on the config
+dataclass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from snngraph.ir.surrogate import Surrogate
+from snngraph.runtimes.torch.scan import ScanConfig
+from snngraph.runtimes.torch.scan_recurrent import RecurrentScanConfig
+from snngraph.runtimes.torch.scan_synaptic import SynapticScanConfig
+
+Grad = Tensor | None
+
+
+def _in_functorch() -> bool:
+    return not torch.compiler.is_compiling() and torch._C._functorch.peek_interpreter_stack() is not None
+
+
+def _functorch_ready(op: Any, setup: Any, backward: Any) -> type[torch.autograd.Function]:
+    """``op`` with its autograd formula as an ``autograd.Function`` in the ``setup_context`` style, which
+    ``torch.func`` transforms accept (the autograd a custom op registers is not: it is the old style)."""
+    def forward(*args: Any) -> Any:
+        return op(*args)
+
+    return type(f"{op._name}_function", (torch.autograd.Function,), {  # noqa: SLF001 (torch's own field)
+        "forward": staticmethod(forward), "setup_context": staticmethod(setup), "backward": staticmethod(backward)})
+
+
+def backward_call(op: Any, *args: Any) -> Any:
+    """Call a backward op; inside a ``torch.func`` transform its Python function itself (the transform
+    refuses a custom op without autograd, and the function runs on the transform's tensors), without
+    building a graph: the gradients are first order."""
+    if not _in_functorch():
+        return op(*args)
+    with torch.no_grad():  # first-order: the hand-written loops write with out=
+        return op._init_fn(*args)  # noqa: SLF001 (torch's own field)
+
+
+def _encode(surrogate: Surrogate | None) -> tuple[str, list[float]]:
+    return ("none", []) if surrogate is None else (surrogate.name, [v for _, v in surrogate.params])
+
+
+def _grads(grads: Sequence[Grad], needs: Sequence[bool], inputs: Sequence[Tensor | None]) -> list[Tensor]:
+    """The gradients an op returns: ``None`` / not needed as empty tensors, none aliasing an input."""
+    wrapped = _in_functorch()  # the transform's tensors have no storage; an autograd.Function may alias
+    taken = set() if wrapped else {t.untyped_storage().data_ptr() for t in inputs if t is not None and t.numel()}
+    out = []
+    for g, need, like in zip(grads, needs, inputs, strict=True):
+        if not need or g is None:
+            out.append((like if like is not None else inputs[0]).new_empty(0))
+        else:
+            out.append(g.clone() if not wrapped and g.untyped_storage().data_ptr() in taken else g)
+    return out
+
+
+def _fake_grads(needs: Sequence[bool], likes: Sequence[Tensor | None]) -> list[Tensor]:
+    first = next(t for t in likes if t is not None)
+    return [torch.empty_like(t) if need and t is not None else first.new_empty(0) for need, t in zip(needs, likes,
+                                                                                                      strict=True)]
+
+
+def _untangle(grads: Sequence[Tensor], needs: Sequence[bool]) -> tuple[Grad, ...]:
+    return tuple(g if need else None for g, need in zip(grads, needs, strict=True))
+
+
+def reset_now(reset: str, reset_delay: bool, spiking: bool) -> bool:
+    """Whether a Leaky scan resets in the step of the spike (and then saves the pre-reset membranes)."""
+    return spiking and not reset_delay and reset != "none"
+
+
+def register_leaky(name: str, forward: Callable, backward: Callable,
+                   call_backward: Callable = backward_call) -> Callable[..., tuple[Tensor, Tensor]]:
+    """The Leaky / IF / LI scan: ``forward`` gives ``(spk, mem, pre-reset membranes or empty)``,
+    ``backward`` the gradients of ``(x, mem0, beta, threshold, graded)``."""
+
+    @torch.library.custom_op(f"snngraph::{name}", mutates_args=())
+    def op(x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor, reset: str,
+           reset_delay: bool, surrogate: str, params: list[float], spiking: bool) -> tuple[Tensor, Tensor, Tensor]:
+        return forward(x, mem0, beta, threshold, graded, reset, reset_delay, surrogate, params, spiking)
+
+    @op.register_fake
+    def _(x, mem0, beta, threshold, graded, reset, reset_delay, surrogate, params, spiking):
+        spk = torch.empty_like(x) if spiking else x.new_empty(0)
+        extra = torch.empty_like(x) if reset_now(reset, reset_delay, spiking) else x.new_empty(0)
+        return spk, torch.empty_like(x), extra
+
+    @torch.library.custom_op(f"snngraph::{name}_backward", mutates_args=())
+    def backward_op(grad_spk: Tensor | None, grad_mem: Tensor | None, mem0: Tensor, beta: Tensor,
+                    threshold: Tensor, graded: Tensor, mems: Tensor, extra: Tensor, reset: str, reset_delay: bool,
+                    surrogate: str, params: list[float], spiking: bool, needs: list[bool]) -> list[Tensor]:
+        grads = backward(grad_spk, grad_mem, mem0, beta, threshold, graded, mems, extra, reset, reset_delay,
+                         surrogate, params, spiking, needs)
+        return _grads(grads, needs, (mems, mem0, beta, threshold, graded))
+
+    @backward_op.register_fake
+    def _(grad_spk, grad_mem, mem0, beta, threshold, graded, mems, extra, reset, reset_delay, surrogate, params,
+          spiking, needs):
+        return _fake_grads(needs, (mems, mem0, beta, threshold, graded))
+
+    def setup(ctx, inputs, output):
+        ctx.set_materialize_grads(False)  # an unused output gets None, not AOTAutograd's zeros
+        _, mem0, beta, threshold, graded, *ctx.options = inputs
+        ctx.save_for_backward(mem0, beta, threshold, graded, output[1], output[2])
+
+    def autograd_backward(ctx, grad_spk, grad_mem, grad_extra):
+        needs = list(ctx.needs_input_grad[:5])
+        if not ctx.options[-1]:  # LI: no spikes
+            grad_spk = None
+        grads = call_backward(backward_op, grad_spk, grad_mem, *ctx.saved_tensors, *ctx.options, needs)
+        return (*_untangle(grads, needs), None, None, None, None, None)
+
+    op.register_autograd(autograd_backward, setup_context=setup)
+    function = _functorch_ready(op, setup, autograd_backward)
+
+    def scan(x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor,
+             cfg: ScanConfig) -> tuple[Tensor, Tensor]:
+        surrogate, params = _encode(cfg.surrogate)
+        run = function.apply if _in_functorch() else op
+        spk, mem, _ = run(x, mem0, beta, threshold, graded, cfg.reset, cfg.reset_delay, surrogate, params,
+                          cfg.spiking)
+        return spk, mem
+
+    return scan
+
+
+def register_recurrent(name: str, forward: Callable, backward: Callable,
+                       call_backward: Callable = backward_call) -> Callable[..., tuple[Tensor, Tensor]]:
+    """The RLeaky scan: ``forward`` gives ``(spk, mem)``, ``backward`` the gradients of
+    ``(x, spk0, mem0, beta, threshold, graded, weight, bias)``."""
+
+    @torch.library.custom_op(f"snngraph::{name}", mutates_args=())
+    def op(x: Tensor, spk0: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor,
+           weight: Tensor, bias: Tensor | None, reset: str, surrogate: str, params: list[float],
+           all_to_all: bool) -> tuple[Tensor, Tensor]:
+        return forward(x, spk0, mem0, beta, threshold, graded, weight, bias, reset, surrogate, params, all_to_all)
+
+    @op.register_fake
+    def _(x, spk0, mem0, beta, threshold, graded, weight, bias, reset, surrogate, params, all_to_all):
+        return torch.empty_like(x), torch.empty_like(x)
+
+    @torch.library.custom_op(f"snngraph::{name}_backward", mutates_args=())
+    def backward_op(grad_spk: Tensor | None, grad_mem: Tensor | None, spk0: Tensor, mem0: Tensor,
+                    beta: Tensor, threshold: Tensor, graded: Tensor, weight: Tensor, bias: Tensor | None,
+                    mems: Tensor, reset: str, surrogate: str, params: list[float], all_to_all: bool,
+                    needs: list[bool]) -> list[Tensor]:
+        grads = backward(grad_spk, grad_mem, spk0, mem0, beta, threshold, graded, weight, bias, mems, reset,
+                         surrogate, params, all_to_all, needs)
+        return _grads(grads, needs, (mems, spk0, mem0, beta, threshold, graded, weight, bias))
+
+    @backward_op.register_fake
+    def _(grad_spk, grad_mem, spk0, mem0, beta, threshold, graded, weight, bias, mems, reset, surrogate, params,
+          all_to_all, needs):
+        return _fake_grads(needs, (mems, spk0, mem0, beta, threshold, graded, weight, bias))
+
+    def setup(ctx, inputs, output):
+        ctx.set_materialize_grads(False)  # an unused output gets None, not AOTAutograd's zeros
+        _, spk0, mem0, beta, threshold, graded, weight, bias, *ctx.options = inputs
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(spk0, mem0, beta, threshold, graded, weight, bias, output[1])
+
+    def autograd_backward(ctx, grad_spk, grad_mem):
+        needs = [*ctx.needs_input_grad[:7], ctx.has_bias and ctx.needs_input_grad[7]]
+        grads = call_backward(backward_op, grad_spk, grad_mem, *ctx.saved_tensors, *ctx.options, needs)
+        return (*_untangle(grads, needs), None, None, None, None)
+
+    op.register_autograd(autograd_backward, setup_context=setup)
+    function = _functorch_ready(op, setup, autograd_backward)
+
+    def scan(x: Tensor, spk0: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor,
+             weight: Tensor, bias: Tensor | None, cfg: RecurrentScanConfig) -> tuple[Tensor, Tensor]:
+        surrogate, params = _encode(cfg.surrogate)
+        run = function.apply if _in_functorch() else op
+        return run(x, spk0, mem0, beta, threshold, graded, weight, bias, cfg.reset, surrogate, params, cfg.all_to_all)
+
+    return scan
+
+
+def register_synaptic(name: str, forward: Callable, backward: Callable,
+                      call_backward: Callable = backward_call) -> Callable[..., tuple[Tensor, Tensor, Tensor]]:
+    """The Synaptic scan: ``forward`` gives ``(spk, syn, mem)``, ``backward`` the gradients of
+    ``(x, syn0, mem0, alpha, beta, threshold, graded)``."""
+
+    @torch.library.custom_op(f"snngraph::{name}", mutates_args=())
+    def op(x: Tensor, syn0: Tensor, mem0: Tensor, alpha: Tensor, beta: Tensor, threshold: Tensor,
+           graded: Tensor, reset: str, surrogate: str, params: list[float]) -> tuple[Tensor, Tensor, Tensor]:
+        return forward(x, syn0, mem0, alpha, beta, threshold, graded, reset, surrogate, params)
+
+    @op.register_fake
+    def _(x, syn0, mem0, alpha, beta, threshold, graded, reset, surrogate, params):
+        return torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+
+    @torch.library.custom_op(f"snngraph::{name}_backward", mutates_args=())
+    def backward_op(grad_spk: Tensor | None, grad_syn: Tensor | None, grad_mem: Tensor | None, syn0: Tensor,
+                    mem0: Tensor, alpha: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor, syns: Tensor,
+                    mems: Tensor, reset: str, surrogate: str, params: list[float],
+                    needs: list[bool]) -> list[Tensor]:
+        grads = backward(grad_spk, grad_syn, grad_mem, syn0, mem0, alpha, beta, threshold, graded, syns, mems,
+                         reset, surrogate, params, needs)
+        return _grads(grads, needs, (mems, syn0, mem0, alpha, beta, threshold, graded))
+
+    @backward_op.register_fake
+    def _(grad_spk, grad_syn, grad_mem, syn0, mem0, alpha, beta, threshold, graded, syns, mems, reset, surrogate,
+          params, needs):
+        return _fake_grads(needs, (mems, syn0, mem0, alpha, beta, threshold, graded))
+
+    def setup(ctx, inputs, output):
+        ctx.set_materialize_grads(False)  # an unused output gets None, not AOTAutograd's zeros
+        _, syn0, mem0, alpha, beta, threshold, graded, *ctx.options = inputs
+        ctx.save_for_backward(syn0, mem0, alpha, beta, threshold, graded, output[1], output[2])
+
+    def autograd_backward(ctx, grad_spk, grad_syn, grad_mem):
+        needs = list(ctx.needs_input_grad[:7])
+        grads = call_backward(backward_op, grad_spk, grad_syn, grad_mem, *ctx.saved_tensors, *ctx.options, needs)
+        return (*_untangle(grads, needs), None, None, None)
+
+    op.register_autograd(autograd_backward, setup_context=setup)
+    function = _functorch_ready(op, setup, autograd_backward)
+
+    def scan(x: Tensor, syn0: Tensor, mem0: Tensor, alpha: Tensor, beta: Tensor, threshold: Tensor,
+             graded: Tensor, cfg: SynapticScanConfig) -> tuple[Tensor, Tensor, Tensor]:
+        surrogate, params = _encode(cfg.surrogate)
+        run = function.apply if _in_functorch() else op
+        return run(x, syn0, mem0, alpha, beta, threshold, graded, cfg.reset, surrogate, params)
+
+    return scan
