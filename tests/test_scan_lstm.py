@@ -52,10 +52,11 @@ def _reference(op: str, cfg: LstmScanConfig, z, syn0, mem0, thr, graded, weight,
     def recurrent(h):
         return F.linear(h, weight, bias) if cfg.cell == "linear" else F.conv2d(h, weight, None, padding=cfg.padding)
 
+    pool = {} if cfg.pool == "none" else {"pool": cfg.pool, "pool_size": cfg.pool_size}
     c, h, outs = syn0, mem0, []
     for t in range(T):
         spk, c, h = step(z[t], c, h, recurrent=recurrent, threshold=thr, graded_spikes_factor=graded,
-                         spike_grad=cfg.surrogate, reset_mechanism=cfg.reset)
+                         spike_grad=cfg.surrogate, reset_mechanism=cfg.reset, **pool)
         outs.append((spk, c, h))
     return [torch.stack(v) for v in zip(*outs, strict=True)]
 
@@ -71,6 +72,10 @@ CASES = {
                       dict(per_neuron=True)),
     "conv_zero_graded": ("sconv2d_lstm", dict(reset="zero", cell="conv2d", order="ifog", padding=(1, 1)),
                          dict(graded=0.5)),
+    "conv_max_pool": ("sconv2d_lstm", dict(reset="subtract", cell="conv2d", order="ifog", padding=(1, 1),
+                                           pool="max", pool_size=(2, 2)), dict(per_neuron=True)),
+    "conv_avg_pool": ("sconv2d_lstm", dict(reset="zero", cell="conv2d", order="ifog", padding=(1, 1),
+                                           pool="avg", pool_size=(2, 3)), dict(graded=1.5)),
 }
 
 

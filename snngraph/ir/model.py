@@ -29,7 +29,9 @@ recurrent models, ``recurrent(spk)`` (the node's recurrent weights applied to th
 Cell models (``cell="linear"``/``"conv2d"``, LSTMs) also have
 ``project(x)`` (the cell's input projection of the raw input), ``recurrent(h)`` (its hidden-to-gates
 map), ``sigmoid``, ``tanh`` and ``split(v, n)`` (``n`` equal chunks along the feature axis; see
-:mod:`snngraph.ir.model_cell`). ``p`` holds the parameters (scalars or per-neuron
+:mod:`snngraph.ir.model_cell`). Models declared ``spike_pool=True`` have ``pool(v)`` (the node's 2-D
+max / average pooling of ``v``, the identity without; see :mod:`snngraph.ir.model_pool`).
+``p`` holds the parameters (scalars or per-neuron
 values) and the options (plain Python values: branch on them with ``if``).
 """
 
@@ -46,7 +48,8 @@ from snngraph.ir.types import check_name
 
 StepFn = Callable[[Any, Any, dict[str, Any], dict[str, Any]], tuple[Any, dict[str, Any]]]
 RESERVED = frozenset({"name", "inputs", "surrogate", "fused", "state_inputs", "spk", "learn", "spike_grad", "x",
-                      "all_to_all", "recurrent_weight", "recurrent_bias", "V", "out", "state_quant"})
+                      "all_to_all", "recurrent_weight", "recurrent_bias", "V", "out", "state_quant", "pool",
+                      "pool_size"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -156,6 +159,8 @@ class NeuronModel:
             :mod:`snngraph.ir.model_cell`), ``ops.project`` / ``ops.recurrent`` apply them, and its
             state has ``hidden`` features where the projection has ``gates * hidden``.
         gates: the cell's gate count (the projection's feature ratio to the state's).
+        spike_pool: the spikes may fire on a pooled membrane (``ops.pool``): nodes get the fields ``pool``
+            and ``pool_size``, kernels and builders keywords of those names (:mod:`snngraph.ir.model_pool`).
     """
 
     name: str
@@ -176,6 +181,7 @@ class NeuronModel:
     doc: str = ""
     cell: str | None = None
     gates: int = 1
+    spike_pool: bool = False
 
     @property
     def ports(self) -> tuple[str, ...]:
@@ -194,6 +200,7 @@ class NeuronModel:
         extra |= {"recurrent"} if self.recurrent else set()
         extra |= {"state_quant"} if self.state_quant else set()
         extra |= {"project", "recurrent"} if self.cell else set()
+        extra |= {"pool", "pool_size"} if self.spike_pool else set()
         return frozenset(self.params) | frozenset(self.options) | extra
 
     def defaults(self) -> dict[str, Any]:
@@ -211,7 +218,7 @@ def _same_declaration(a: NeuronModel, b: NeuronModel) -> bool:
     """Whether ``b`` declares what ``a`` does (a module or notebook cell run again)."""
     code = lambda m: (m.step.__code__.co_code, m.step.__code__.co_consts)  # noqa: E731
     fields = ("params", "state", "options", "spiking", "recurrent", "extra_keywords", "positional", "builtin",
-              "surrogate", "fixed_in_state_dict", "state_quant", "cell", "gates")
+              "surrogate", "fixed_in_state_dict", "state_quant", "cell", "gates", "spike_pool")
     return all(getattr(a, f) == getattr(b, f) for f in fields) and code(a) == code(b)
 
 
@@ -306,7 +313,7 @@ def neuron_model(name: str, *, params: Mapping[str, Any], state: tuple[str, ...]
         check: extra invariant over the parameter values (numpy arrays): returns an error message or ``None``.
         replace: redeclare a user model already registered under ``name``.
         **extra: further :class:`NeuronModel` fields (``prepare``, ``extra_keywords``, ``positional``, ``builtin``,
-            ``surrogate``, ``fixed_in_state_dict``, ``state_quant``).
+            ``surrogate``, ``fixed_in_state_dict``, ``state_quant``, ``cell``, ``gates``, ``spike_pool``).
 
     Returns:
         A decorator returning the registered :class:`NeuronModel`.
