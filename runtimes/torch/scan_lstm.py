@@ -125,18 +125,17 @@ class _LstmScan(torch.autograd.Function):
         unit = bool((graded == 1).all())
         c, h = syn0, mem0
         for t in range(steps):
-            # the step kernel's operations on fresh tensors (elementwise and BLAS rounding follow the layout)
-            parts = torch.chunk(z[t] + _recurrent(h, weight, bias, cfg), 4, dim=1)
-            si, sf, tg, so = (torch.sigmoid(parts[gi]), torch.sigmoid(parts[gf]), torch.tanh(parts[gg]),
-                              torch.sigmoid(parts[go]))
+            # the step kernel's operations in its layouts (a gate is a chunk of the pre-activations, the
+            # hidden state a fresh tensor: BLAS rounding may follow alignment); V(h) + z_t is z_t + V(h) exactly
+            parts = torch.chunk(_recurrent(h, weight, bias, cfg).add_(z[t]), 4, dim=1)
+            slots = torch.chunk(acts[t], 4, dim=1)  # z[t] is read: a scratch projection takes the gates now
+            si, sf, so = (torch.sigmoid(parts[k], out=slots[k]) for k in (gi, gf, go))
+            tg = torch.tanh(parts[gg], out=slots[gg])
             reset = torch.gt(h, threshold).to(dtype) if cfg.reset != "none" else None
-            c = sf * c + si * tg
+            c = torch.add(sf * c, si * tg, out=syns[t])
             m = so * torch.tanh(c)
             h = m - reset * threshold if cfg.reset == "subtract" else m - reset * m if cfg.reset == "zero" else m
-            slots = torch.chunk(acts[t], 4, dim=1)  # z[t] is read: a scratch projection takes the gates now
-            for k, v in ((gi, si), (gf, sf), (gg, tg), (go, so)):
-                slots[k].copy_(v)
-            syns[t], mems[t] = c, h
+            mems[t] = h
             torch.gt(_pool(h, cfg), threshold, out=spks[t])
         ctx.cfg, ctx.own_gates = cfg, True  # the gates are this node's alone (not so in the custom op's backward)
         ctx.save_for_backward(syn0, mem0, threshold, graded, weight, bias, acts, syns, mems)
@@ -158,9 +157,7 @@ class _LstmScan(torch.autograd.Function):
         for t in range(steps - 1, -1, -1):
             h, c = mems[t], syns[t]
             h_prev, c_prev = (mems[t - 1], syns[t - 1]) if t else (mem0, syn0)
-            d_h = grad_mem[t].clone() if grad_mem is not None else torch.zeros_like(h)
-            if back_h is not None:
-                d_h += back_h
+            d_h = _added(grad_mem[t] if grad_mem is not None else None, back_h)
             if grad_spk is not None:
                 pooled = _pool(h, cfg)
                 g_spk = grad_spk[t] if unit else grad_spk[t] * graded
@@ -170,7 +167,9 @@ class _LstmScan(torch.autograd.Function):
                 if needs[4]:
                     fired = torch.gt(pooled, threshold).to(dtype)
                     g_acc = grad_spk[t] * fired if g_acc is None else g_acc + grad_spk[t] * fired
-                d_h += _pool_backward(s_term, h, cfg)
+                d_h = _added(d_h, _pool_backward(s_term, h, cfg))
+            if d_h is None:
+                d_h = torch.zeros_like(h)
             if cfg.reset != "none":
                 reset = torch.gt(h_prev, threshold).to(dtype)
                 if cfg.reset == "subtract" and thr_acc is not None:
@@ -184,12 +183,14 @@ class _LstmScan(torch.autograd.Function):
                 d_c += grad_syn[t]
             if back_c is not None:
                 d_c += back_c
-            d_i, d_f = d_c * tg * si * (1 - si), d_c * c_prev * sf * (1 - sf)
-            d_g, d_o = d_c * si * (1 - tg * tg), d_h * tc * so * (1 - so)
             back_c = d_c * sf
+            # each gate's gradient goes to its slot once the gate is read (the slots may be the gates')
             slots = torch.chunk(dz[t], 4, dim=1)
-            for k, v in ((gi, d_i), (gf, d_f), (gg, d_g), (go, d_o)):
-                slots[k].copy_(v)
+            torch.mul(d_h * tc, so * (1 - so), out=slots[go])
+            torch.mul(d_c * c_prev, sf * (1 - sf), out=slots[gf])
+            d_i = d_c * tg * (si * (1 - si))
+            torch.mul(d_c * si, 1 - tg * tg, out=slots[gg])
+            slots[gi].copy_(d_i)
             back_h = _transpose(dz[t], h_prev, weight, cfg)
         grad_thr = None
         if needs[3]:
@@ -201,6 +202,12 @@ class _LstmScan(torch.autograd.Function):
         grad_b = dz.sum((0, 1)) if bias is not None and needs[6] else None  # (a conv cell's bias is P's)
         return (dz if needs[0] else None, back_c if needs[1] else None, back_h if needs[2] else None,
                 grad_thr, grad_g, grad_w, grad_b, None)
+
+
+def _added(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None:
+        return b
+    return a if b is None else a + b
 
 
 def _ordered(act: Tensor, where: tuple[int, int, int, int]) -> tuple[Tensor, ...]:
