@@ -23,7 +23,9 @@ and hidden sequences (the ``syn``/``mem`` outputs). Backward, with
 
 one hidden-sized GEMM (or transposed convolution) per step; the recurrent weight gradient is one
 GEMM (convolution weight gradient) over all T*B rows at the end; :math:`\bar z` overwrites the
-saved gates unless the graph is kept.
+saved gates unless the graph is kept. The threshold's gradient collects
+:math:`-g_s\sigma'(\cdot)\bar S_t` and, for subtract, :math:`-R_t\delta_t`. (The models have no
+``reset_delay``: snnTorch's LSTMs always reset from the previous membrane.)
 """
 
 from __future__ import annotations
