@@ -72,6 +72,7 @@ def _(grad_spk, grad_syn, grad_mem, syn0, mem0, threshold, graded, weight, bias,
 
 
 def _setup(ctx, inputs, output):
+    ctx.set_materialize_grads(False)  # an unused output gets None, not zeros (AOTAutograd too)
     _, syn0, mem0, threshold, graded, weight, bias, *ctx.options = inputs
     ctx.has_bias = bias is not None
     ctx.save_for_backward(syn0, mem0, threshold, graded, weight, bias, output[3], output[1], output[2])
