@@ -503,9 +503,11 @@ class _Drawer:
     def _sconv2d_lstm(self, x: Handle) -> Handle:
         c, h, k = x.shape[0], self.pick((1, 2)), self.pick((1, 3))
         fan_in = (c + h) * k * k
+        pool = self.pick(("none", "max", "avg"))  # (spikes of the pooled membrane)
+        size = None if pool == "none" else self.pick([s for s in (1, 2) if s <= min(x.shape[1:])])
         return self._with_state(self.g.sconv2d_lstm(
             x, out_channels=h, kernel_size=k, conv_weight=self.weight((4 * h, c + h, k, k), fan_in),
-            conv_bias=self.array((4 * h,), -0.5, 0.5), **self._cell()))
+            conv_bias=self.array((4 * h,), -0.5, 0.5), pool=pool, pool_size=size, **self._cell()))
 
     def _associative_leaky(self, x: Handle) -> Handle:
         """Its projections (``to_q`` when ``use_q_projection``) and scalar firing; the readout or ``S``."""
@@ -562,7 +564,7 @@ _KIND_RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_p
               "flatten": 3, "batch_norm_2d": 3, "group_norm": 3, "layer_norm_2d": 3,
               "matmul": 2, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3, "conv_transpose2d": 3,
               "upsample": 2, "upsample_bilinear": 3, "dropout2d": 3, "transpose": 3, "permute": 3, "reshape": 3,
-              "sconv2d_lstm": 3, "slice": 3}
+              "sconv2d_lstm": 3, "sconv2d_lstm_max_pool": 3, "slice": 3}
 _ASSOCIATIVE = {"to_v": 2, "to_k": 3, "to_alpha": 3, "to_q": 6}
 _KIND_BODIES: dict[str, Any] = {
     "input": lambda g, x, w, u: x,
@@ -658,4 +660,7 @@ _KIND_BODIES: dict[str, Any] = {
                                           spike_grad=Surrogate("sigmoid", (("slope", 4.0),)), name="lif"),
     "sj_plif": lambda g, x, w, u: g.sj_plif(x, w=0.5, learn_w=True, spike_grad=Surrogate("erf", (("alpha", 2.0),)),
                                             name="lif"),
+    "sconv2d_lstm_max_pool": lambda g, x, w, u: g.sconv2d_lstm(x, out_channels=2, kernel_size=3, threshold=0.1,
+                                                               conv_weight=w(8, 4, 3, 3), conv_bias=u(-0.5, 0.5, 8),
+                                                               pool="max", pool_size=2, name="lif"),
 }

@@ -243,12 +243,6 @@ def test_trace_conv_lstm(reset: str) -> None:
     _check_traced(model, graph, x, reference)
 
 
-def test_trace_refuses_pooling() -> None:
-    model = nn.Sequential(snn.SConv2dLSTM(1, 2, 3, max_pool=2, init_hidden=True))
-    with pytest.raises(GraphError, match="max_pool"):
-        sg.trace(model, torch.zeros(1, 1, 4, 4))
-
-
 def test_snntorch_state_dict_loads_into_the_traced_net() -> None:
     torch.manual_seed(0)
     model = ExplicitSLSTM(threshold=0.2).double()

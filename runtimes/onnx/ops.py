@@ -258,6 +258,23 @@ class OnnxOps:
         hot = e.op("OneHot", index, depth, e.const(np.array([0.0, 1.0], np.float32)), axis=-1, hint=hint)
         return Sym(self, e.op("Reshape", hot, e.op("Shape", v.name, hint=hint), hint=hint))
 
+    def pool(self, v: Any) -> Any:
+        """The node's pooling of the spikes' membrane (``spike_pool`` models): ``MaxPool`` / ``AveragePool``
+        with window = stride = ``pool_size``; the identity without."""
+        kind, size = getattr(self.node, "pool", "none"), getattr(self.node, "pool_size", None)
+        if kind == "none":
+            return v
+        if not isinstance(v, Sym):
+            raise LoweringError(f"{self.context}: pooling of a constant")
+        e, hint, attrs = self.e, self.node.name, {"kernel_shape": list(size), "strides": list(size)}
+        if kind == "avg":
+            return Sym(self, e.op("AveragePool", v.name, hint=hint, **attrs))
+        # onnxruntime's MaxPool skips NaN, torch's propagates it: a second MaxPool over the NaN mask
+        pooled = e.op("MaxPool", v.name, hint=hint, **attrs)
+        mask = e.op("Cast", e.op("IsNaN", v.name, hint=hint), to=FLOAT, hint=hint)
+        window = e.op("Cast", e.op("MaxPool", mask, hint=hint, **attrs), to=BOOL, hint=hint)
+        return Sym(self, e.op("Where", window, e.const(np.float32("nan")), pooled, hint=hint))
+
     def recurrent(self, spk: Any) -> Any:
         """``V(S[t-1])``: ``Gemm`` with ``recurrent.weight``/``.bias`` (all-to-all) or ``V * spk``; a cell
         model's hidden-to-gates map."""

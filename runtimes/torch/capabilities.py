@@ -41,6 +41,8 @@ SCANS: dict[str, Callable[[Any], bool]] = {
     "state_leaky": _positive_tau,
     "sj_if": _any,  # their parameters are not learnable (SpikingJelly's are Python floats)
     "sj_lif": _any,
+    "slstm": _any,  # (no reset_delay option: snnTorch's LSTMs always reset from the previous membrane)
+    "sconv2d_lstm": _any,
 }
 """Model name -> which of its nodes (by options) the torch scans cover."""
 

@@ -24,7 +24,7 @@ from snngraph.ir.errors import GraphError
 from snngraph.ir.model import NeuronModel, get_model, neuron_models
 from snngraph.models.lapicque import lapicque_rc
 from snngraph.runtimes.torch.kernels_common import RESET_MECHANISMS, Scalar, SpikeFn, clamp01, spike_fn
-from snngraph.runtimes.torch.ops import TorchOps
+from snngraph.runtimes.torch.ops import TorchOps, pool_fn
 
 __all__ = ["NEURON_KERNELS", "RESET_MECHANISMS", "NeuronKernel", "Scalar", "SpikeFn", "adaptive_leaky_step",
            "alpha_step", "clamp01", "derived_step", "integrate_fire_step", "kernel_for", "lapicque_rc", "lapicque_step",
@@ -60,7 +60,8 @@ def derived_step(model: NeuronModel) -> Callable[..., tuple[Tensor, ...]]:
     def step(x: Tensor, *state: Tensor, spike_grad: SpikeFn | None = None,
              recurrent: Callable[[Tensor], Tensor] | None = None,
              state_quant: Callable[[Tensor], Tensor] | None = None,
-             project: Callable[[Tensor], Tensor] | None = None, **kw: Any) -> tuple[Tensor, ...]:
+             project: Callable[[Tensor], Tensor] | None = None, pool: str = "none", pool_size: Any = None,
+             **kw: Any) -> tuple[Tensor, ...]:
         if len(state) != len(names) or not kw.keys() <= allowed:
             raise GraphError(f"{model.name}: takes x, {', '.join(names)} and keywords {sorted(allowed)}; got "
                              f"{1 + len(state)} tensors and {sorted(kw)}")
@@ -73,7 +74,10 @@ def derived_step(model: NeuronModel) -> Callable[..., tuple[Tensor, ...]]:
                 raise GraphError(f"{model.name}: {key} must be one of {option.choices}, got {p[key]!r}")
         if state_quant is not None and state_quant is not False and not model.state_quant:
             raise GraphError(f"{model.name}: takes no state_quant")
-        ops = TorchOps(spike_fn(spike_grad) if model.spiking else None, recurrent, state_quant or None, project)
+        if (pool != "none" or pool_size is not None) and not model.spike_pool:
+            raise GraphError(f"{model.name}: takes no pool")
+        ops = TorchOps(spike_fn(spike_grad) if model.spiking else None, recurrent, state_quant or None, project,
+                       pool_fn(pool, pool_size))
         out, new = model.step(ops, x, dict(zip(names, state, strict=True)), p)
         return (out, *(new[k] for k in model.state))
 
@@ -87,6 +91,8 @@ def derived_step(model: NeuronModel) -> Callable[..., tuple[Tensor, ...]]:
     params += [P("spike_grad", P.KEYWORD_ONLY, default=None)] if model.spiking else []
     params += [P("state_quant", P.KEYWORD_ONLY, default=None)] if model.state_quant else []
     params += [P(k, P.KEYWORD_ONLY, default=o.default) for k, o in options.items()]
+    params += [P("pool", P.KEYWORD_ONLY, default="none"), P("pool_size", P.KEYWORD_ONLY, default=None)] \
+        if model.spike_pool else []
     step.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     step.__name__ = step.__qualname__ = f"{model.name}_step"
     step.__doc__ = f"One step of ``{model.name}``, derived from its declaration.\n\n{model.doc}"

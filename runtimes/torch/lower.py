@@ -255,6 +255,8 @@ def neuron_kwargs(node: Node, mod: nn.Module | None) -> dict[str, Any]:
         kw["spike_grad"] = surrogate.fn if surrogate.name == "callable" else surrogate
     if getattr(node, "state_quant", None) is not None:
         kw["state_quant"] = _quantiser(node.state_quant)
+    if model.spike_pool and node.pool != "none":
+        kw["pool"], kw["pool_size"] = node.pool, node.pool_size
     if model.recurrent:
         if node.all_to_all:
             w, b = tensors["recurrent_weight"], tensors.get("recurrent_bias")

@@ -34,18 +34,21 @@ class TorchOps:
             ``None``: ``quant`` is the identity.
         project: for cell models, the input projection (identity when the caller projected already);
             for heads models ``project(x, head)``.
+        pool: for ``spike_pool`` models, the spikes' pooling (:func:`pool_fn`); ``None``: the identity.
     """
 
-    __slots__ = ("_spike", "_recurrent", "_quant", "_project")
+    __slots__ = ("_spike", "_recurrent", "_quant", "_project", "_pool")
 
     def __init__(self, spike_fn: Callable[[Tensor], Tensor] | None,
                  recurrent: Callable[[Tensor], Tensor] | None = None,
                  quant: Callable[[Tensor], Tensor] | None = None,
-                 project: Callable[[Tensor], Tensor] | None = None):
+                 project: Callable[[Tensor], Tensor] | None = None,
+                 pool: Callable[[Tensor], Tensor] | None = None):
         self._spike = spike_fn
         self._recurrent = recurrent
         self._quant = quant
         self._project = project
+        self._pool = pool
 
     def spike(self, v: Tensor) -> Tensor:
         return self._spike(v)
@@ -85,6 +88,9 @@ class TorchOps:
     def matmul(a: Tensor, b: Tensor) -> Tensor:
         """Each sample's matrix product ``(B, d, n) @ (B, n, m)``."""
         return torch.matmul(a, b)
+
+    def pool(self, v: Tensor) -> Tensor:
+        return v if self._pool is None else self._pool(v)
 
     @staticmethod
     def tanh(v: Any) -> Any:
@@ -160,3 +166,17 @@ class TorchOps:
     @staticmethod
     def le(a: Any, b: Any) -> Any:
         return _float(a <= b, a if isinstance(a, Tensor) else b)
+
+
+def pool_fn(pool: str, size: Any) -> Callable[[Tensor], Tensor] | None:
+    """A ``spike_pool`` model's ``ops.pool`` (:mod:`snngraph.ir.model_pool`): 2-D max / average pooling
+    with window = stride = ``size`` (an int or a pair), or ``None`` for ``"none"``."""
+    if pool == "none":
+        if size is not None:
+            raise GraphError("pool_size given without pool ('max' or 'avg')")
+        return None
+    if pool not in ("max", "avg") or size is None:
+        raise GraphError(f"pool must be 'none', 'max' or 'avg' (with a pool_size), got {pool!r}, {size!r}")
+    size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    fn = torch.nn.functional.max_pool2d if pool == "max" else torch.nn.functional.avg_pool2d
+    return lambda v: fn(v, size)

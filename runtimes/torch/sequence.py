@@ -134,6 +134,20 @@ def _run_fused_sj(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Te
     return {"spk": spk} if scratch else {"spk": spk, "v": v}
 
 
+def _run_fused_lstm(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
+                    tensors: dict[str, Tensor], scratch: bool = False, kernels: str = "torch") -> dict[str, Tensor]:
+    """A fused SLSTM / SConv2dLSTM population: the input projection over all T*B rows, then one scan
+    (its own projection is private to it, so the scan writes its gates there)."""
+    from snngraph.runtimes.torch.cell import projected
+    from snngraph.runtimes.torch.scan_lstm import lstm_config, lstm_scan
+
+    z, _ = projected(x, kwargs)
+    cfg, weight, bias = lstm_config(node, tensors, kwargs["spike_grad"])
+    spk, syn, mem = lstm_scan(z, state[0], state[1], kwargs["threshold"], kwargs["graded_spikes_factor"], weight,
+                              bias, cfg)
+    return {"spk": spk, "syn": syn, "mem": mem}
+
+
 DERIVED_WHEN_COMPILING = frozenset({"sj_if", "sj_lif"})
 """Fused scans that are no custom op yet: under ``torch.compile`` / ``torch.export`` these nodes run as
 ``derived_scan`` (one op, same values) rather than an autograd.Function dynamo would unroll over T, and
@@ -141,5 +155,6 @@ under ``torch.func`` transforms as the derived step's loop (the Function has no 
 
 SCAN_RUNNERS = {"leaky": _run_fused, "integrate_fire": _run_fused, "leaky_integrator": _run_fused,
                 "rleaky": _run_fused_recurrent, "synaptic": _run_fused_synaptic, "state_leaky": _run_fused_state_leaky,
-                "sj_if": _run_fused_sj, "sj_lif": _run_fused_sj}
+                "sj_if": _run_fused_sj, "sj_lif": _run_fused_sj, "slstm": _run_fused_lstm,
+                "sconv2d_lstm": _run_fused_lstm}
 """Model name -> its scan; the models (and options) are those of ``capabilities.SCANS``."""

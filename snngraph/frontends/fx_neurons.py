@@ -175,11 +175,12 @@ def _recurrence(module: nn.Module, where: str) -> dict[str, Any]:
 
 
 def _cell(module: nn.Module, kind: str, where: str) -> dict[str, Any]:
-    """A cell model's weights: ``lstm_cell`` (``SLSTM``) or ``conv`` (``SConv2dLSTM``), snnTorch's submodules."""
-    if getattr(module, "max_pool", 0) or getattr(module, "avg_pool", 0):
-        raise GraphError(f"{where}: SConv2dLSTM with max_pool/avg_pool is not supported by sg.trace (its spikes are "
-                         "those of the pooled membrane); step the module itself, or pool its mem in the model")
+    """A cell model's weights: ``lstm_cell`` (``SLSTM``) or ``conv`` (``SConv2dLSTM``), snnTorch's submodules;
+    ``SConv2dLSTM``'s ``max_pool`` / ``avg_pool`` become the node's ``pool`` / ``pool_size``."""
     cell = module.lstm_cell if kind == "linear" else module.conv
+    pools = {k: getattr(module, f"{k}_pool", 0) for k in ("max", "avg")}
+    if pools["max"] and pools["avg"]:
+        raise GraphError(f"{where}: only one of max_pool and avg_pool may be given (snnTorch refuses both too)")
     if kind == "linear":
         names = {"weight_ih": "weight_ih", "weight_hh": "weight_hh", "bias_ih": "bias_ih", "bias_hh": "bias_hh"}
         kw = dict(hidden_size=cell.hidden_size)
@@ -187,6 +188,9 @@ def _cell(module: nn.Module, kind: str, where: str) -> dict[str, Any]:
         names = {"conv_weight": "weight", "conv_bias": "bias"}
         kw = dict(out_channels=module.out_channels, kernel_size=tuple(cell.kernel_size))
     kw["bias"] = cell.bias is not None if kind == "conv2d" else cell.bias_ih is not None
+    for pool, size in pools.items():
+        if size:
+            kw.update(pool=pool, pool_size=tuple(size) if isinstance(size, (tuple, list)) else size)
     for key, attr in names.items():
         value = getattr(cell, attr)
         if value is not None:

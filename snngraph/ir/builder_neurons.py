@@ -17,6 +17,7 @@ from snngraph.ir.errors import GraphError
 from snngraph.ir.init import as_array, kaiming_weight, uniform_fan_in
 from snngraph.ir.model import _REGISTERED_HOOKS, MODELS, NeuronModel, get_model
 from snngraph.ir.model_cell import cell_kind
+from snngraph.ir.model_pool import pool_fields
 from snngraph.ir.node import NODE_KINDS
 from snngraph.ir.surrogate import Surrogate
 from snngraph.ir.types import Param
@@ -77,7 +78,8 @@ def build_neuron(builder: Any, model: NeuronModel, x: Any, name: str | None, lea
     name = builder._name(name, model.name)
     where = f"{model.name} '{name}'"
     allowed = {*model.params, *model.options, *model.extra_keywords, *(RECURRENCE if model.recurrent else ()),
-               *(("state_quant",) if model.state_quant else ()), *_cell_keywords(model)}
+               *(("state_quant",) if model.state_quant else ()), *_cell_keywords(model),
+               *(("pool", "pool_size") if model.spike_pool else ())}
     unknown = sorted(set(values) - allowed)
     if unknown:
         raise GraphError(f"{where}: unexpected keyword(s) {unknown}; {model.name} takes {sorted(allowed)}")
@@ -98,6 +100,8 @@ def build_neuron(builder: Any, model: NeuronModel, x: Any, name: str | None, lea
         raise GraphError(f"{where}: {model.name} does not spike; it takes no spike_grad")
     if model.state_quant:
         fields["state_quant"] = quant_levels(values.get("state_quant"), where)
+    if model.spike_pool:
+        fields.update(pool_fields(values.get("pool", "none"), values.get("pool_size"), where))
     if model.recurrent:
         fields.update(_recurrence(builder, x, where, {**RECURRENCE, **{k: values[k] for k in RECURRENCE
                                                                        if k in values}}))
@@ -198,6 +202,7 @@ def builder_signature(model: NeuronModel) -> inspect.Signature:
     keyword += [(k, o.default) for k, o in model.options.items()]
     keyword += list(RECURRENCE.items()) if model.recurrent else []
     keyword += [("state_quant", None)] if model.state_quant else []
+    keyword += [("pool", "none"), ("pool_size", None)] if model.spike_pool else []
     keyword += list(_cell_keywords(model).items())
     params += [P(k, P.KEYWORD_ONLY, default=v) for k, v in keyword] + [P("name", P.KEYWORD_ONLY, default=None)]
     return inspect.Signature(params)

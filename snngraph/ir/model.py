@@ -32,7 +32,9 @@ map), ``sigmoid``, ``tanh`` and ``split(v, n)`` (``n`` equal chunks along the fe
 :mod:`snngraph.ir.model_cell`). Multi-projection models (``cell="heads"``, ``heads=Heads(...)``:
 ``AssociativeLeaky``, see :mod:`snngraph.ir.model_heads`) have ``project(x, head)`` and the
 per-sample shape ops ``reshape(v, shape)``, ``outer(a, b)`` (:math:`a b^\top`) and ``matmul(a, b)``;
-their ``p`` also holds the dims (ints) the weights imply. ``p`` holds the parameters (scalars or per-neuron
+their ``p`` also holds the dims (ints) the weights imply. Models declared ``spike_pool=True`` have
+``pool(v)`` (the node's 2-D max / average pooling of ``v``, the identity without; see
+:mod:`snngraph.ir.model_pool`). ``p`` holds the parameters (scalars or per-neuron
 values) and the options (plain Python values: branch on them with ``if``).
 """
 
@@ -49,7 +51,8 @@ from snngraph.ir.types import check_name
 
 StepFn = Callable[[Any, Any, dict[str, Any], dict[str, Any]], tuple[Any, dict[str, Any]]]
 RESERVED = frozenset({"name", "inputs", "surrogate", "fused", "state_inputs", "spk", "learn", "spike_grad", "x",
-                      "all_to_all", "recurrent_weight", "recurrent_bias", "V", "out", "state_quant"})
+                      "all_to_all", "recurrent_weight", "recurrent_bias", "V", "out", "state_quant", "pool",
+                      "pool_size"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -161,6 +164,8 @@ class NeuronModel:
         gates: the cell's gate count (the projection's feature ratio to the state's).
         heads: ``cell="heads"``: the named projections and the state's and output's shapes
             (:class:`~snngraph.ir.model_heads.Heads`).
+        spike_pool: the spikes may fire on a pooled membrane (``ops.pool``): nodes get the fields ``pool``
+            and ``pool_size``, kernels and builders keywords of those names (:mod:`snngraph.ir.model_pool`).
     """
 
     name: str
@@ -182,6 +187,7 @@ class NeuronModel:
     cell: str | None = None
     gates: int = 1
     heads: Any = None
+    spike_pool: bool = False
 
     @property
     def ports(self) -> tuple[str, ...]:
@@ -201,6 +207,7 @@ class NeuronModel:
         extra |= {"state_quant"} if self.state_quant else set()
         extra |= ({"project"} if self.cell == "heads" else {"project", "recurrent"}) if self.cell else set()
         extra |= set(self.heads.dims) if self.heads is not None else set()
+        extra |= {"pool", "pool_size"} if self.spike_pool else set()
         return frozenset(self.params) | frozenset(self.options) | extra
 
     def defaults(self) -> dict[str, Any]:
@@ -218,7 +225,7 @@ def _same_declaration(a: NeuronModel, b: NeuronModel) -> bool:
     """Whether ``b`` declares what ``a`` does (a module or notebook cell run again)."""
     code = lambda m: (m.step.__code__.co_code, m.step.__code__.co_consts)  # noqa: E731
     fields = ("params", "state", "options", "spiking", "recurrent", "extra_keywords", "positional", "builtin",
-              "surrogate", "fixed_in_state_dict", "state_quant", "cell", "gates", "heads")
+              "surrogate", "fixed_in_state_dict", "state_quant", "cell", "gates", "heads", "spike_pool")
     return all(getattr(a, f) == getattr(b, f) for f in fields) and code(a) == code(b)
 
 
@@ -320,7 +327,8 @@ def neuron_model(name: str, *, params: Mapping[str, Any], state: tuple[str, ...]
         check: extra invariant over the parameter values (numpy arrays): returns an error message or ``None``.
         replace: redeclare a user model already registered under ``name``.
         **extra: further :class:`NeuronModel` fields (``prepare``, ``extra_keywords``, ``positional``, ``builtin``,
-            ``surrogate``, ``fixed_in_state_dict``, ``state_quant``, ``cell``, ``gates``, ``heads``).
+            ``surrogate``, ``fixed_in_state_dict``, ``state_quant``, ``cell``, ``gates``, ``heads``,
+            ``spike_pool``).
 
     Returns:
         A decorator returning the registered :class:`NeuronModel`.

@@ -3,7 +3,8 @@
 Fields, in order: the model's parameters (``Param``), its options, ``surrogate`` (spiking models),
 the recurrence (``all_to_all``, ``recurrent_weight``/``recurrent_bias`` or ``V``; recurrent
 models) or the cell's weights (cell models, :mod:`snngraph.ir.model_cell`), ``state_quant`` (models
-declared ``state_quant=True``: the quantiser's ascending levels, or ``None``), then ``fused`` (set by
+declared ``state_quant=True``: the quantiser's ascending levels, or ``None``), ``pool`` and ``pool_size``
+(models declared ``spike_pool=True``, :mod:`snngraph.ir.model_pool`), then ``fused`` (set by
 ``fuse_state_updates``) and ``state_inputs`` (explicit state: the state before each step comes
 from inputs 1.., one per state port; see ``unroll_time(g, steps=T)``).
 The text form, the file format and the loader all read these fields, so they follow the declaration.
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from snngraph.ir.model import NeuronModel
+from snngraph.ir.model_pool import pool_problem, pooled_shape
 from snngraph.ir.node import Node, broadcastable
 from snngraph.ir.types import Param, TensorType
 
@@ -30,7 +32,8 @@ class ModelNeuron(Node):
     family: ClassVar[str] = "neuron"
     model: ClassVar[NeuronModel]
     matrix_params: ClassVar[tuple[str, ...]] = ()
-    quiet_defaults: ClassVar[dict[str, Any]] = {"inhibition": False, "state_quant": None}
+    quiet_defaults: ClassVar[dict[str, Any]] = {"inhibition": False, "state_quant": None, "pool": "none",
+                                                "pool_size": None}
     """Fields the text form leaves out at these values (added after the form was fixed; the parser
     fills them in from their defaults)."""
 
@@ -63,6 +66,8 @@ class ModelNeuron(Node):
         levels = getattr(self, "state_quant", None)
         if levels is not None and (not levels or any(b < a for a, b in zip(levels, levels[1:], strict=False))):
             raise self.error("state_quant must hold the quantiser's levels, at least one, in ascending order")
+        if model.spike_pool and (message := pool_problem(self.pool, self.pool_size)):
+            raise self.error(message)
 
     def __reduce__(self) -> tuple:
         """Pickled by model name (the generated class is not importable by name); unpickling needs the
@@ -145,8 +150,20 @@ class ModelNeuron(Node):
         types = {p: TensorType(t.shape, t.dtype) for p in self.ports}
         if "spk" in types:
             out = t.shape if self.model.cell is None else self.out_shape(current_type(self, ins).shape)
-            types["spk"] = TensorType(out, t.dtype, spike=self.emits_spikes)
+            types["spk"] = TensorType(self.spike_shape(out), t.dtype, spike=self.emits_spikes)
         return types
+
+    def spike_shape(self, state: tuple[int, ...]) -> tuple[int, ...]:
+        """The per-step shape of ``spk`` for a state of per-step shape ``state``: the same, or pooled."""
+        if not self.model.spike_pool or self.pool == "none":
+            return tuple(state)
+        out = pooled_shape(tuple(state), self.pool, self.pool_size)
+        if isinstance(out, str):
+            raise self.error(out)
+        for key, value in self.fields().items():
+            if isinstance(value, Param) and key not in self.matrix_params:
+                broadcastable(self, key, out)  # (threshold and graded factor meet the pooled membrane too)
+        return out
 
 
 def _rebuild(op: str, fields: dict[str, Any]) -> ModelNeuron:
@@ -211,6 +228,9 @@ def node_class(model: NeuronModel) -> type[ModelNeuron]:
         namespace["matrix_params"] = ("recurrent_weight", "recurrent_bias")
     if model.state_quant:
         fields.append(("state_quant", "tuple[float, ...] | None", dataclasses.field(default=None)))
+    if model.spike_pool:
+        fields += [("pool", "str", dataclasses.field(default="none")),
+                   ("pool_size", "tuple[int, ...] | None", dataclasses.field(default=None))]
     if model.cell is not None:
         from snngraph.ir.model_cell import cell_kind
 

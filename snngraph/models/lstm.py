@@ -17,13 +17,15 @@ LSTM_RESET = {"reset_mechanism": OptionSpec(("none", "subtract", "zero"))}
 """snnTorch's LSTMs default to no reset."""
 
 
-def lstm_update(ops: Any, i: Any, f: Any, g: Any, o: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple:
-    r"""The LSTM update from the gate pre-activations, snnTorch's reset and firing (see :func:`slstm`)."""
+def lstm_update(ops: Any, i: Any, f: Any, g: Any, o: Any, state: dict[str, Any], p: dict[str, Any],
+                pooled: bool = False) -> tuple:
+    r"""The LSTM update from the gate pre-activations, snnTorch's reset and firing (see :func:`slstm`);
+    ``pooled``: the spikes fire on ``ops.pool`` of the membrane (the reset reads the unpooled one)."""
     threshold = p["threshold"]
     reset = delayed_reset(ops, p, state["mem"], threshold)
     syn = ops.sigmoid(f) * state["syn"] + ops.sigmoid(i) * ops.tanh(g)
     mem = reset_after(p["reset_mechanism"], ops.sigmoid(o) * ops.tanh(syn), reset, threshold)
-    return fire(ops, mem, threshold, p["graded_spikes_factor"]), {"syn": syn, "mem": mem}
+    return fire(ops, ops.pool(mem) if pooled else mem, threshold, p["graded_spikes_factor"]), {"syn": syn, "mem": mem}
 
 
 @neuron_model("slstm", params=FIRING, state=("syn", "mem"), options=LSTM_RESET, cell="linear", gates=4,
@@ -46,7 +48,7 @@ def slstm(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[A
 
 
 @neuron_model("sconv2d_lstm", params=FIRING, state=("syn", "mem"), options=LSTM_RESET, cell="conv2d", gates=4,
-              builtin=True)
+              spike_pool=True, builtin=True)
 def sconv2d_lstm(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
     r"""Spiking convolutional LSTM (snnTorch ``SConv2dLSTM``; gate order i, f, o, g); ports ``spk``, ``syn``,
     ``mem``.
@@ -55,9 +57,10 @@ def sconv2d_lstm(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> 
         (i, f, o, g) &= W * [x[t], U[t-1]] + b \quad (\text{padding } k // 2) \\
         I_{syn}[t] &= \sigma(f) I_{syn}[t-1] + \sigma(i) \tanh(g) \\
         U[t] &= \sigma(o) \tanh(I_{syn}[t]) \text{ with snnTorch's reset, as } \texttt{slstm} \\
-        S[t] &= g\,H(U[t] - \theta)
+        S[t] &= g\,H(Q(U[t]) - \theta)
 
-    snnTorch's ``max_pool``/``avg_pool`` (spikes of the pooled membrane) are ``sg.nn.SConv2dLSTM``'s.
+    :math:`Q` the node's ``pool`` (snnTorch's ``max_pool`` / ``avg_pool``: window = stride = ``pool_size``;
+    the identity by default): ``spk`` has the pooled shape, ``syn``/``mem`` (and the reset) the unpooled one.
     """
     i, f, o, g = ops.split(ops.project(x) + ops.recurrent(state["mem"]), 4)
-    return lstm_update(ops, i, f, g, o, state, p)
+    return lstm_update(ops, i, f, g, o, state, p, pooled=True)

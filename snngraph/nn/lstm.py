@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snngraph.ir.errors import GraphError
@@ -46,7 +45,10 @@ class _SpikingCell(FiringNeuron):
         model = get_model(self._op)
         project, recurrent = cell_maps(model.cell, model.gates, self._cell_tensors())
         return NEURON_KERNELS[self._op].step(input_, syn, mem, project=project, recurrent=recurrent,
-                                             **self._fire_kwargs())
+                                             **self._fire_kwargs(), **self._pool_kwargs())
+
+    def _pool_kwargs(self) -> dict[str, Any]:
+        return {}
 
 
 class SLSTM(_SpikingCell):
@@ -148,13 +150,13 @@ class SConv2dLSTM(_SpikingCell):
     def _cell_tensors(self) -> dict[str, Tensor]:
         return {"conv_weight": self.conv.weight, "conv_bias": self.conv.bias}
 
-    def _step(self, input_: Tensor, syn: Tensor, mem: Tensor) -> tuple[Tensor, ...]:
-        spk, syn, mem = super()._step(input_, syn, mem)
+    def _pool_kwargs(self) -> dict[str, Any]:
+        """The kernel's ``pool`` / ``pool_size`` (the ``sconv2d_lstm`` declaration pools the spikes itself)."""
         if self.max_pool:
-            spk = self.fire(F.max_pool2d(mem, self.max_pool))
-        elif self.avg_pool:
-            spk = self.fire(F.avg_pool2d(mem, self.avg_pool))
-        return spk, syn, mem
+            return {"pool": "max", "pool_size": self.max_pool}
+        if self.avg_pool:
+            return {"pool": "avg", "pool_size": self.avg_pool}
+        return {}
 
     def init_sconv2dlstm(self) -> tuple[Tensor, Tensor]:
         """Deprecated in snnTorch: :meth:`reset_mem`."""
