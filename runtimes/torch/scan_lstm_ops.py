@@ -13,16 +13,15 @@ import torch
 from torch import Tensor
 
 from snngraph.runtimes.torch.scan_lstm import LstmScanConfig, _LstmScan, _pool
-from snngraph.runtimes.torch.scan_ops import (
-    _backward_call,
-    _Ctx,
+from snngraph.runtimes.torch.scan_ops import _Ctx, _surrogate
+from snngraph.runtimes.torch.scan_registry import (
     _encode,
     _fake_grads,
     _functorch_ready,
     _grads,
     _in_functorch,
-    _surrogate,
     _untangle,
+    backward_call,
 )
 
 
@@ -80,7 +79,7 @@ def _setup(ctx, inputs, output):
 
 def _backward(ctx, grad_spk, grad_syn, grad_mem, grad_gates):
     needs = [*ctx.needs_input_grad[:6], ctx.has_bias and ctx.needs_input_grad[6]]
-    grads = _backward_call(_lstm_backward_op, grad_spk, grad_syn, grad_mem, *ctx.saved_tensors, *ctx.options, needs)
+    grads = backward_call(_lstm_backward_op, grad_spk, grad_syn, grad_mem, *ctx.saved_tensors, *ctx.options, needs)
     return (*_untangle(grads, needs), *(None,) * 8)
 
 

@@ -138,3 +138,14 @@ class SpatialBuilder:
                 raise GraphError(f"{where}: cannot reshape per-step shape {list(t.shape)} to {list(dims)}")
             dims[dims.index(-1)] = math.prod(t.shape) // known
         return self._add(H.Reshape(name=name, inputs=(ref,), shape=tuple(dims)))
+
+    def slice(self, x: Any, dim: int, start: int, stop: int, name: str | None = None) -> Handle:
+        """Entries ``start:stop`` of per-step dim ``dim`` (torch's ``x.narrow(dim + 1, start, stop - start)``
+        on the batch); ``x.chunk(n, dim)`` is one slice per chunk."""
+        from snngraph.ir.builder import _int
+
+        name = self._name(name, "slice")
+        where = f"slice '{name}'"
+        ref, _ = self._in_type(x, where)
+        return self._add(H.Slice(name=name, inputs=(ref,), dim=_int(dim, f"{where}: dim"),
+                                 start=_int(start, f"{where}: start", low=0), stop=_int(stop, f"{where}: stop", low=1)))
