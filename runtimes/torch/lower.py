@@ -202,8 +202,15 @@ def spike_fed_linears(graph: Any) -> dict[str, str]:
 
 
 def per_step_in_training(node: Node) -> bool:
-    """Ops whose training-mode result depends on the rows seen together (batch statistics)."""
-    return isinstance(node, S.BatchNorm)
+    """Ops whose training-mode result depends on the rows of each time step seen together (a batch norm's
+    per-step statistics); a ``stats="sequence"`` batch norm takes all ``T * B`` rows at once."""
+    return isinstance(node, S.BatchNorm) and node.stats == "step"
+
+
+def sequence_in_training(node: Node) -> bool:
+    """Ops whose training-mode result needs the whole sequence (a batch norm's ``stats="sequence"``): they
+    cannot run one step at a time (streaming ``step``, loops through delays) in training mode."""
+    return isinstance(node, S.BatchNorm) and node.stats == "sequence"
 
 
 def neuron_precision(x: Tensor) -> Tensor:

@@ -45,6 +45,7 @@ from snngraph.runtimes.torch.lower import (
     param_tensors,
     per_step_in_training,
     scratch_inputs,
+    sequence_in_training,
     spatial_chains,
     spike_fed_linears,
     synapse_op,
@@ -411,6 +412,10 @@ class CompiledNet(nn.Module):
             xs = [values[r] for r in node.inputs]
             params = self._params(name)
             if node.family == "synapse":
+                if self.training and sequence_in_training(node):
+                    raise node.error("normalises with the statistics of the whole sequence (stats=\"sequence\"), "
+                                     "which one time step cannot compute in training mode: run the net on whole "
+                                     "sequences, or call .eval() (running statistics) to step it")
                 values[Ref(name, "out")] = self._ops[name](params, xs, self.training)
                 continue
             from snngraph.runtimes.torch.kernels import kernel_for
