@@ -125,11 +125,12 @@ def synapse_op(node: Node) -> Callable[[nn.Module, list[Tensor], bool], Tensor]:
 FRESH_RESULT = (S.Linear, S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d, S.Add, S.Concat,
                 S.Scale, S.BatchNorm, U.ConvTranspose2d, U.Upsample)
 
-SCRATCH_NEURONS = ("leaky", "integrate_fire", "rleaky", "synaptic")  # fused scans that take ``scratch_input``
+SCRATCH_NEURONS = ("leaky", "integrate_fire", "rleaky", "synaptic", "sj_if", "sj_lif")  # scans with ``scratch_input``
 
 
 def scratch_inputs(graph: Any) -> frozenset[str]:
-    """Fused Leaky/IF/RLeaky/Synaptic nodes whose input current may serve as the scan's state buffer.
+    """Fused Leaky/IF/RLeaky/Synaptic/SpikingJelly IF and LIF nodes whose input current may serve as the
+    scan's state buffer.
 
     The current must be the fresh result of a synapse (``FRESH_RESULT``) read by nothing else (nor a
     graph output), and only the spikes may be read: then no one can observe the buffers being
