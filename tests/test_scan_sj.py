@@ -95,3 +95,23 @@ def test_unused_outputs_need_no_gradient():
     x_d = x.detach().clone().requires_grad_(True)
     (want,) = torch.autograd.grad(derived(x_d)["v"].sum(), x_d)
     torch.testing.assert_close(only_v, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("op", ["sj_lif", "leaky"])
+def test_hooks_on_the_input_s_module_keep_it_from_being_scratch(op):
+    """A full backward hook wraps the module's result in a view a scan must not write into, and a forward hook
+    may keep it: with either, the scan allocates its own buffers (same values)."""
+    g = sg.Graph("hooked")
+    h = g.linear(g.input("x", (N,), dtype="float64"), N, name="fc")
+    g.output("spk", g.sj_lif(h, name="lif") if op == "sj_lif" else g.leaky(h, 0.8, name="lif"))
+    net = sg.compile(g).double()
+    assert "lif" in net._scratch
+    x = (torch.rand(T, B, N, dtype=torch.float64) * 2).requires_grad_(True)
+    (want,) = torch.autograd.grad(net(x)["spk"].sum(), x)
+    seen = []
+    for register in (net.fc.register_full_backward_hook, net.fc.register_forward_hook):
+        handle = register(lambda *args: seen.append(args[-1]) and None)
+        (got,) = torch.autograd.grad(net(x)["spk"].sum(), x)
+        handle.remove()
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert len(seen) == 2 and torch.equal(seen[1], net.fc(x.detach().reshape(-1, N)))  # the kept result is intact
