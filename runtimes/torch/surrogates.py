@@ -21,7 +21,7 @@ from torch import Tensor
 from snngraph.ir.errors import GraphError
 from snngraph.ir.surrogate import Surrogate
 
-__all__ = ["GRADIENTS", "apply_surrogate", "spike_gradient", "spike_gradient_into"]
+__all__ = ["GRADIENTS", "apply_surrogate", "gradient_into", "spike_gradient"]
 
 
 def _heaviside(x: Tensor) -> Tensor:
@@ -139,27 +139,35 @@ def spike_gradient(spec: Surrogate, x: Tensor, grad_output: Tensor) -> Tensor:
     return formula(x, grad_output, *(value for _, value in spec.params))
 
 
-def _atan_into(x: Tensor, grad: Tensor, out: Tensor, alpha: float) -> Tensor:
+def _atan_into(like: Tensor, alpha: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     r"""``_atan`` in two passes: :math:`g / (2/\alpha + (\pi^2\alpha/2)\,x^2)`, the same function rounded
     differently (a few ulp)."""
-    torch.addcmul(x.new_tensor(2 / alpha), x, x, value=math.pi ** 2 * alpha / 2, out=out)
-    return torch.div(grad, out, out=out)
+    low, slope = like.new_tensor(2 / alpha), math.pi ** 2 * alpha / 2
+
+    def grad(x: Tensor, g: Tensor, out: Tensor) -> Tensor:
+        return torch.div(g, torch.addcmul(low, x, x, value=slope, out=out), out=out)
+
+    return grad
 
 
-FUSED_GRADIENTS: dict[str, Callable[..., Tensor]] = {"atan": _atan_into}
-"""Surrogates whose gradient :func:`spike_gradient_into` computes in fewer passes (for the scans' loops)."""
+FUSED_GRADIENTS: dict[str, Callable[..., Callable[[Tensor, Tensor, Tensor], Tensor]]] = {"atan": _atan_into}
+"""Surrogates whose gradient :func:`gradient_into` computes in fewer passes (for the scans' loops)."""
 
 
-def spike_gradient_into(spec: Surrogate, x: Tensor, grad_output: Tensor, out: Tensor) -> Tensor:
-    """:func:`spike_gradient` for the inner loops of the scans: written into ``out`` (which may be ``x``) in
-    two passes for the surrogates of :data:`FUSED_GRADIENTS` (equal up to rounding); otherwise
-    ``spike_gradient``'s value, a tensor that is neither ``x`` nor ``grad_output`` (a copy where the
-    formula returns one of them)."""
+def gradient_into(spec: Surrogate, like: Tensor) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """:func:`spike_gradient` for the inner loops of the scans, as ``grad(x, grad_output, out)`` on tensors
+    of ``like``'s dtype and device: written into ``out`` (which may be ``x``) in two passes for the
+    surrogates of :data:`FUSED_GRADIENTS` (equal up to rounding); otherwise ``spike_gradient``'s value, a
+    tensor that is neither ``x`` nor ``grad_output`` (a copy where the formula returns one of them)."""
     fused = FUSED_GRADIENTS.get(spec.name)
     if fused is not None:
-        return fused(x, grad_output, out, *(value for _, value in spec.params))
-    result = spike_gradient(spec, x, grad_output)
-    return result.clone() if result is grad_output or result is x else result
+        return fused(like, *(value for _, value in spec.params))
+
+    def grad(x: Tensor, g: Tensor, out: Tensor) -> Tensor:
+        result = spike_gradient(spec, x, g)
+        return result.clone() if result is g or result is x else result
+
+    return grad
 
 
 class _Spike(torch.autograd.Function):
