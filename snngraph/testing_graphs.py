@@ -223,7 +223,7 @@ class _Drawer:
         c = x.shape[0]
         return self.g.batch_norm(x, affine=self.flag(), weight=self.array((c,), 0.5, 1.5),
                                  bias_value=self.array((c,), -0.5, 0.5), running_mean=self.array((c,), -0.5, 0.5),
-                                 running_var=self.array((c,), 0.5, 2.0))
+                                 running_var=self.array((c,), 0.5, 2.0), stats=self.pick(("step", "sequence")))
 
     def _sigmoid(self, x: Handle) -> Handle:
         return self.g.sigmoid(x)
@@ -561,7 +561,7 @@ def _feedback(g: Graph, x: Handle, w: Any, u: Any) -> Handle:
 
 
 _KIND_RANK = {"conv1d": 2, "max_pool1d": 2, "avg_pool1d": 2, "conv2d": 3, "max_pool2d": 3, "avg_pool2d": 3,
-              "flatten": 3, "batch_norm_2d": 3, "group_norm": 3, "layer_norm_2d": 3,
+              "flatten": 3, "batch_norm_2d": 3, "batch_norm_sequence": 3, "group_norm": 3, "layer_norm_2d": 3,
               "matmul": 2, "adaptive_avg_pool1d": 2, "adaptive_avg_pool2d": 3, "conv_transpose2d": 3,
               "upsample": 2, "upsample_bilinear": 3, "dropout2d": 3, "transpose": 3, "permute": 3, "reshape": 3,
               "sconv2d_lstm": 3, "sconv2d_lstm_max_pool": 3, "slice": 3}
@@ -663,4 +663,7 @@ _KIND_BODIES: dict[str, Any] = {
     "sconv2d_lstm_max_pool": lambda g, x, w, u: g.sconv2d_lstm(x, out_channels=2, kernel_size=3, threshold=0.1,
                                                                conv_weight=w(8, 4, 3, 3), conv_bias=u(-0.5, 0.5, 8),
                                                                pool="max", pool_size=2, name="lif"),
+    # (appended: the kinds above draw their values from one generator in this order)
+    "batch_norm_sequence": lambda g, x, w, u: g.batch_norm(x, running_mean=u(-1, 1, 2), running_var=u(0.5, 2, 2),
+                                                           stats="sequence", name="bn"),
 }

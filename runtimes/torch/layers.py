@@ -7,7 +7,8 @@ so ``print(net)`` shows their sizes, ``net.apply(fn)`` reaches them, their forwa
 ``torch.nn.utils.prune`` / parametrizations on their weights train. What a hook sees: synapses run
 over rows, so a hook is called once with the whole sequence flattened to ``(T*B, ...)``; a chain of
 convolutions and pooling runs block by block (``lower.spatial_chains``), one call per block of rows;
-a batch norm in training mode runs once per time step (its statistics are per step).
+a batch norm in training mode runs once per time step (``stats="step"``: its statistics are per step)
+or once over all T*B rows (``stats="sequence"``).
 """
 
 from __future__ import annotations

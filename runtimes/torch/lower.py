@@ -130,11 +130,12 @@ def synapse_op(node: Node) -> Callable[[nn.Module, list[Tensor], bool], Tensor]:
 FRESH_RESULT = (S.Linear, S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d, S.Add, S.Concat,
                 S.Scale, S.BatchNorm, U.ConvTranspose2d, U.Upsample)
 
-SCRATCH_NEURONS = ("leaky", "integrate_fire", "rleaky", "synaptic")  # fused scans that take ``scratch_input``
+SCRATCH_NEURONS = ("leaky", "integrate_fire", "rleaky", "synaptic", "sj_if", "sj_lif")  # scans with ``scratch_input``
 
 
 def scratch_inputs(graph: Any) -> frozenset[str]:
-    """Fused Leaky/IF/RLeaky/Synaptic nodes whose input current may serve as the scan's state buffer.
+    """Fused Leaky/IF/RLeaky/Synaptic/SpikingJelly IF and LIF nodes whose input current may serve as the
+    scan's state buffer.
 
     The current must be the fresh result of a synapse (``FRESH_RESULT``) read by nothing else (nor a
     graph output), and only the spikes may be read: then no one can observe the buffers being
@@ -208,8 +209,15 @@ def spike_fed_linears(graph: Any) -> dict[str, str]:
 
 
 def per_step_in_training(node: Node) -> bool:
-    """Ops whose training-mode result depends on the rows seen together (batch statistics)."""
-    return isinstance(node, S.BatchNorm)
+    """Ops whose training-mode result depends on the rows of each time step seen together (a batch norm's
+    per-step statistics); a ``stats="sequence"`` batch norm takes all ``T * B`` rows at once."""
+    return isinstance(node, S.BatchNorm) and node.stats == "step"
+
+
+def sequence_in_training(node: Node) -> bool:
+    """Ops whose training-mode result needs the whole sequence (a batch norm's ``stats="sequence"``): they
+    cannot run one step at a time (streaming ``step``, loops through delays) in training mode."""
+    return isinstance(node, S.BatchNorm) and node.stats == "sequence"
 
 
 def neuron_precision(x: Tensor) -> Tensor:

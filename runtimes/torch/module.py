@@ -45,6 +45,7 @@ from snngraph.runtimes.torch.lower import (
     param_tensors,
     per_step_in_training,
     scratch_inputs,
+    sequence_in_training,
     spatial_chains,
     spike_fed_linears,
     synapse_op,
@@ -58,6 +59,16 @@ from snngraph.runtimes.torch.triton import check_kernels
 
 State = dict[str, Tensor]
 ROW_BLOCK_ELEMENTS = 2**21  # output elements per block of rows for spatial synapses
+
+
+def _observed(module: nn.Module | None) -> bool:
+    """Whether hooks may see (forward hooks) or wrap (full backward hooks, whose views a scan must not
+    write into) the result of ``module``: then that result is not private scratch space for a scan."""
+    from torch.nn.modules import module as m
+
+    if m._global_forward_hooks or m._global_backward_hooks or m._global_backward_pre_hooks:
+        return True
+    return module is not None and bool(module._forward_hooks or module._backward_hooks or module._backward_pre_hooks)
 
 
 def _refuse_tracing_export() -> None:
@@ -262,7 +273,9 @@ class CompiledNet(nn.Module):
             with without_autocast(xs[0]):
                 ports = run_neuron_sequence(node, xs[0], neuron_kwargs(node, params), self._zero_state(node, xs[0][0]),
                                             param_tensors(node, params) if params is not None else None,
-                                            scratch=name in self._scratch, derived=self._derived.get(name),
+                                            scratch=name in self._scratch and not _observed(
+                                                self._params(node.inputs[0].node)),
+                                            derived=self._derived.get(name),
                                             kernels=self._kernels)
             for port, seq in ports.items():
                 values[Ref(name, port)] = seq
@@ -421,6 +434,10 @@ class CompiledNet(nn.Module):
             xs = [values[r] for r in node.inputs]
             params = self._params(name)
             if node.family == "synapse":
+                if self.training and sequence_in_training(node):
+                    raise node.error("normalises with the statistics of the whole sequence (stats=\"sequence\"), "
+                                     "which one time step cannot compute in training mode: run the net on whole "
+                                     "sequences, or call .eval() (running statistics) to step it")
                 values[Ref(name, "out")] = self._ops[name](params, xs, self.training)
                 continue
             from snngraph.runtimes.torch.kernels import kernel_for

@@ -128,7 +128,7 @@ def _run_fused_sj(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Te
 
     lif = node.op == "sj_lif"
     cfg = SjConfig(lif, kwargs["reset"] == "soft", kwargs["detach_reset"], kwargs.get("decay_input", True),
-                   kwargs["spike_grad"])
+                   kwargs["spike_grad"], scratch)
     tau = kwargs["tau"] if lif else x.new_ones(())
     spk, v = sj_scan(x, state[0], tau, kwargs["v_threshold"], kwargs["v_reset"], cfg)
     return {"spk": spk} if scratch else {"spk": spk, "v": v}

@@ -21,7 +21,7 @@ from torch import Tensor
 from snngraph.ir.errors import GraphError
 from snngraph.ir.surrogate import Surrogate
 
-__all__ = ["GRADIENTS", "apply_surrogate", "spike_gradient"]
+__all__ = ["GRADIENTS", "apply_surrogate", "gradient_into", "spike_gradient"]
 
 
 def _heaviside(x: Tensor) -> Tensor:
@@ -137,6 +137,37 @@ def spike_gradient(spec: Surrogate, x: Tensor, grad_output: Tensor) -> Tensor:
         return spec.fn(x, grad_output.clone(), _heaviside(x))
     formula, _ = GRADIENTS[spec.name]
     return formula(x, grad_output, *(value for _, value in spec.params))
+
+
+def _atan_into(like: Tensor, alpha: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    r"""``_atan`` in two passes: :math:`g / (2/\alpha + (\pi^2\alpha/2)\,x^2)`, the same function rounded
+    differently (a few ulp)."""
+    low, slope = like.new_tensor(2 / alpha), math.pi ** 2 * alpha / 2
+
+    def grad(x: Tensor, g: Tensor, out: Tensor) -> Tensor:
+        return torch.div(g, torch.addcmul(low, x, x, value=slope, out=out), out=out)
+
+    return grad
+
+
+FUSED_GRADIENTS: dict[str, Callable[..., Callable[[Tensor, Tensor, Tensor], Tensor]]] = {"atan": _atan_into}
+"""Surrogates whose gradient :func:`gradient_into` computes in fewer passes (for the scans' loops)."""
+
+
+def gradient_into(spec: Surrogate, like: Tensor) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """:func:`spike_gradient` for the inner loops of the scans, as ``grad(x, grad_output, out)`` on tensors
+    of ``like``'s dtype and device: written into ``out`` (which may be ``x``) in two passes for the
+    surrogates of :data:`FUSED_GRADIENTS` (equal up to rounding); otherwise ``spike_gradient``'s value, a
+    tensor that is neither ``x`` nor ``grad_output`` (a copy where the formula returns one of them)."""
+    fused = FUSED_GRADIENTS.get(spec.name)
+    if fused is not None:
+        return fused(like, *(value for _, value in spec.params))
+
+    def grad(x: Tensor, g: Tensor, out: Tensor) -> Tensor:
+        result = spike_gradient(spec, x, g)
+        return result.clone() if result is g or result is x else result
+
+    return grad
 
 
 class _Spike(torch.autograd.Function):

@@ -16,6 +16,7 @@ from torch import Tensor
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph
 from snngraph.passes.unroll_full import split_step_name
+from snngraph.runtimes.torch.lower import sequence_in_training
 
 
 def run_unrolled(net_or_graph: Any, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -23,11 +24,18 @@ def run_unrolled(net_or_graph: Any, inputs: Mapping[str, Tensor]) -> dict[str, T
     original input names; return ``{output: (T, B, ...)}`` keyed by the original output names.
 
     Raises:
-        GraphError: an input is missing or unknown, or a sequence is not ``T`` steps long.
+        GraphError: an input is missing or unknown, or a sequence is not ``T`` steps long; a
+            ``stats="sequence"`` batch norm in training mode.
     """
     from snngraph.runtimes.torch.module import compile
 
     net = compile(net_or_graph) if isinstance(net_or_graph, Graph) else net_or_graph
+    if net.training:  # each step's copy sees only its step's rows
+        for node in net.graph.nodes.values():
+            if sequence_in_training(node):
+                raise node.error("normalises with the statistics of the whole sequence (stats=\"sequence\"), "
+                                 "which the per-step copies of an unrolled graph cannot compute in training "
+                                 "mode; call .eval() (running statistics)")
     copies: dict[str, list[tuple[int, str]]] = {}
     for name in net.graph.inputs:
         base, t = split_step_name(name)

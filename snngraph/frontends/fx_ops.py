@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from snngraph.frontends.fx_spikingjelly import batch_norm_stats
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Handle
 
@@ -102,7 +103,8 @@ def _batch_norm(tr: Translator, m: nn.BatchNorm1d | nn.BatchNorm2d, x: Handle, n
     if m.running_mean is None or m.momentum is None:
         raise GraphError("BatchNorm needs track_running_stats=True and a numeric momentum")
     h = tr.g.batch_norm(x, eps=m.eps, momentum=m.momentum, affine=m.affine, weight=m.weight, bias_value=m.bias,
-                        running_mean=m.running_mean, running_var=m.running_var, name=name)
+                        running_mean=m.running_mean, running_var=m.running_var, stats=batch_norm_stats(m),
+                        name=name)
     tr.learnable(name, weight=m.weight, bias=m.bias)
     return h
 

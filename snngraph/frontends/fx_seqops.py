@@ -36,7 +36,14 @@ from snngraph.frontends.fx import Translator, _fmt, _module_node_name, _named_pa
 from snngraph.frontends.fx_neurons import is_neuron_module, neuron_kind
 from snngraph.frontends.fx_ops import FUNCTIONS, MODULES
 from snngraph.frontends.fx_seqtrace import sequence_tracer, stand_in_dims
-from snngraph.frontends.fx_spikingjelly import _CONTAINERS, _sj_class, add_sj_neuron, sj_layer_handler
+from snngraph.frontends.fx_spikingjelly import (
+    _CONTAINERS,
+    _sj_class,
+    add_sj_neuron,
+    pooled_norms,
+    sequence_norms,
+    sj_layer_handler,
+)
 from snngraph.frontends.fx_tracer import NeuronRoot, symbolic_trace
 from snngraph.ir.errors import GraphError
 from snngraph.ir.graph import Graph, Handle
@@ -74,7 +81,9 @@ def trace_sequence(module: nn.Module, examples: tuple[Any, ...], name: str, outp
         module = NeuronRoot(module, len(examples) - 1)
     dims = stand_in_dims(examples)
     fx_graph, constants = symbolic_trace(module, sequence_tracer(module, examples, dims))
-    return SequenceTranslator(module, fx_graph, constants, name, dims).run(examples, output_names, keep_state_outputs)
+    with pooled_norms(sequence_norms(module)):  # SpikingJelly's T*B-row batch norms: stats="sequence"
+        return SequenceTranslator(module, fx_graph, constants, name, dims).run(examples, output_names,
+                                                                               keep_state_outputs)
 
 
 def _seqs(args: Any, kwargs: dict) -> list[Seq]:
@@ -186,6 +195,9 @@ class SequenceTranslator(Translator):
         if not x.merged and not isinstance(module, _TRAILING_MODULES):
             raise GraphError(f"{label} on {x} would treat T as its batch and B as a feature dim; wrap it in "
                              "SpikingJelly's layer.SeqToANNContainer or flatten(0, 1) first")
+        if x.merged and isinstance(module, nn.modules.batchnorm._BatchNorm):  # over all T*B rows at once
+            with pooled_norms(frozenset({id(module)})):
+                return Seq(self._call_module(node, module, (x.handle,), {}), x.merged)
         return Seq(self._call_module(node, module, (x.handle,), {}), x.merged)
 
     def _container(self, target: str, container: nn.Module, x: Handle) -> Handle:

@@ -20,10 +20,15 @@
   compiled module runs sequences ``(T, B, ...)``, computing what SpikingJelly computes stepping the
   model (in single- or multi-step mode) from a reset state.
 
-Departures: in training mode a batch norm normalises each time step with its own statistics (a
-multi-step ``layer.BatchNorm2d``, or a batch norm in a ``SeqToANNContainer``, pools the ``T * B``
-rows); ``layer.Dropout`` draws a new mask each step (SpikingJelly keeps one mask for the sequence).
-In evaluation mode both agree.
+- **Batch norm statistics.** A batch norm that SpikingJelly runs over all ``T * B`` rows at once (a
+  multi-step ``layer.BatchNorm1d/2d``, any batch norm inside a ``SeqToANNContainer`` or a stateless
+  multi-step ``StepModeContainer``, or one a multi-step ``forward`` calls on ``x.flatten(0, 1)``)
+  becomes ``batch_norm(stats="sequence")``: in training mode its statistics are pooled over time and
+  batch and its running statistics updated once per sequence, as SpikingJelly's. One stepped per time
+  step (single-step mode, ``MultiStepContainer``) keeps ``stats="step"``.
+
+Departure: ``layer.Dropout`` draws a new mask each step (SpikingJelly keeps one mask for the
+sequence). In evaluation mode both agree.
 
 SpikingJelly is never imported here: classes are matched by their module name.
 """
@@ -31,6 +36,7 @@ SpikingJelly is never imported here: classes are matched by their module name.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -52,6 +58,9 @@ LAYERS = ("Linear", "Conv1d", "Conv2d", "BatchNorm1d", "BatchNorm2d", "MaxPool1d
           "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Flatten", "GroupNorm", "Dropout")
 """SpikingJelly layers traced as the torch layer they wrap (``Dropout``: ``nn.Dropout``)."""
 _CONTAINERS = ("SeqToANNContainer", "MultiStepContainer", "StepModeContainer")
+_POOLED_NORMS: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("sg_sj_pooled_norms",
+                                                                               default=frozenset())
+"""While tracing a SpikingJelly model: the ids of its batch norms that see all ``T * B`` rows at once."""
 _SURROGATES: dict[str, Callable[[float], Surrogate]] = {
     "Sigmoid": lambda a: sgs.sigmoid(slope=a), "ATan": sgs.atan, "PiecewiseQuadratic": sgs.piecewise_quadratic,
     "PiecewiseExp": sgs.piecewise_exp, "SoftSign": sgs.soft_sign, "SuperSpike": sgs.super_spike, "Erf": sgs.erf,
@@ -136,6 +145,44 @@ def add_sj_neuron(g: Graph, x: Handle, module: nn.Module, name: str, where: str)
     return g.neuron(op, x, name=name, **kw)
 
 
+def batch_norm_stats(module: nn.Module) -> str:
+    """The ``stats`` of a traced batch norm: ``"sequence"`` if SpikingJelly runs it over all ``T * B`` rows."""
+    return "sequence" if id(module) in _POOLED_NORMS.get() else "step"
+
+
+@contextlib.contextmanager
+def pooled_norms(ids: frozenset[int]) -> Iterator[None]:
+    """While tracing: the batch norms (by ``id``) that :func:`batch_norm_stats` calls ``"sequence"``."""
+    token = _POOLED_NORMS.set(_POOLED_NORMS.get() | ids)
+    try:
+        yield
+    finally:
+        _POOLED_NORMS.reset(token)
+
+
+def sequence_norms(module: nn.Module) -> frozenset[int]:
+    """Ids of the batch norms in ``module`` that SpikingJelly's forward runs over ``T * B`` rows."""
+    return frozenset(_pooled_norms(module))
+
+
+def _pooled_norms(module: nn.Module, pooled: bool = False) -> set[int]:
+    """Ids of the batch norms in ``module`` that SpikingJelly's forward runs over ``T * B`` rows: multi-step
+    ``layer.BatchNorm*`` and those under a ``SeqToANNContainer`` / stateless multi-step ``StepModeContainer``
+    (``pooled``), not under a ``MultiStepContainer`` / stateful one (each step by itself)."""
+    found = set()
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and (pooled or getattr(module, "step_mode", "s") == "m"):
+        found.add(id(module))
+    cls = _sj_class(module, "layer")
+    kind = cls.__name__ if cls is not None else ""
+    if kind == "StepModeContainer" and getattr(module, "step_mode", "s") == "m":
+        kind = "MultiStepContainer" if module.stateful else "SeqToANNContainer"
+    if kind in _CONTAINERS[:2]:
+        pooled = kind == "SeqToANNContainer"
+    for child in module.children():
+        found |= _pooled_norms(child, pooled)
+    return found
+
+
 def is_multi_step(module: nn.Module) -> bool:
     """Whether ``module`` holds a SpikingJelly module in multi-step mode or a multi-step container (so its
     ``forward`` takes whole sequences ``(T, B, ...)``)."""
@@ -154,6 +201,7 @@ def per_step_view(module: nn.Module, examples: tuple[Any, ...]) -> Iterator[tupl
         yield module, examples
         return
     undo: list[Callable[[], None]] = []
+    token = _POOLED_NORMS.set(frozenset(_pooled_norms(module)))
     try:
         _to_single_step(module, undo)
         cls = _sj_class(module, "layer")
@@ -161,6 +209,7 @@ def per_step_view(module: nn.Module, examples: tuple[Any, ...]) -> Iterator[tupl
             cls.__name__ in _CONTAINERS else module
         yield view, examples
     finally:
+        _POOLED_NORMS.reset(token)
         for restore in reversed(undo):
             restore()
 

@@ -298,14 +298,18 @@ class GraphBuilder(NeuronBuilder, LayerBuilder, MathBuilder, SpatialBuilder):
 
     def batch_norm(self, x: Any, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
                    weight: Any = None, bias_value: Any = None, running_mean: Any = None, running_var: Any = None,
-                   name: str | None = None) -> Handle:
-        """``torch.nn.BatchNorm1d/2d`` over channel dim 0 (running statistics in ``eval()``)."""
+                   stats: str = "step", name: str | None = None) -> Handle:
+        """``torch.nn.BatchNorm1d/2d`` over channel dim 0 (running statistics in ``eval()``). ``stats``: the
+        training-mode batch statistics of each time step (``"step"``) or of the whole sequence's ``T * B``
+        rows (``"sequence"``, SpikingJelly's multi-step batch norm; not in streaming ``step`` in training)."""
         name = self._name(name, "batch_norm")
         ref, t = self._in_type(x, f"batch_norm '{name}'")
         c = t.shape[0]
         where = f"batch_norm '{name}'"
         eps, momentum = _real(eps, f"{where}: eps"), _real(momentum, f"{where}: momentum")
         affine = _flag(affine, f"{where}: affine")
+        if not isinstance(stats, str) or stats not in S.BATCH_NORM_STATS:
+            raise GraphError(f"{where}: stats must be one of {list(S.BATCH_NORM_STATS)}, got {stats!r}")
 
         def vec(v, default):
             return as_array(default if v is None else v, where, (c,))
@@ -315,7 +319,7 @@ class GraphBuilder(NeuronBuilder, LayerBuilder, MathBuilder, SpatialBuilder):
             weight=Param(vec(weight, np.ones(c, np.float32)), True) if affine else None,
             bias=Param(vec(bias_value, np.zeros(c, np.float32)), True) if affine else None,
             running_mean=Param(vec(running_mean, np.zeros(c, np.float32))),
-            running_var=Param(vec(running_var, np.ones(c, np.float32)))))
+            running_var=Param(vec(running_var, np.ones(c, np.float32))), stats=stats))
 
     def delay(self, x: Any, steps: int = 1, name: str | None = None) -> Handle:
         """``y[t] = x[t - steps]``, zeros before."""

@@ -274,9 +274,18 @@ class Dropout(Synapse):
         return {"out": same_type(self, ins, spike=False)}
 
 
+BATCH_NORM_STATS = ("step", "sequence")
+
+
 @frozen
 class BatchNorm(Synapse):
-    """``torch.nn.BatchNorm1d/2d`` over channel dim 0 of the per-step value."""
+    """``torch.nn.BatchNorm1d/2d`` over channel dim 0 of the per-step value.
+
+    In training mode the batch statistics are those of each time step's ``B`` rows
+    (``stats="step"``: snnTorch's layers, what stepping computes) or of all ``T * B`` rows of the
+    sequence at once (``stats="sequence"``: SpikingJelly's multi-step ``layer.BatchNorm2d`` and
+    ``SeqToANNContainer``), with one running-statistics update per time step or per sequence. In
+    evaluation mode both are the same affine map of the running statistics."""
 
     num_features: int
     eps: float = 1e-5
@@ -285,10 +294,14 @@ class BatchNorm(Synapse):
     bias: Param | None = None
     running_mean: Param
     running_var: Param
+    stats: str = "step"
     op: ClassVar[str] = "batch_norm"
+    quiet_defaults: ClassVar[dict[str, object]] = {"stats": "step"}
 
     def check(self):
         super().check()
+        if self.stats not in BATCH_NORM_STATS:
+            raise self.error(f"stats must be one of {list(BATCH_NORM_STATS)}, got {self.stats!r}")
         for key in ("weight", "bias", "running_mean", "running_var"):
             p = getattr(self, key)
             if p is not None and p.shape != (self.num_features,):
