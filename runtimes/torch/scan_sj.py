@@ -132,8 +132,8 @@ class _SjScan(torch.autograd.Function):
         taus, thrs, fires = (_columns(p, shape, width, blocks) for p in (tau, threshold, fire_at))
         surrogate = gradient_into(cfg.surrogate, charged)
         none = [None] * blocks
-        cells = zip(_cells(charged, width), _cells(gx, width), _cells(None if g_spk is None else g_spk.view(steps, -1),
-                    width) or none, _cells(None if g_v is None else g_v.view(steps, -1), width) or none,
+        g_spk, g_v = (None if g is None else g.reshape(steps, -1) for g in (g_spk, g_v))  # (may be strided)
+        cells = zip(_cells(charged, width), _cells(gx, width), _cells(g_spk, width) or none, _cells(g_v, width) or none,
                     g_u0.split(width), taus, thrs, fires, strict=True)
 
         def block(cell: tuple) -> None:
