@@ -1,8 +1,8 @@
 """SpikingJelly 2.0's zoo Spikformer (``model.spikformer``, unmodified) through sg.trace's sequence-level
 tracing: forward and gradients against SpikingJelly's multi-step run, state_dict keys both ways, a
 training step, ONNX export. Small config: 32x32 inputs, patch 4, embed 64, 4 heads, 1-2 blocks, T=4,
-B=2, float64. Evaluation mode: in training mode SpikingJelly's multi-step batch norm pools the T*B rows
-and the IR's normalises each step (see the README's departures), so the two do not agree there."""
+B=2, float64, in evaluation mode and in training mode (its batch norms, called on ``x.flatten(0, 1)``,
+trace as ``stats="sequence"``: statistics of the T*B rows, as SpikingJelly's)."""
 
 from __future__ import annotations
 
@@ -86,6 +86,25 @@ def test_spikformer_forward_and_gradients(depths):
         torch.testing.assert_close(grads_got[key], value, rtol=1e-8, atol=1e-10, msg=key)
     assert x_want.grad.abs().sum() > 0
     torch.testing.assert_close(x_got.grad, x_want.grad, rtol=1e-8, atol=1e-10)
+
+
+def test_spikformer_in_training_mode_pools_batch_norm_statistics():
+    model = _spikformer(1)
+    x = _images(3)
+    g = sg.trace(model, x)
+    assert {n.stats for n in g.nodes.values() if n.op == "batch_norm"} == {"sequence"}
+    net = sg.compile(g).double()
+    model.train(), net.train()
+    want = step_sj(model, x, multi_step=True)
+    got = only(net(x))
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+    weights = torch.randn_like(want)
+    grads_want, grads_got = _grads(model, want, weights), _grads(net, got, weights)
+    for key, value in grads_want.items():
+        torch.testing.assert_close(grads_got[key], value, rtol=1e-8, atol=1e-10, msg=key)
+    stats = {k: v for k, v in model.state_dict().items() if "running" in k}
+    for key, value in stats.items():
+        torch.testing.assert_close(net.state_dict()[key], value, rtol=1e-12, atol=1e-12, msg=key)
 
 
 def test_spikformer_state_dict_both_ways():
