@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from snngraph.ir.surrogate import DEFAULT_SURROGATE, SURROGATE_NAMES
+from snngraph.ir.surrogate import SURROGATE_NAMES, surrogate_of
 
 # SSO draws noise in its backward: a scan would draw it in another order than the step loop, so
 # gradients would differ in distribution-preserving but not identical ways; it stays unfused, and so
@@ -57,7 +57,7 @@ def torch_can_fuse(node: Any) -> bool:
     if rule is None or getattr(node, "inhibition", False) or getattr(node, "state_quant", None) is not None:
         return False  # (no scan takes the max over a layer or quantises: the derived step runs them)
     if node.model.spiking:
-        surrogate = node.surrogate if node.surrogate is not None else DEFAULT_SURROGATE
+        surrogate = surrogate_of(node)
         if surrogate.name not in DETERMINISTIC:
             return False
     return rule(node)

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from snngraph.ir.model import get_model
 from snngraph.ir.node import Node
-from snngraph.ir.surrogate import DEFAULT_SURROGATE, Surrogate
+from snngraph.ir.surrogate import Surrogate, surrogate_of
 from snngraph.ir.types import Param
 
 
@@ -63,7 +63,7 @@ def describe(node: Node) -> Description | None:
     model = node.model
     if model.cell is not None:
         return None
-    surrogate = (node.surrogate or DEFAULT_SURROGATE) if model.spiking else None
+    surrogate = surrogate_of(node) if model.spiking else None
     if surrogate is not None and surrogate.name == "callable":
         return None
     recurrent = None if not model.recurrent else "all_to_all" if node.all_to_all else "one_to_one"

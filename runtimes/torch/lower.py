@@ -22,7 +22,7 @@ from snngraph.ir import synapses_shape as H
 from snngraph.ir import synapses_spatial as U
 from snngraph.ir.errors import GraphError, LoweringError
 from snngraph.ir.node import Node
-from snngraph.ir.surrogate import DEFAULT_SURROGATE
+from snngraph.ir.surrogate import surrogate_of
 from snngraph.ir.types import Param, Ref
 from snngraph.runtimes.torch.layers import MODULE_SYNAPSES
 
@@ -258,7 +258,7 @@ def neuron_kwargs(node: Node, mod: nn.Module | None) -> dict[str, Any]:
     kw: dict[str, Any] = {k: getattr(node, k).item() if s.constant else tensors[k] for k, s in model.params.items()}
     kw.update({k: getattr(node, k) for k in model.options})
     if model.spiking:
-        surrogate = node.surrogate if node.surrogate is not None else DEFAULT_SURROGATE
+        surrogate = surrogate_of(node)
         # a plain callable given as spike_grad (snnTorch surrogate functions, user code) runs as is
         kw["spike_grad"] = surrogate.fn if surrogate.name == "callable" else surrogate
     if getattr(node, "state_quant", None) is not None:

@@ -59,6 +59,17 @@ from snngraph.ir.types import Param, Ref
 __all__ = ["trace"]
 
 
+def example_tensor(examples: tuple[Any, ...], index: int, min_dim: int, layout: str) -> tuple[Tensor, str]:
+    """Forward argument ``index``'s example and its dtype name: a float32/float64 tensor of ``min_dim`` or more dims."""
+    if index >= len(examples) or not isinstance(examples[index], Tensor):
+        raise GraphError(f"example_input has no tensor for this argument (got {len(examples)} entries)")
+    x = examples[index]
+    dtype = str(x.dtype).removeprefix("torch.")
+    if x.dim() < min_dim or dtype not in ("float32", "float64"):
+        raise GraphError(f"example tensor must be a {layout} float32/float64 tensor, got {tuple(x.shape)} {dtype}")
+    return x, dtype
+
+
 def trace(module: nn.Module, example_input: Tensor | tuple[Any, ...], *, name: str | None = None,
           output_names: list[str] | tuple[str, ...] | None = None, keep_state_outputs: bool = True) -> Graph:
     """Trace a per-step model into an IR graph (SPEC §6).
@@ -277,13 +288,7 @@ class Translator:
             return _StateArg(node.name)
         if not node.users:
             return None
-        if index >= len(examples) or not isinstance(examples[index], Tensor):
-            raise GraphError(f"example_input has no tensor for this argument (got {len(examples)} entries)")
-        x = examples[index]
-        dtype = str(x.dtype).removeprefix("torch.")
-        if x.dim() < 2 or dtype not in ("float32", "float64"):
-            raise GraphError(f"example tensor must be (batch, *features) float32/float64, got {tuple(x.shape)} "
-                             f"{dtype}")
+        x, dtype = example_tensor(examples, index, 2, "(batch, *features)")
         if self.batch_size not in (None, x.shape[0]):
             raise GraphError(f"example tensors disagree on the batch size ({self.batch_size} vs {x.shape[0]})")
         self.batch_size = int(x.shape[0])

@@ -126,13 +126,9 @@ class SequenceTranslator(Translator):
     def _placeholder(self, node: fx.Node, index: int, examples: tuple[Any, ...]) -> Any:
         if not node.users:
             return None
-        if index >= len(examples) or not isinstance(examples[index], Tensor):
-            raise GraphError(f"example_input has no tensor for this argument (got {len(examples)} entries)")
-        x = examples[index]
-        dtype = str(x.dtype).removeprefix("torch.")
-        if x.dim() < 3 or dtype not in ("float32", "float64"):
-            raise GraphError(f"example tensor must be a (T, B, *features) float32/float64 sequence, got "
-                             f"{tuple(x.shape)} {dtype}")
+        from snngraph.frontends.fx import example_tensor
+
+        x, dtype = example_tensor(examples, index, 3, "(T, B, *features) sequence:")
         name = self.unique(str(node.target).lstrip("*"), helper=False)
         return Seq(self.g.input(name, tuple(x.shape[2:]), dtype=dtype))
 

@@ -67,6 +67,13 @@ DEFAULT_SURROGATE = Surrogate("atan", (("alpha", 2.0),))
 """snnTorch's default spike function, ``atan(alpha=2.0)``: the one place it is stated."""
 
 
+def surrogate_of(node: Any) -> Surrogate:
+    """The spike function a neuron node runs: its own, else its model's declared default (Norse's
+    SuperSpike), else :data:`DEFAULT_SURROGATE`; what ``insert_surrogates`` writes in."""
+    model = getattr(node, "model", None)
+    return node.surrogate or getattr(model, "surrogate", None) or DEFAULT_SURROGATE
+
+
 def checked_surrogate(spec: Any, where: str) -> Surrogate:
     """A surrogate read from a file or text, checked: a known name, parameters among its factory's
     arguments (each once) with finite values, defaults filled in, in the factory's order.
