@@ -41,6 +41,9 @@ class NodeParams(nn.Module):
             # state_dict has it, so the compiled net does too (loading another value is refused)
             self._reset_index = ("subtract", "zero", "none").index(node.reset_mechanism)
             self.register_buffer("reset_mechanism_val", torch.as_tensor(self._reset_index))
+        for key, value in (getattr(getattr(node, "model", None), "snntorch_buffers", {}) if snntorch_buffers
+                           else {}).items():  # kept for the model's state_dict, never read
+            self.register_buffer(key, torch.as_tensor(value(node)))
         model = getattr(node, "model", None)
         for key, param in node.params().items():
             spec = model.params.get(key) if model is not None else None

@@ -49,7 +49,12 @@ from snngraph.frontends.fx_loop import reroll
 from snngraph.frontends.fx_neurons import add_neuron, is_neuron_module, neuron_kind
 from snngraph.frontends.fx_norse import SequentialRoot, add_norse_cell, is_sequential_state, state_tuple
 from snngraph.frontends.fx_ops import BATCH, FUNCTIONS, MODULES, NeuronOut, describe, size, tensor
-from snngraph.frontends.fx_sequence import add_sequence_neuron, has_sequence_neurons, sequence_class
+from snngraph.frontends.fx_sequence import (
+    add_sequence_neuron,
+    has_sequence_neurons,
+    sequence_class,
+    sequence_param_keys,
+)
 from snngraph.frontends.fx_spikingjelly import add_sj_neuron, is_multi_step, per_step_view, sj_layer_handler
 from snngraph.frontends.fx_tracer import NeuronRoot, location, symbolic_trace
 from snngraph.ir.errors import GraphError
@@ -362,6 +367,9 @@ class Translator:
         result = add_sequence_neuron(self.g, x, module, neuron, label, self.frozen)
         if self.g.nodes[neuron].params():  # the neuron node holds the module's own parameters
             self.paths[neuron] = node.target
+        for own, key in sequence_param_keys(module, neuron).items():  # the fused linears' under the module's keys
+            if own.partition(".")[0] in self.g.nodes:
+                self.paths[own] = f"{node.target}.{key}"
         return result
     def _norse_cell(self, node: fx.Node, module: nn.Module, kind: Any, x: Handle, state: Any, name: str,
                     label: str) -> tuple:

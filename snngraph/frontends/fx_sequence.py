@@ -50,6 +50,19 @@ def _linear(g: Graph, x: Handle, weight: Tensor, bias: Tensor | None, name: str)
                     bias_value=None if bias is None else bias.detach().cpu().clone(), name=name)
 
 
+def sequence_param_keys(module: nn.Module, name: str) -> dict[str, str]:
+    """``"<node>.<param>"`` -> the key under ``module`` of the parameters :func:`add_sequence_neuron` puts in
+    other nodes than the neuron (``LinearLeaky.linear``, ``LeakyParallel.rnn``'s input weights and hidden
+    bias; its hidden matrix is a vector ``V`` when diagonal, so it keeps the node's key)."""
+    kind = sequence_class(module)
+    if kind == "LinearLeaky":
+        return {f"{name}_linear.weight": "linear.weight", f"{name}_linear.bias": "linear.bias"}
+    if kind == "LeakyParallel":
+        return {f"{name}_input.weight": "rnn.weight_ih_l0", f"{name}_input.bias": "rnn.bias_ih_l0",
+                f"{name}.bias_hh": "rnn.bias_hh_l0", f"{name}.recurrent.weight": "rnn.weight_hh_l0"}
+    return {}
+
+
 def add_sequence_neuron(g: Graph, x: Handle, module: nn.Module, name: str, where: str,
                         frozen: dict[str, list[str]]) -> Any:
     """Add the nodes of whole-sequence neuron ``module`` fed by ``x``; return what its ``forward`` returns.

@@ -166,6 +166,9 @@ class NeuronModel:
             (:class:`~snngraph.ir.model_heads.Heads`).
         spike_pool: the spikes may fire on a pooled membrane (``ops.pool``): nodes get the fields ``pool``
             and ``pool_size``, kernels and builders keywords of those names (:mod:`snngraph.ir.model_pool`).
+        snntorch_buffers: buffers snnTorch's module keeps that its forward never reads (``StateLeaky``'s
+            ``beta``, a ``reset_mechanism_val`` without a reset), name -> ``value(node)``: a traced net
+            holds them too, inert, so state dicts load both ways.
     """
 
     name: str
@@ -188,6 +191,7 @@ class NeuronModel:
     gates: int = 1
     heads: Any = None
     spike_pool: bool = False
+    snntorch_buffers: Mapping[str, Callable[[Any], Any]] = dataclasses.field(default_factory=dict)
 
     @property
     def ports(self) -> tuple[str, ...]:
@@ -225,7 +229,8 @@ def _same_declaration(a: NeuronModel, b: NeuronModel) -> bool:
     """Whether ``b`` declares what ``a`` does (a module or notebook cell run again)."""
     code = lambda m: (m.step.__code__.co_code, m.step.__code__.co_consts)  # noqa: E731
     fields = ("params", "state", "options", "spiking", "recurrent", "extra_keywords", "positional", "builtin",
-              "surrogate", "fixed_in_state_dict", "state_quant", "cell", "gates", "heads", "spike_pool")
+              "surrogate", "fixed_in_state_dict", "state_quant", "cell", "gates", "heads", "spike_pool",
+              "snntorch_buffers")
     return all(getattr(a, f) == getattr(b, f) for f in fields) and code(a) == code(b)
 
 

@@ -26,7 +26,8 @@ ASSOCIATIVE_HEADS = Heads(
 
 
 @neuron_model("associative_leaky", params=FIRING, state="S", options={"use_q_projection": (True, False)},
-              cell="heads", heads=ASSOCIATIVE_HEADS, builtin=True)
+              cell="heads", heads=ASSOCIATIVE_HEADS, builtin=True,
+              snntorch_buffers={"reset_mechanism_val": lambda node: 0})
 def associative_leaky(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
     r"""Associative leaky neuron (snnTorch ``AssociativeLeaky``); ports ``spk`` (the output) and ``S``.
 

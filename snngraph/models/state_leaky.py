@@ -19,8 +19,13 @@ def _tau_nonzero(values: dict[str, Any]) -> str | None:
     return "tau must be non-zero" if np.any(values["tau"] == 0) else None
 
 
+def _beta(node: Any) -> np.ndarray:
+    """snnTorch's ``beta`` buffer (read only when it builds ``tau = 1 / (1 - beta + 1e-12)``)."""
+    return (1.0 - 1.0 / node.tau.value + 1e-12).astype(node.tau.value.dtype)
+
+
 @neuron_model("state_leaky", params={"tau": ParamSpec(None), **FIRING}, state=("mem",), check=_tau_nonzero,
-              builtin=True)
+              builtin=True, snntorch_buffers={"reset_mechanism_val": lambda node: 0, "beta": _beta})
 def state_leaky(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
     r"""State-only leaky neuron (snnTorch ``StateLeaky``); ports ``spk``, ``mem``.
 
