@@ -43,19 +43,31 @@ def _(x, weight, bias, graded):
     return x.new_empty(x.shape[0], weight.shape[0]), fired
 
 
+def _unit_on_host(graded: Tensor) -> bool:
+    """Whether the graded factor is 1, read only where that costs no device synchronisation (CPU)."""
+    return graded.device.type == "cpu" and bool((graded == 1).all())
+
+
 @torch.library.custom_op("snngraph::linear_backward", mutates_args=())
 def _linear_backward_op(grad: Tensor, x: Tensor, fired: Tensor, graded: Tensor | None, weight: Tensor,
                         has_bias: bool, needs: list[bool]) -> list[Tensor]:
     """The gradients of ``(x, weight, bias)`` (empty where not needed); ``x`` is empty when ``fired``
     and ``graded`` stand for it."""
     grad_x = grad_w = grad_b = None
+    # spike-fed, one buffer holds the float spikes, then the input gradient (as spike_linear does eagerly)
+    buffer = grad.new_empty(fired.shape) if graded is not None and (needs[0] or needs[1]) else None
     if needs[1]:
-        rows = x if graded is None else fired.to(grad.dtype) * graded.to(grad.dtype)
+        if graded is None:
+            rows = x
+        else:  # via uint8: vectorised; then times g in place, exactly fired.to(dtype) * g
+            rows = buffer.copy_(fired.view(torch.uint8))
+            if not _unit_on_host(graded):
+                rows.mul_(graded.to(grad.dtype))
         grad_w = grad.t().mm(rows)
     if has_bias and needs[2]:
         grad_b = grad.sum(0)
     if needs[0]:
-        grad_x = grad.mm(weight)
+        grad_x = grad.mm(weight) if buffer is None else torch.mm(grad, weight, out=buffer)
     return [g if g is not None else weight.new_empty(0) for g in (grad_x, grad_w, grad_b)]  # all fresh tensors
 
 

@@ -59,13 +59,15 @@ def _surrogate(name: str, values: tuple[float, ...]) -> Surrogate | None:
 
 # --- leaky / integrate-and-fire / leaky integrator ------------------------------------------------------------
 
-def _leaky_cfg(reset: str, reset_delay: bool, surrogate: str, params: Sequence[float], spiking: bool) -> ScanConfig:
-    return ScanConfig(reset, reset_delay, _surrogate(surrogate, tuple(params)), spiking)
+def _leaky_cfg(reset: str, reset_delay: bool, surrogate: str, params: Sequence[float], spiking: bool,
+               scratch: bool) -> ScanConfig:
+    return ScanConfig(reset, reset_delay, _surrogate(surrogate, tuple(params)), spiking, scratch)
 
 
-def _leaky_forward(x, mem0, beta, threshold, graded, reset, reset_delay, surrogate, params, spiking):
-    """``(spk, mem, pre-reset membranes or empty)``: the forward of ``scan._LeakyScan``."""
-    ctx = _Ctx(_leaky_cfg(reset, reset_delay, surrogate, params, spiking))
+def _leaky_forward(x, mem0, beta, threshold, graded, reset, reset_delay, surrogate, params, spiking, scratch):
+    """``(spk, mem, pre-reset membranes or empty)``: the forward of ``scan._LeakyScan`` (with ``scratch``,
+    the membranes are written over ``x`` and ``mem`` is empty)."""
+    ctx = _Ctx(_leaky_cfg(reset, reset_delay, surrogate, params, spiking, scratch))
     with torch.no_grad():
         spk, mem = _LeakyScan.forward(ctx, x, mem0, beta, threshold, graded, ctx.cfg)
     extra = ctx.saved_tensors[5] if len(ctx.saved_tensors) > 5 else x.new_empty(0)
@@ -73,60 +75,67 @@ def _leaky_forward(x, mem0, beta, threshold, graded, reset, reset_delay, surroga
 
 
 def _leaky_backward(grad_spk, grad_mem, mem0, beta, threshold, graded, mems, extra, reset, reset_delay, surrogate,
-                    params, spiking, needs):
-    """The gradients of ``(x, mem0, beta, threshold, graded)``: the backward of ``scan._LeakyScan``."""
-    cfg = _leaky_cfg(reset, reset_delay, surrogate, params, spiking)
+                    params, spiking, needs, scratch):
+    """The gradients of ``(x, mem0, beta, threshold, graded)``: the backward of ``scan._LeakyScan`` (with
+    ``scratch``, ``x``'s may be written over ``mems``)."""
+    cfg = _leaky_cfg(reset, reset_delay, surrogate, params, spiking, scratch)
     saved = (mem0, beta, threshold, graded, mems) + ((extra,) if reset_now(reset, reset_delay, spiking) else ())
     return _LeakyScan.backward(_Ctx(cfg, (*needs, False), saved), grad_spk, grad_mem)[:5]
 
 
-leaky_scan_op = register_leaky("leaky_scan", _leaky_forward, _leaky_backward)
-"""``scan.leaky_scan`` as the custom op (``cfg.scratch_input`` ignored: ``mem`` is always returned)."""
+leaky_scan_op = register_leaky("leaky_scan", _leaky_forward, _leaky_backward, in_place=True)
+"""``scan.leaky_scan`` as the custom op."""
 
 
 # --- recurrent leaky ------------------------------------------------------------------------------------------
 
-def _recurrent_cfg(reset: str, surrogate: str, params: Sequence[float], all_to_all: bool) -> RecurrentScanConfig:
-    return RecurrentScanConfig(reset, _surrogate(surrogate, tuple(params)), all_to_all)
+def _recurrent_cfg(reset: str, surrogate: str, params: Sequence[float], all_to_all: bool,
+                   scratch: bool) -> RecurrentScanConfig:
+    return RecurrentScanConfig(reset, _surrogate(surrogate, tuple(params)), all_to_all, scratch)
 
 
-def _recurrent_forward(x, spk0, mem0, beta, threshold, graded, weight, bias, reset, surrogate, params, all_to_all):
-    """``(spk, mem)``: the forward of ``scan_recurrent._RecurrentLeakyScan``."""
-    ctx = _Ctx(_recurrent_cfg(reset, surrogate, params, all_to_all))
+def _recurrent_forward(x, spk0, mem0, beta, threshold, graded, weight, bias, reset, surrogate, params, all_to_all,
+                       scratch):
+    """``(spk, mem)``: the forward of ``scan_recurrent._RecurrentLeakyScan`` (with ``scratch``, the
+    membranes go over ``x`` and ``mem`` is empty)."""
+    ctx = _Ctx(_recurrent_cfg(reset, surrogate, params, all_to_all, scratch))
     with torch.no_grad():
         return _RecurrentLeakyScan.forward(ctx, x, spk0, mem0, beta, threshold, graded, weight, bias, ctx.cfg)
 
 
 def _recurrent_backward(grad_spk, grad_mem, spk0, mem0, beta, threshold, graded, weight, bias, mems, reset,
-                        surrogate, params, all_to_all, needs):
+                        surrogate, params, all_to_all, needs, scratch):
     """The gradients of ``(x, spk0, mem0, beta, threshold, graded, weight, bias)`` (``x``'s has the shape
     of ``mems``): the backward of ``scan_recurrent._RecurrentLeakyScan``."""
     saved = (spk0, mem0, beta, threshold, graded, weight, bias, mems)
-    ctx = _Ctx(_recurrent_cfg(reset, surrogate, params, all_to_all), (*needs, False), saved)
+    ctx = _Ctx(_recurrent_cfg(reset, surrogate, params, all_to_all, scratch), (*needs, False), saved)
     return _RecurrentLeakyScan.backward(ctx, grad_spk, grad_mem)[:8]
 
 
-recurrent_leaky_scan_op = register_recurrent("recurrent_leaky_scan", _recurrent_forward, _recurrent_backward)
-"""``scan_recurrent.recurrent_leaky_scan`` as the custom op (``cfg.scratch_input`` ignored)."""
+recurrent_leaky_scan_op = register_recurrent("recurrent_leaky_scan", _recurrent_forward, _recurrent_backward,
+                                             in_place=True)
+"""``scan_recurrent.recurrent_leaky_scan`` as the custom op."""
 
 
 # --- synaptic -------------------------------------------------------------------------------------------------
 
-def _synaptic_forward(x, syn0, mem0, alpha, beta, threshold, graded, reset, surrogate, params):
-    """``(spk, syn, mem)``: the forward of ``scan_synaptic._SynapticScan``."""
-    ctx = _Ctx(SynapticScanConfig(reset, _surrogate(surrogate, tuple(params))), (True,) * 7)
+def _synaptic_forward(x, syn0, mem0, alpha, beta, threshold, graded, reset, surrogate, params, scratch):
+    """``(spk, syn, mem)``: the forward of ``scan_synaptic._SynapticScan`` (with ``scratch``, the currents
+    go over ``x`` and ``syn`` is empty; ``mem`` is returned, for the backward)."""
+    ctx = _Ctx(SynapticScanConfig(reset, _surrogate(surrogate, tuple(params)), scratch), (True,) * 7)
     with torch.no_grad():
-        return _SynapticScan.forward(ctx, x, syn0, mem0, alpha, beta, threshold, graded, ctx.cfg)
+        spk, syn, mem = _SynapticScan.forward(ctx, x, syn0, mem0, alpha, beta, threshold, graded, ctx.cfg)
+    return spk, syn, ctx.saved_tensors[7]
 
 
 def _synaptic_backward(grad_spk, grad_syn, grad_mem, syn0, mem0, alpha, beta, threshold, graded, syns, mems, reset,
-                       surrogate, params, needs):
+                       surrogate, params, needs, scratch):
     """The gradients of ``(x, syn0, mem0, alpha, beta, threshold, graded)``: the backward of
     ``scan_synaptic._SynapticScan``."""
     saved = (syn0, mem0, alpha, beta, threshold, graded, syns, mems)
-    ctx = _Ctx(SynapticScanConfig(reset, _surrogate(surrogate, tuple(params))), (*needs, False), saved)
+    ctx = _Ctx(SynapticScanConfig(reset, _surrogate(surrogate, tuple(params)), scratch), (*needs, False), saved)
     return _SynapticScan.backward(ctx, grad_spk, grad_syn, grad_mem)[:7]
 
 
-synaptic_scan_op = register_synaptic("synaptic_scan", _synaptic_forward, _synaptic_backward)
-"""``scan_synaptic.synaptic_scan`` as the custom op (``cfg.scratch_input`` ignored)."""
+synaptic_scan_op = register_synaptic("synaptic_scan", _synaptic_forward, _synaptic_backward, in_place=True)
+"""``scan_synaptic.synaptic_scan`` as the custom op."""

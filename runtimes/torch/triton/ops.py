@@ -37,30 +37,31 @@ def _backward_call(op, *args):
         return op._init_fn(*plain)  # noqa: SLF001 (torch's own field)
 
 
-def _leaky_forward(x, mem0, beta, threshold, graded, reset, reset_delay, surrogate, params, spiking):
+def _leaky_forward(x, mem0, beta, threshold, graded, reset, reset_delay, surrogate, params, spiking, scratch):
     return leaky.forward(x, mem0, beta, threshold, graded, reset, reset_delay, spiking)
 
 
 def _leaky_backward(*args):
-    return leaky.backward(*args[:-1])  # (needs: the kernel computes every gradient)
+    return leaky.backward(*args[:-2])  # (needs: the kernel computes every gradient; never scratch)
 
 
-def _recurrent_forward(x, spk0, mem0, beta, threshold, graded, weight, bias, reset, surrogate, params, all_to_all):
+def _recurrent_forward(x, spk0, mem0, beta, threshold, graded, weight, bias, reset, surrogate, params, all_to_all,
+                       scratch):
     with torch.no_grad():
         return recurrent.forward(x, spk0, mem0, beta, threshold, graded, weight, bias, reset, all_to_all)
 
 
 def _recurrent_backward(*args):
     with torch.no_grad():
-        return recurrent.backward(*args)
+        return recurrent.backward(*args[:-1])  # (never scratch)
 
 
-def _synaptic_forward(x, syn0, mem0, alpha, beta, threshold, graded, reset, surrogate, params):
+def _synaptic_forward(x, syn0, mem0, alpha, beta, threshold, graded, reset, surrogate, params, scratch):
     return synaptic.forward(x, syn0, mem0, alpha, beta, threshold, graded, reset)
 
 
 def _synaptic_backward(*args):
-    *rest, needs = args
+    *rest, needs, _ = args  # (never scratch)
     return synaptic.backward(*rest, needs[3])  # alpha's gradient only where needed
 
 
