@@ -266,7 +266,8 @@ def leaky_scan(x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded:
     caller hands ``x`` over: the membranes are written into it, ``mem`` comes back empty, and
     the backward writes the input gradient over them (unless the graph is kept for another
     backward or beta needs them). Under ``torch.compile`` / ``torch.export`` / ``torch.func`` it runs
-    as the custom op ``snngraph::leaky_scan`` instead (``scan_ops``: same values, no scratch).
+    as the custom op ``snngraph::leaky_scan`` instead (``scan_ops``: same values, the
+    buffers reused where the traced graph allows).
     """
     from snngraph.runtimes.torch import scan_ops
 

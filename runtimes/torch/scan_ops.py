@@ -5,11 +5,13 @@ Eager runs call the scans' ``torch.autograd.Function``\\ s (``scan.py``, ``scan_
 (``scratch_input``) and a backward may overwrite the tensors it saved. Under tracing
 (:func:`tracing`) the same forward and backward code runs instead inside the ops
 ``snngraph::leaky_scan``, ``snngraph::recurrent_leaky_scan``, ``snngraph::synaptic_scan`` and their
-``*_backward`` ops, without those tricks (nothing is mutated, values are identical). The ops
-themselves (fake implementations, autograd formulas, ``torch.func`` support) are registered by
-``scan_registry.py``, as the Triton scans' are; this module supplies their torch implementations.
-Arguments are primitive: the config dataclasses become str/bool arguments, a surrogate its name and
-a list of its parameter values.
+``*_backward`` ops, with the same tricks where the graph allows them: the forward writes over a
+private input (argument ``scratch``) and, where the saved membranes are the backward's alone, the
+op ``*_backward_over_mems`` writes over them (a declared mutation, which inductor performs in place
+on the donated buffer). The ops themselves (fake implementations, autograd formulas, ``torch.func``
+support) are registered by ``scan_registry.py``, as the Triton scans' are; this module supplies their
+torch implementations. Arguments are primitive: the config dataclasses become str/bool arguments, a
+surrogate its name and a list of its parameter values.
 """
 
 from __future__ import annotations
