@@ -154,12 +154,13 @@ def _delayed(reset: str, reset_delay: bool, spiking: bool) -> bool:
 
 
 def forward(x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor, reset: str,
-            reset_delay: bool, spiking: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """``(spk, mem, pre-reset membranes or empty)`` over ``x`` of shape (T, B, ...), as ``_LeakyScan``."""
+            reset_delay: bool, spiking: bool, out: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``(spk, mem, pre-reset membranes or empty)`` over ``x`` of shape (T, B, ...), as ``_LeakyScan``;
+    ``mem`` in ``out`` if given (contiguous, ``x`` itself allowed: each step reads ``x[t]`` first)."""
     steps, n = x.shape[0], x[0].numel()
     xf = x.contiguous()
     delay = _delayed(reset, reset_delay, spiking)
-    mem = torch.empty_like(xf)
+    mem = torch.empty_like(xf) if out is None else out
     spk = torch.empty_like(xf) if spiking else x.new_empty(0)
     pre = x.new_empty(0) if delay else torch.empty_like(xf)
     flats, periods = flat_params(x[0], beta, threshold, graded)
@@ -170,12 +171,14 @@ def forward(x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Te
 
 def backward(grad_spk: Tensor | None, grad_mem: Tensor | None, mem0: Tensor, beta: Tensor, threshold: Tensor,
              graded: Tensor, mems: Tensor, pre: Tensor, reset: str, reset_delay: bool, surrogate: str,
-             params: list[float], spiking: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """The gradients of ``(x, mem0, beta, threshold, graded)``, as ``_LeakyScan.backward``."""
+             params: list[float], spiking: bool,
+             out: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The gradients of ``(x, mem0, beta, threshold, graded)``, as ``_LeakyScan.backward``; ``x``'s in ``out``
+    if given (``mems`` itself allowed: step t reads ``U_t`` and ``U_{t-1}`` before writing its gradient)."""
     steps, n = mems.shape[0], mems[0].numel()
     delay = _delayed(reset, reset_delay, spiking)
     kind, p1, p2 = encode(surrogate, params)
-    gx, gmem0 = torch.empty_like(mems), torch.empty_like(mem0).contiguous()
+    gx, gmem0 = torch.empty_like(mems) if out is None else out, torch.empty_like(mem0).contiguous()
     acc = [f32_zeros(n, mems) for _ in range(3)]
     flats, periods = flat_params(mems[0], beta, threshold, graded)
     has_gs = grad_spk is not None and spiking

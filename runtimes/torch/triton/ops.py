@@ -38,11 +38,20 @@ def _backward_call(op, *args):
 
 
 def _leaky_forward(x, mem0, beta, threshold, graded, reset, reset_delay, surrogate, params, spiking, scratch):
-    return leaky.forward(x, mem0, beta, threshold, graded, reset, reset_delay, spiking)
+    """With ``scratch`` the membranes go over ``x`` and ``mem`` comes back empty (``scan_registry._scratch``)."""
+    if not scratch:
+        return leaky.forward(x, mem0, beta, threshold, graded, reset, reset_delay, spiking)
+    over = x if x.is_contiguous() else None
+    spk, mem, pre = leaky.forward(x, mem0, beta, threshold, graded, reset, reset_delay, spiking, out=over)
+    if over is None:
+        x.copy_(mem)
+    return spk, x.new_empty(0), pre
 
 
 def _leaky_backward(*args):
-    return leaky.backward(*args[:-2])  # (needs: the kernel computes every gradient; never scratch)
+    *rest, _, scratch = args  # (needs: the kernel computes every gradient)
+    mems = rest[6]
+    return leaky.backward(*rest, out=mems if scratch and mems.is_contiguous() else None)
 
 
 def _recurrent_forward(x, spk0, mem0, beta, threshold, graded, weight, bias, reset, surrogate, params, all_to_all,
@@ -65,7 +74,7 @@ def _synaptic_backward(*args):
     return synaptic.backward(*rest, needs[3])  # alpha's gradient only where needed
 
 
-leaky_scan = register_leaky("triton_leaky_scan", _leaky_forward, _leaky_backward, _backward_call)
+leaky_scan = register_leaky("triton_leaky_scan", _leaky_forward, _leaky_backward, _backward_call, in_place=True)
 """``scan.leaky_scan`` as Triton kernels: ``(spk, mem)`` (``spk`` empty for LI)."""
 recurrent_leaky_scan = register_recurrent("triton_recurrent_leaky_scan", _recurrent_forward, _recurrent_backward,
                                           _backward_call)
