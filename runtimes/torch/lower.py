@@ -133,7 +133,8 @@ def synapse_op(node: Node) -> Callable[[nn.Module, list[Tensor], bool], Tensor]:
 FRESH_RESULT = (S.Linear, S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPool1d, S.AvgPool2d, S.Add, S.Concat,
                 S.Scale, S.BatchNorm, U.ConvTranspose2d, U.Upsample)
 
-SCRATCH_NEURONS = ("leaky", "integrate_fire", "rleaky", "synaptic", "sj_if", "sj_lif")  # scans with ``scratch_input``
+# scans with ``scratch_input``
+SCRATCH_NEURONS = ("leaky", "integrate_fire", "rleaky", "synaptic", "sj_if", "sj_lif", "norse_lif")
 
 
 def scratch_inputs(graph: Any) -> frozenset[str]:

@@ -1,0 +1,173 @@
+r"""Fused time loop of Norse's ``LIFCell`` (the model ``norse_lif``): one autograd node per population.
+
+Forward: the model's step (:mod:`snngraph.models.norse_lif`) operation for operation, without an autograd
+graph, so values are bit-identical to the derived kernel. With the state :math:`u` carried relative to
+:math:`v_{leak}`, :math:`a = \Delta t\,\tau_{mem}^{-1}` and :math:`c = -\Delta t\,\tau_{syn}^{-1}`:
+
+.. math::
+    V_t &= u_{t-1} + v_{leak},\qquad I_t = i_{t-1} + x_t,\qquad W_t = V_t + a\,((v_{leak} - V_t) + I_t) \\
+    z_t &= H(W_t - v_{th}),\qquad u_t = ((1 - z_t) W_t + z_t v_{reset}) - v_{leak},\qquad i_t = I_t + c\,I_t
+
+It saves the integrated membranes :math:`W` and the currents :math:`I` (spikes are :math:`H(W - v_{th})`).
+Backward, the reset not detached (as in Norse's ``LIFCell``), with :math:`\lambda_t`, :math:`\kappa_t` the
+gradients reaching :math:`u_t`, :math:`i_t` and :math:`\sigma_t = \sigma'(W_t - v_{th})` the surrogate's:
+
+.. math::
+    \bar z_t &= \bar S_t + \lambda_t (v_{reset} - W_t),\qquad \bar W_t = \lambda_t (1 - z_t) + \sigma_t \bar z_t,
+    \qquad \bar x_t = \bar I_t = a \bar W_t + (1 + c)\,\kappa_t \\
+    \lambda_{t-1} &= \bar u_{t-1} + (1 - a) \bar W_t,\qquad \kappa_{t-1} = \bar i_{t-1} + \bar I_t
+
+and the parameters' gradients :math:`\bar v_{th} = -\sum \sigma \bar z`, :math:`\bar v_{reset} = \sum \lambda z`,
+:math:`\bar v_{leak} = \sum (\bar W - \lambda)`,
+:math:`\bar\tau_{mem}^{-1} = \Delta t \sum ((v_{leak} - V) + I)\,\bar W`,
+:math:`\bar\tau_{syn}^{-1} = -\Delta t \sum I \kappa`. With ``scratch_input`` (the input current is private
+to the node and only the spikes are read, ``lower.scratch_inputs``) the currents are written over the
+input and the backward writes the input gradient over them (unless the graph is kept for another backward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from snngraph.ir.surrogate import Surrogate
+from snngraph.runtimes.torch.scan import _reduce, graph_kept
+from snngraph.runtimes.torch.surrogates import spike_gradient
+
+BLOCK_ELEMENTS = 2**18
+"""Neurons times steps per block of the backward's vectorised terms (their temporaries stay cache-sized)."""
+
+
+@dataclass(frozen=True)
+class NorseLifConfig:
+    """Static choices: the Euler step ``dt`` (a constant), the surrogate, whether the input is scratch space."""
+
+    dt: float
+    surrogate: Surrogate
+    scratch_input: bool = False
+
+
+def _reset(fired: Tensor, w: Tensor, v_reset: Tensor, v_leak: Tensor, out: Tensor, tmp: Tensor) -> Tensor:
+    """``((1 - z) W + z v_reset) - v_leak`` into ``out``, by the model's operations in its order."""
+    return torch.mul(torch.sub(1, fired, out=out), w, out=out).add_(torch.mul(fired, v_reset, out=tmp)).sub_(v_leak)
+
+
+class _NorseLifScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, u0: Tensor, i0: Tensor, tau_syn_inv: Tensor, tau_mem_inv: Tensor, v_leak: Tensor,
+                v_th: Tensor, v_reset: Tensor, cfg: NorseLifConfig) -> tuple[Tensor, Tensor, Tensor]:
+        ctx.set_materialize_grads(False)  # unused outputs (often v and i) get None, not zero tensors
+        a, c = cfg.dt * tau_mem_inv, -cfg.dt * tau_syn_inv
+        currents = x if cfg.scratch_input else torch.empty_like(x)
+        charged, spikes = torch.empty_like(x), torch.empty_like(x)
+        keep = not cfg.scratch_input
+        us, is_ = (torch.empty_like(x), torch.empty_like(x)) if keep else (None, None)
+        v, tmp = torch.empty_like(x[0]), torch.empty_like(x[0])
+        ping = [torch.empty_like(x[0]) for _ in range(4)] if not keep else None
+        u, i = u0, i0
+        for t in range(x.shape[0]):
+            torch.add(u, v_leak, out=v)  # V = u + v_leak
+            cur = torch.add(i, x[t], out=currents[t])  # I = i + x (x[t] read before it is overwritten)
+            w = torch.add(v, torch.sub(v_leak, v, out=tmp).add_(cur).mul_(a), out=charged[t])
+            fired = torch.gt(w, v_th, out=spikes[t])  # H(W - v_th) == (W > v_th) exactly for finite floats
+            u = _reset(fired, w, v_reset, v_leak, us[t] if keep else ping[t % 2], tmp)
+            i = torch.add(cur, torch.mul(c, cur, out=tmp), out=is_[t] if keep else ping[2 + t % 2])
+        ctx.cfg = cfg
+        ctx.save_for_backward(u0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, charged, currents)
+        empty = x.new_empty(0)
+        return spikes, (us if keep else empty), (is_ if keep else empty)
+
+    @staticmethod
+    def backward(ctx, g_spk: Tensor | None, g_v: Tensor | None, g_i: Tensor | None):
+        cfg: NorseLifConfig = ctx.cfg
+        u0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, charged, currents = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        a, c = cfg.dt * tau_mem_inv, -cfg.dt * tau_syn_inv
+        keep_a, keep_i = 1 - a, 1 + c
+        steps, like = charged.shape[0], charged[0]
+        # the taus' gradients read the currents after the loop; otherwise a scratch scan's own buffer takes gx
+        own = cfg.scratch_input and not graph_kept() and not (needs[3] or needs[4])
+        gx = currents if own else torch.empty_like(currents)
+        params = any(needs[3:8])
+        dws = torch.empty_like(charged) if params else None
+        dw_step, lam = torch.empty_like(like), torch.empty_like(like)
+        have_lam, have_kappa = False, g_i is not None
+        kappa = g_i[steps - 1] if g_i is not None else None
+        block = max(1, BLOCK_ELEMENTS // max(1, like.numel()))
+        for t1 in range(steps, 0, -block):
+            t0 = max(0, t1 - block)
+            w = charged[t0:t1]
+            # dW = lam (1 - z + sigma' (v_reset - W)) + sigma' dS: the terms without the adjoint, a block at once
+            sig = spike_gradient(cfg.surrogate, w - v_th, torch.ones_like(w))
+            coeff = torch.gt(w, v_th, out=torch.empty_like(w)).neg_().add_(1).addcmul_(sig, v_reset - w)  # (float out)
+            direct = sig.mul_(g_spk[t0:t1]) if g_spk is not None else None
+            for t in range(t1 - 1, t0 - 1, -1):
+                k = t - t0
+                if g_v is not None:
+                    lam = torch.add(lam, g_v[t], out=lam) if have_lam else lam.copy_(g_v[t])
+                    have_lam = True
+                dw = dws[t] if dws is not None else dw_step
+                if have_lam:
+                    torch.mul(lam, coeff[k], out=dw)
+                    if direct is not None:
+                        dw.add_(direct[k])
+                elif direct is not None:
+                    dw.copy_(direct[k])
+                else:
+                    dw.zero_()
+                di = torch.mul(dw, a, out=gx[t])  # (the current of step t is not read after this)
+                if have_kappa:
+                    di.addcmul_(kappa, keep_i)
+                kappa = di if g_i is None or t == 0 else torch.add(di, g_i[t - 1])
+                have_kappa = True
+                torch.mul(dw, keep_a, out=lam)
+                have_lam = True
+        grads = _parameter_grads(cfg, needs, g_spk, g_v, g_i, u0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset,
+                                 charged, currents, dws, gx) if params else (None,) * 5
+        grad_i0 = kappa.clone() if needs[2] else None  # (kappa may be a step of gx)
+        return (gx if needs[0] else None, lam if needs[1] else None, grad_i0, *grads, None)
+
+
+def _parameter_grads(cfg: NorseLifConfig, needs, g_spk, g_v, g_i, u0, tau_syn_inv, tau_mem_inv, v_leak, v_th,
+                     v_reset, charged, currents, dws, gx) -> tuple[Tensor | None, ...]:
+    r"""The gradients of ``(tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset)`` from the whole sequences, after the
+    loop: :math:`\lambda_t = \bar u_t + (1 - a) \bar W_{t+1}`, :math:`\kappa_t = \bar i_t + \bar I_{t+1}`."""
+    a = cfg.dt * tau_mem_inv
+    zero = charged.new_zeros((1, *charged.shape[1:]))
+    lam = torch.cat([(1 - a) * dws[1:], zero])
+    if g_v is not None:
+        lam = lam + g_v
+    fired = (charged > v_th).to(charged.dtype)
+    grads: list[Tensor | None] = [None] * 5
+    if needs[3]:
+        kappa = torch.cat([gx[1:], zero])
+        if g_i is not None:
+            kappa = kappa + g_i
+        grads[0] = _reduce(-cfg.dt * (currents * kappa), tau_syn_inv)
+    if needs[4]:  # ((v_leak - V) + I) dW, V as the forward made it
+        u = _reset(fired, charged, v_reset, v_leak, torch.empty_like(charged), torch.empty_like(charged))
+        v = torch.cat([u0.expand_as(charged[0]).unsqueeze(0), u[:-1]]) + v_leak
+        grads[1] = _reduce(cfg.dt * ((v_leak - v) + currents) * dws, tau_mem_inv)
+    if needs[5]:
+        grads[2] = _reduce(dws - lam, v_leak)
+    if needs[6]:  # -sigma' dz = -(dW - lam (1 - z))
+        grads[3] = _reduce(lam * (1 - fired) - dws, v_th)
+    if needs[7]:
+        grads[4] = _reduce(lam * fired, v_reset)
+    return tuple(grads)
+
+
+def _plus(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+def norse_lif_scan(x: Tensor, u0: Tensor, i0: Tensor, tau_syn_inv: Tensor, tau_mem_inv: Tensor, v_leak: Tensor,
+                   v_th: Tensor, v_reset: Tensor, cfg: NorseLifConfig) -> tuple[Tensor, Tensor, Tensor]:
+    """Norse's LIFCell over ``x`` of shape (T, B, ...) from the state ``(u0, i0)``: ``(spk, v, i)`` sequences
+    (``v`` relative to ``v_leak``; both empty with ``cfg.scratch_input``, which hands ``x`` over as the
+    scan's buffer)."""
+    return _NorseLifScan.apply(x, u0, i0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, cfg)

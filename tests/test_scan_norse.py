@@ -1,0 +1,92 @@
+"""The fused Norse ``LIFCell`` scan (``runtimes/torch/scan_norse.py``) in a network, against the derived step
+(the unfused pipeline, itself tested against Norse in ``test_fx_norse.py``): a hidden population whose
+current is private (``lower.scratch_inputs``: the currents go over it, the input gradient over them),
+fixed or learnt parameters, per-neuron values, ``retain_graph``, and ``torch.compile`` (the derived op)."""
+
+import numpy as np
+import pytest
+import torch
+
+import snngraph as sg
+from snngraph.passes import default_pipeline
+
+UNFUSED = [p for p in default_pipeline() if p.name != "fuse_state_updates"]
+PARAMS = ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset")
+
+
+def _graph(learn: tuple[str, ...]) -> sg.Graph:
+    """``x (6) -> fc1 (5) -> hid (norse_lif) -> fc2 (3) -> out (norse_lif)``; outputs: the readout's ports."""
+    torch.manual_seed(0)
+    g = sg.Graph("norse")
+    values = {"tau_mem_inv": np.linspace(80, 120, 5), "tau_syn_inv": np.linspace(150, 250, 5),
+              "v_leak": np.linspace(-0.1, 0.1, 5), "v_th": np.linspace(0.3, 0.5, 5), "v_reset": np.linspace(-0.2, 0, 5)}
+    hid = g.neuron("norse_lif", g.linear(g.input("x", (6,)), 5, name="fc1"), name="hid", learn=learn,
+                   dt=0.005, **values)
+    out = g.neuron("norse_lif", g.linear(hid, 3, name="fc2"), name="out", learn=learn, v_th=0.2)
+    for port in ("spk", "v", "i"):
+        g.output(port, getattr(out, port))
+    return g
+
+
+def _run(net: torch.nn.Module, fn, x: torch.Tensor, retain: bool = False):
+    net.zero_grad()
+    out = fn(x)
+    weights = {k: torch.linspace(0.5, 1.5, v.numel(), dtype=v.dtype).reshape(v.shape) for k, v in out.items()}
+    loss = sum((v * weights[k]).sum() for k, v in out.items())
+    loss.backward(retain_graph=retain)
+    if retain:
+        loss.backward()
+    return {k: v.detach() for k, v in out.items()}, {k: p.grad.clone() for k, p in net.named_parameters()}
+
+
+def _assert_same(got, want, tol=1e-10):
+    (out, grads), (ref, ref_grads) = got, want
+    assert ref["spk"].sum() > 0
+    for key in ref:
+        assert torch.equal(out[key], ref[key]), key
+    assert grads.keys() == ref_grads.keys()
+    for key, g in ref_grads.items():
+        scale = max(1.0, float(g.abs().max()))
+        torch.testing.assert_close(grads[key], g, rtol=tol, atol=tol * scale, msg=lambda m, k=key: f"{k}: {m}")
+
+
+def _x() -> torch.Tensor:
+    return torch.rand(40, 3, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 6
+
+
+@pytest.mark.parametrize("learn", [(), PARAMS, ("v_th", "v_reset")], ids=["fixed", "all", "firing"])
+def test_hidden_scratch_scan_equals_the_derived_step(learn):
+    fused = sg.compile(_graph(learn)).double()
+    unfused = sg.compile(_graph(learn), passes=UNFUSED).double()
+    assert fused.graph.nodes["hid"].fused and not unfused.graph.nodes["hid"].fused
+    assert "hid" in fused._scratch  # its current is private and only its spikes are read
+    x = _x()
+    _assert_same(_run(fused, fused, x), _run(unfused, unfused, x))
+
+
+def test_retain_graph_keeps_the_saved_currents():
+    fused = sg.compile(_graph(())).double()
+    unfused = sg.compile(_graph(()), passes=UNFUSED).double()
+    x = _x()
+    _assert_same(_run(fused, fused, x, retain=True), _run(unfused, unfused, x, retain=True))
+
+
+def test_compiled_runs_the_derived_op_with_the_same_values():
+    net = sg.compile(_graph(PARAMS)).double()
+    compiled = torch.compile(net, fullgraph=True, dynamic=True, backend="aot_eager")
+    x = _x()
+    _assert_same(_run(net, compiled, x), _run(net, net, x), tol=1e-9)
+
+
+def test_streaming_steps_equal_the_sequence():
+    """The fused scan and the per-step module (explicit state) agree step by step."""
+    net = sg.compile(_graph(())).double().eval()
+    x = _x()
+    with torch.no_grad():
+        whole = net(x)
+        state = net.init_state(x.shape[1], like=x)
+        steps = []
+        for t in range(x.shape[0]):
+            out, state = net.step(x[t], state)
+            steps.append(out["v"])
+    assert torch.equal(torch.stack(steps), whole["v"])
