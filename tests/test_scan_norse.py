@@ -1,5 +1,5 @@
-"""The fused Norse ``LIFCell`` scan (``runtimes/torch/scan_norse.py``) in a network, against the derived step
-(the unfused pipeline, itself tested against Norse in ``test_fx_norse.py``): a hidden population whose
+"""The fused Norse ``LIFCell`` / ``LICell`` scan (``runtimes/torch/scan_norse.py``) in a network, against the
+derived step (the unfused pipeline, itself tested against Norse in ``test_fx_norse.py``): a hidden population whose
 current is private (``lower.scratch_inputs``: the currents go over it, the input gradient over them),
 fixed or learnt parameters, per-neuron values, ``retain_graph``, and ``torch.compile`` (the derived op)."""
 
@@ -14,17 +14,23 @@ UNFUSED = [p for p in default_pipeline() if p.name != "fuse_state_updates"]
 PARAMS = ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset")
 
 
-def _graph(learn: tuple[str, ...]) -> sg.Graph:
-    """``x (6) -> fc1 (5) -> hid (norse_lif) -> fc2 (3) -> out (norse_lif)``; outputs: the readout's ports."""
+def _graph(learn: tuple[str, ...], readout: str = "norse_lif") -> sg.Graph:
+    """``x (6) -> fc1 (5) -> hid (norse_lif) -> fc2 (3) -> out (readout)``; outputs: the readout's ports."""
     torch.manual_seed(0)
     g = sg.Graph("norse")
     values = {"tau_mem_inv": np.linspace(80, 120, 5), "tau_syn_inv": np.linspace(150, 250, 5),
               "v_leak": np.linspace(-0.1, 0.1, 5), "v_th": np.linspace(0.3, 0.5, 5), "v_reset": np.linspace(-0.2, 0, 5)}
     hid = g.neuron("norse_lif", g.linear(g.input("x", (6,)), 5, name="fc1"), name="hid", learn=learn,
                    dt=0.005, **values)
-    out = g.neuron("norse_lif", g.linear(hid, 3, name="fc2"), name="out", learn=learn, v_th=0.2)
+    if readout == "norse_lif":
+        out = g.neuron("norse_lif", g.linear(hid, 3, name="fc2"), name="out", learn=learn, v_th=0.2)
+    else:
+        out = g.neuron("norse_li", g.linear(hid, 3, name="fc2"), name="out", tau_mem_inv=np.array([50.0, 90, 130]),
+                       learn=tuple(k for k in learn if k in ("tau_syn_inv", "tau_mem_inv", "v_leak")))
+        g.output("spk", hid)
     for port in ("spk", "v", "i"):
-        g.output(port, getattr(out, port))
+        if port != "spk" or readout == "norse_lif":
+            g.output(port, getattr(out, port))
     return g
 
 
@@ -60,6 +66,16 @@ def test_hidden_scratch_scan_equals_the_derived_step(learn):
     unfused = sg.compile(_graph(learn), passes=UNFUSED).double()
     assert fused.graph.nodes["hid"].fused and not unfused.graph.nodes["hid"].fused
     assert "hid" in fused._scratch  # its current is private and only its spikes are read
+    x = _x()
+    _assert_same(_run(fused, fused, x), _run(unfused, unfused, x))
+
+
+@pytest.mark.parametrize("learn", [(), PARAMS], ids=["fixed", "all"])
+def test_leaky_integrator_readout_equals_the_derived_step(learn):
+    """Norse's usual read-out, ``LICell``: the same scan without spikes."""
+    fused = sg.compile(_graph(learn, "norse_li")).double()
+    unfused = sg.compile(_graph(learn, "norse_li"), passes=UNFUSED).double()
+    assert fused.graph.nodes["out"].fused and not unfused.graph.nodes["out"].fused
     x = _x()
     _assert_same(_run(fused, fused, x), _run(unfused, unfused, x))
 

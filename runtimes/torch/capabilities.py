@@ -44,6 +44,7 @@ SCANS: dict[str, Callable[[Any], bool]] = {
     "slstm": _any,  # (no reset_delay option: snnTorch's LSTMs always reset from the previous membrane)
     "sconv2d_lstm": _any,
     "norse_lif": _any,
+    "norse_li": _any,
 }
 """Model name -> which of its nodes (by options) the torch scans cover."""
 

@@ -1,4 +1,5 @@
-r"""Fused time loop of Norse's ``LIFCell`` (the model ``norse_lif``): one autograd node per population.
+r"""Fused time loop of Norse's ``LIFCell`` and ``LICell`` (the models ``norse_lif``, ``norse_li``): one autograd
+node per population.
 
 Forward: the model's step (:mod:`snngraph.models.norse_lif`) operation for operation, without an autograd
 graph, so values are bit-identical to the derived kernel. With the state :math:`u` carried relative to
@@ -7,6 +8,8 @@ graph, so values are bit-identical to the derived kernel. With the state :math:`
 .. math::
     V_t &= u_{t-1} + v_{leak},\qquad I_t = i_{t-1} + x_t,\qquad W_t = V_t + a\,((v_{leak} - V_t) + I_t) \\
     z_t &= H(W_t - v_{th}),\qquad u_t = ((1 - z_t) W_t + z_t v_{reset}) - v_{leak},\qquad i_t = I_t + c\,I_t
+
+(``LICell``: no spikes, :math:`u_t = W_t - v_{leak}`, so below :math:`z_t = 0` and :math:`\sigma_t = 0`.)
 
 It saves the integrated membranes :math:`W` and the currents :math:`I` (spikes are :math:`H(W - v_{th})`).
 Backward, the reset not detached (as in Norse's ``LIFCell``), with :math:`\lambda_t`, :math:`\kappa_t` the
@@ -42,16 +45,29 @@ BLOCK_ELEMENTS = 2**18
 
 @dataclass(frozen=True)
 class NorseLifConfig:
-    """Static choices: the Euler step ``dt`` (a constant), the surrogate, whether the input is scratch space."""
+    """Static choices: the Euler step ``dt`` (a constant), the surrogate (``None``: ``LICell``, no spikes),
+    whether the input is scratch space."""
 
     dt: float
-    surrogate: Surrogate
+    surrogate: Surrogate | None
     scratch_input: bool = False
+
+    @property
+    def spiking(self) -> bool:
+        return self.surrogate is not None
 
 
 def _reset(fired: Tensor, w: Tensor, v_reset: Tensor, v_leak: Tensor, out: Tensor, tmp: Tensor) -> Tensor:
     """``((1 - z) W + z v_reset) - v_leak`` into ``out``, by the model's operations in its order."""
     return torch.mul(torch.sub(1, fired, out=out), w, out=out).add_(torch.mul(fired, v_reset, out=tmp)).sub_(v_leak)
+
+
+def _state(cfg: NorseLifConfig, w: Tensor, v_th: Tensor, v_reset: Tensor, v_leak: Tensor, out: Tensor,
+           tmp: Tensor) -> Tensor:
+    """The state ``u`` after the integrated membranes ``w``, as the forward makes it, into ``out``."""
+    if not cfg.spiking:
+        return torch.sub(w, v_leak, out=out)
+    return _reset(torch.gt(w, v_th, out=tmp), w, v_reset, v_leak, out, tmp.clone())
 
 
 class _NorseLifScan(torch.autograd.Function):
@@ -61,7 +77,8 @@ class _NorseLifScan(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # unused outputs (often v and i) get None, not zero tensors
         a, c = cfg.dt * tau_mem_inv, -cfg.dt * tau_syn_inv
         currents = x if cfg.scratch_input else torch.empty_like(x)
-        charged, spikes = torch.empty_like(x), torch.empty_like(x)
+        charged = torch.empty_like(x)
+        spikes = torch.empty_like(x) if cfg.spiking else x.new_empty(0)
         keep = not cfg.scratch_input
         us, is_ = (torch.empty_like(x), torch.empty_like(x)) if keep else (None, None)
         v, tmp = torch.empty_like(x[0]), torch.empty_like(x[0])
@@ -71,8 +88,12 @@ class _NorseLifScan(torch.autograd.Function):
             torch.add(u, v_leak, out=v)  # V = u + v_leak
             cur = torch.add(i, x[t], out=currents[t])  # I = i + x (x[t] read before it is overwritten)
             w = torch.add(v, torch.sub(v_leak, v, out=tmp).add_(cur).mul_(a), out=charged[t])
-            fired = torch.gt(w, v_th, out=spikes[t])  # H(W - v_th) == (W > v_th) exactly for finite floats
-            u = _reset(fired, w, v_reset, v_leak, us[t] if keep else ping[t % 2], tmp)
+            out = us[t] if keep else ping[t % 2]
+            if cfg.spiking:
+                fired = torch.gt(w, v_th, out=spikes[t])  # H(W - v_th) == (W > v_th) exactly for finite floats
+                u = _reset(fired, w, v_reset, v_leak, out, tmp)
+            else:
+                u = torch.sub(w, v_leak, out=out)
             i = torch.add(cur, torch.mul(c, cur, out=tmp), out=is_[t] if keep else ping[2 + t % 2])
         ctx.cfg = cfg
         ctx.save_for_backward(u0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, charged, currents)
@@ -100,16 +121,20 @@ class _NorseLifScan(torch.autograd.Function):
             t0 = max(0, t1 - block)
             w = charged[t0:t1]
             # dW = lam (1 - z + sigma' (v_reset - W)) + sigma' dS: the terms without the adjoint, a block at once
-            sig = spike_gradient(cfg.surrogate, w - v_th, torch.ones_like(w))
-            coeff = torch.gt(w, v_th, out=torch.empty_like(w)).neg_().add_(1).addcmul_(sig, v_reset - w)  # (float out)
-            direct = sig.mul_(g_spk[t0:t1]) if g_spk is not None else None
+            coeff = direct = None  # (LICell: dW = lam)
+            if cfg.spiking:
+                sig = spike_gradient(cfg.surrogate, w - v_th, torch.ones_like(w))
+                coeff = torch.gt(w, v_th, out=torch.empty_like(w)).neg_().add_(1).addcmul_(sig, v_reset - w)
+                direct = sig.mul_(g_spk[t0:t1]) if g_spk is not None else None
             for t in range(t1 - 1, t0 - 1, -1):
                 k = t - t0
                 if g_v is not None:
                     lam = torch.add(lam, g_v[t], out=lam) if have_lam else lam.copy_(g_v[t])
                     have_lam = True
                 dw = dws[t] if dws is not None else dw_step
-                if have_lam:
+                if have_lam and coeff is None:
+                    dw.copy_(lam)
+                elif have_lam:
                     torch.mul(lam, coeff[k], out=dw)
                     if direct is not None:
                         dw.add_(direct[k])
@@ -139,7 +164,7 @@ def _parameter_grads(cfg: NorseLifConfig, needs, g_spk, g_v, g_i, u0, tau_syn_in
     lam = torch.cat([(1 - a) * dws[1:], zero])
     if g_v is not None:
         lam = lam + g_v
-    fired = (charged > v_th).to(charged.dtype)
+    fired = (charged > v_th).to(charged.dtype) if cfg.spiking else None
     grads: list[Tensor | None] = [None] * 5
     if needs[3]:
         kappa = torch.cat([gx[1:], zero])
@@ -147,7 +172,7 @@ def _parameter_grads(cfg: NorseLifConfig, needs, g_spk, g_v, g_i, u0, tau_syn_in
             kappa = kappa + g_i
         grads[0] = _reduce(-cfg.dt * (currents * kappa), tau_syn_inv)
     if needs[4]:  # ((v_leak - V) + I) dW, V as the forward made it
-        u = _reset(fired, charged, v_reset, v_leak, torch.empty_like(charged), torch.empty_like(charged))
+        u = _state(cfg, charged, v_th, v_reset, v_leak, torch.empty_like(charged), torch.empty_like(charged))
         v = torch.cat([u0.expand_as(charged[0]).unsqueeze(0), u[:-1]]) + v_leak
         grads[1] = _reduce(cfg.dt * ((v_leak - v) + currents) * dws, tau_mem_inv)
     if needs[5]:

@@ -137,13 +137,17 @@ def _run_fused_sj(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Te
 def _run_fused_norse_lif(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
                          tensors: dict[str, Tensor], scratch: bool = False, kernels: str = "torch"
                          ) -> dict[str, Tensor]:
-    """A fused Norse LIFCell population: one scan over all T steps (torch only: no Triton kernel; under
-    compilation the derived op instead, see ``DERIVED_WHEN_COMPILING``)."""
+    """A fused Norse LIFCell / LICell population: one scan over all T steps (torch only: no Triton kernel;
+    under compilation the derived op instead, see ``DERIVED_WHEN_COMPILING``)."""
     from snngraph.runtimes.torch.scan_norse import NorseLifConfig, norse_lif_scan
 
-    cfg = NorseLifConfig(float(kwargs["dt"]), kwargs["spike_grad"], scratch)
+    spiking = node.op == "norse_lif"
+    cfg = NorseLifConfig(float(kwargs["dt"]), kwargs["spike_grad"] if spiking else None, scratch)
+    one = x.new_ones(())
     spk, v, i = norse_lif_scan(x, state[0], state[1], kwargs["tau_syn_inv"], kwargs["tau_mem_inv"], kwargs["v_leak"],
-                               kwargs["v_th"], kwargs["v_reset"], cfg)
+                               kwargs.get("v_th", one), kwargs.get("v_reset", one), cfg)
+    if not spiking:
+        return {"v": v, "i": i}
     return {"spk": spk} if scratch else {"spk": spk, "v": v, "i": i}
 
 
@@ -161,7 +165,7 @@ def _run_fused_lstm(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[
     return {"spk": spk, "syn": syn, "mem": mem}
 
 
-DERIVED_WHEN_COMPILING = frozenset({"sj_if", "sj_lif", "norse_lif"})
+DERIVED_WHEN_COMPILING = frozenset({"sj_if", "sj_lif", "norse_lif", "norse_li"})
 """Fused scans that are no custom op yet: under ``torch.compile`` / ``torch.export`` these nodes run as
 ``derived_scan`` (one op, same values) rather than an autograd.Function dynamo would unroll over T, and
 under ``torch.func`` transforms as the derived step's loop (the Function has no ``setup_context``)."""
@@ -169,5 +173,6 @@ under ``torch.func`` transforms as the derived step's loop (the Function has no 
 SCAN_RUNNERS = {"leaky": _run_fused, "integrate_fire": _run_fused, "leaky_integrator": _run_fused,
                 "rleaky": _run_fused_recurrent, "synaptic": _run_fused_synaptic, "state_leaky": _run_fused_state_leaky,
                 "sj_if": _run_fused_sj, "sj_lif": _run_fused_sj, "slstm": _run_fused_lstm,
-                "sconv2d_lstm": _run_fused_lstm, "norse_lif": _run_fused_norse_lif}
+                "sconv2d_lstm": _run_fused_lstm, "norse_lif": _run_fused_norse_lif,
+                "norse_li": _run_fused_norse_lif}
 """Model name -> its scan; the models (and options) are those of ``capabilities.SCANS``."""
