@@ -7,7 +7,10 @@ regime of ``train_step.py``: T=100, B=128, 30 % input spikes, scaled so the hidd
 forward + cross-entropy on the summed read-out membrane + backward + Adam step, interleaved repeats
 (median)::
 
-    python benchmarks/norse_train_step.py [--repeats 7] [--steps 100] [--batch 128] [--json out.json]
+    python benchmarks/norse_train_step.py [--cell lif|recurrent] [--repeats 7] [--steps 100] [--batch 128]
+                                          [--json out.json]
+
+(``--cell recurrent``: ``SequentialState(LIFRecurrentCell(700, 256), Linear(256, 20), LICell)``.)
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ SIZES = (700, 256, 20)
 INPUT_SCALE = 5.0  # Norse integrates x * dt * tau_mem_inv (0.1 a step): scaled, about 13 % of the hidden layer fires
 
 
-def norse_model() -> nn.Module:
+def norse_model(cell: str = "lif") -> nn.Module:
+    """``Linear + LIFCell`` (or ``LIFRecurrentCell``, its own input weights) ``-> Linear -> LICell``."""
     import norse.torch as norse
 
     torch.manual_seed(0)
-    return norse.SequentialState(nn.Linear(SIZES[0], SIZES[1]), norse.LIFCell(), nn.Linear(SIZES[1], SIZES[2]),
-                                 norse.LICell())
+    hidden = ([nn.Linear(SIZES[0], SIZES[1]), norse.LIFCell()] if cell == "lif"
+              else [norse.LIFRecurrentCell(SIZES[0], SIZES[1])])
+    return norse.SequentialState(*hidden, nn.Linear(SIZES[1], SIZES[2]), norse.LICell())
 
 
 class NorseStepping(nn.Module):
@@ -73,12 +78,13 @@ def snngraph_nets(model: nn.Module, example: torch.Tensor) -> dict[str, nn.Modul
 
 
 def hidden_rate(model: nn.Module, x: torch.Tensor) -> float:
-    """The fraction of hidden neurons firing per step (the first LIFCell, stepped in Norse)."""
-    linear, cell = model[0], model[1]
+    """The fraction of hidden neurons firing per step (the hidden cell, stepped in Norse)."""
+    first = model[0] if isinstance(model[0], nn.Linear) else nn.Identity()
+    cell = model[1] if isinstance(model[0], nn.Linear) else model[0]
     state, fired = None, 0.0
     with torch.no_grad():
         for t in range(x.shape[0]):
-            z, state = cell(linear(x[t]), state)
+            z, state = cell(first(x[t]), state)
             fired += float(z.mean())
     return fired / x.shape[0]
 
@@ -88,16 +94,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--cell", choices=("lif", "recurrent"), default="lif",
+                        help="the hidden cell: LIFCell after a Linear, or LIFRecurrentCell")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     x, target = make_data("mlp", SIZES, args.steps, args.batch)
     x = x * INPUT_SCALE
-    nets = {"norse": NorseStepping(norse_model()), **snngraph_nets(norse_model(), x[0]),
+    nets = {"norse": NorseStepping(norse_model(args.cell)), **snngraph_nets(norse_model(args.cell), x[0]),
             "ann_floor": AnnFloor("mlp", SIZES)}
     rate = hidden_rate(nets["norse"].model, x)
     medians = interleaved_medians({name: training_step(net, x, target) for name, net in nets.items()}, args.repeats)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, T={args.steps}, B={args.batch}, "
-          f"median of {args.repeats}; hidden spike rate {rate:.3f}")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {args.cell} cell, T={args.steps}, "
+          f"B={args.batch}, median of {args.repeats}; hidden spike rate {rate:.3f}")
     sg_ms = medians["snngraph"] * 1e3
     for name, seconds in medians.items():
         print(f"{name:<17} {seconds * 1e3:8.1f} ms   {seconds * 1e3 / sg_ms:5.2f}x snngraph")

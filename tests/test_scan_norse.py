@@ -14,14 +14,14 @@ UNFUSED = [p for p in default_pipeline() if p.name != "fuse_state_updates"]
 PARAMS = ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset")
 
 
-def _graph(learn: tuple[str, ...], readout: str = "norse_lif") -> sg.Graph:
-    """``x (6) -> fc1 (5) -> hid (norse_lif) -> fc2 (3) -> out (readout)``; outputs: the readout's ports."""
+def _graph(learn: tuple[str, ...], readout: str = "norse_lif", hidden: str = "norse_lif") -> sg.Graph:
+    """``x (6) -> fc1 (5) -> hid (hidden) -> fc2 (3) -> out (readout)``; outputs: the readout's ports."""
     torch.manual_seed(0)
     g = sg.Graph("norse")
     values = {"tau_mem_inv": np.linspace(80, 120, 5), "tau_syn_inv": np.linspace(150, 250, 5),
               "v_leak": np.linspace(-0.1, 0.1, 5), "v_th": np.linspace(0.3, 0.5, 5), "v_reset": np.linspace(-0.2, 0, 5)}
-    hid = g.neuron("norse_lif", g.linear(g.input("x", (6,)), 5, name="fc1"), name="hid", learn=learn,
-                   dt=0.005, **values)
+    hid = g.neuron(hidden, g.linear(g.input("x", (6,)), 5, name="fc1"), name="hid", learn=learn, dt=0.005,
+                   **values)
     if readout == "norse_lif":
         out = g.neuron("norse_lif", g.linear(hid, 3, name="fc2"), name="out", learn=learn, v_th=0.2)
     else:
@@ -60,10 +60,12 @@ def _x() -> torch.Tensor:
     return torch.rand(40, 3, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 6
 
 
+@pytest.mark.parametrize("hidden", ["norse_lif", "norse_lif_recurrent"])
 @pytest.mark.parametrize("learn", [(), PARAMS, ("v_th", "v_reset")], ids=["fixed", "all", "firing"])
-def test_hidden_scratch_scan_equals_the_derived_step(learn):
-    fused = sg.compile(_graph(learn)).double()
-    unfused = sg.compile(_graph(learn), passes=UNFUSED).double()
+def test_hidden_scratch_scan_equals_the_derived_step(learn, hidden):
+    """(``norse_lif_recurrent``: its dense recurrent weight is learnt too.)"""
+    fused = sg.compile(_graph(learn, hidden=hidden)).double()
+    unfused = sg.compile(_graph(learn, hidden=hidden), passes=UNFUSED).double()
     assert fused.graph.nodes["hid"].fused and not unfused.graph.nodes["hid"].fused
     assert "hid" in fused._scratch  # its current is private and only its spikes are read
     x = _x()

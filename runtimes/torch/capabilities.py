@@ -45,6 +45,7 @@ SCANS: dict[str, Callable[[Any], bool]] = {
     "sconv2d_lstm": _any,
     "norse_lif": _any,
     "norse_li": _any,
+    "norse_lif_recurrent": _any,
 }
 """Model name -> which of its nodes (by options) the torch scans cover."""
 

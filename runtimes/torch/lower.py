@@ -134,7 +134,8 @@ FRESH_RESULT = (S.Linear, S.Conv1d, S.Conv2d, S.MaxPool1d, S.MaxPool2d, S.AvgPoo
                 S.Scale, S.BatchNorm, U.ConvTranspose2d, U.Upsample)
 
 # scans with ``scratch_input``
-SCRATCH_NEURONS = ("leaky", "integrate_fire", "rleaky", "synaptic", "sj_if", "sj_lif", "norse_lif")
+SCRATCH_NEURONS = ("leaky", "integrate_fire", "rleaky", "synaptic", "sj_if", "sj_lif", "norse_lif",
+                   "norse_lif_recurrent")
 
 
 def scratch_inputs(graph: Any) -> frozenset[str]:

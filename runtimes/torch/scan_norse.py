@@ -1,5 +1,5 @@
-r"""Fused time loop of Norse's ``LIFCell`` and ``LICell`` (the models ``norse_lif``, ``norse_li``): one autograd
-node per population.
+r"""Fused time loop of Norse's ``LIFCell``, ``LICell`` and ``LIFRecurrentCell`` (the models ``norse_lif``,
+``norse_li``, ``norse_lif_recurrent``): one autograd node per population.
 
 Forward: the model's step (:mod:`snngraph.models.norse_lif`) operation for operation, without an autograd
 graph, so values are bit-identical to the derived kernel. With the state :math:`u` carried relative to
@@ -9,7 +9,10 @@ graph, so values are bit-identical to the derived kernel. With the state :math:`
     V_t &= u_{t-1} + v_{leak},\qquad I_t = i_{t-1} + x_t,\qquad W_t = V_t + a\,((v_{leak} - V_t) + I_t) \\
     z_t &= H(W_t - v_{th}),\qquad u_t = ((1 - z_t) W_t + z_t v_{reset}) - v_{leak},\qquad i_t = I_t + c\,I_t
 
-(``LICell``: no spikes, :math:`u_t = W_t - v_{leak}`, so below :math:`z_t = 0` and :math:`\sigma_t = 0`.)
+(``LICell``: no spikes, :math:`u_t = W_t - v_{leak}`, so below :math:`z_t = 0` and :math:`\sigma_t = 0`.
+``LIFRecurrentCell``: :math:`I_t = (i_{t-1} + x_t) + W_{rec} z_{t-1}`, one GEMM a step, and the reset
+detached, so the term :math:`\lambda_t (v_{reset} - W_t)` of :math:`\bar z_t` is absent and
+:math:`\bar z_{t-1}` gains :math:`W_{rec}^\top \bar I_t`.)
 
 It saves the integrated membranes :math:`W` and the currents :math:`I` (spikes are :math:`H(W - v_{th})`).
 Backward, the reset not detached (as in Norse's ``LIFCell``), with :math:`\lambda_t`, :math:`\kappa_t` the
@@ -33,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from snngraph.ir.surrogate import Surrogate
@@ -51,6 +55,7 @@ class NorseLifConfig:
     dt: float
     surrogate: Surrogate | None
     scratch_input: bool = False
+    recurrent: str | None = None  # LIFRecurrentCell: "dense" (F.linear) or "diagonal" (V * z)
 
     @property
     def spiking(self) -> bool:
@@ -72,8 +77,9 @@ def _state(cfg: NorseLifConfig, w: Tensor, v_th: Tensor, v_reset: Tensor, v_leak
 
 class _NorseLifScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, u0: Tensor, i0: Tensor, tau_syn_inv: Tensor, tau_mem_inv: Tensor, v_leak: Tensor,
-                v_th: Tensor, v_reset: Tensor, cfg: NorseLifConfig) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(ctx, x: Tensor, u0: Tensor, i0: Tensor, spk0: Tensor | None, tau_syn_inv: Tensor, tau_mem_inv: Tensor,
+                v_leak: Tensor, v_th: Tensor, v_reset: Tensor, weight: Tensor | None, bias: Tensor | None,
+                cfg: NorseLifConfig) -> tuple[Tensor, Tensor, Tensor]:
         ctx.set_materialize_grads(False)  # unused outputs (often v and i) get None, not zero tensors
         a, c = cfg.dt * tau_mem_inv, -cfg.dt * tau_syn_inv
         currents = x if cfg.scratch_input else torch.empty_like(x)
@@ -83,35 +89,39 @@ class _NorseLifScan(torch.autograd.Function):
         us, is_ = (torch.empty_like(x), torch.empty_like(x)) if keep else (None, None)
         v, tmp = torch.empty_like(x[0]), torch.empty_like(x[0])
         ping = [torch.empty_like(x[0]) for _ in range(4)] if not keep else None
-        u, i = u0, i0
+        u, i, z = u0, i0, spk0
         for t in range(x.shape[0]):
             torch.add(u, v_leak, out=v)  # V = u + v_leak
             cur = torch.add(i, x[t], out=currents[t])  # I = i + x (x[t] read before it is overwritten)
+            if cfg.recurrent is not None:  # (i + x) + W_rec z
+                cur.add_(_recurrent(cfg, z, weight, bias))
             w = torch.add(v, torch.sub(v_leak, v, out=tmp).add_(cur).mul_(a), out=charged[t])
             out = us[t] if keep else ping[t % 2]
             if cfg.spiking:
-                fired = torch.gt(w, v_th, out=spikes[t])  # H(W - v_th) == (W > v_th) exactly for finite floats
-                u = _reset(fired, w, v_reset, v_leak, out, tmp)
+                z = torch.gt(w, v_th, out=spikes[t])  # H(W - v_th) == (W > v_th) exactly for finite floats
+                u = _reset(z, w, v_reset, v_leak, out, tmp)
             else:
                 u = torch.sub(w, v_leak, out=out)
             i = torch.add(cur, torch.mul(c, cur, out=tmp), out=is_[t] if keep else ping[2 + t % 2])
         ctx.cfg = cfg
-        ctx.save_for_backward(u0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, charged, currents)
+        ctx.save_for_backward(u0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias, charged,
+                              currents)
         empty = x.new_empty(0)
         return spikes, (us if keep else empty), (is_ if keep else empty)
 
     @staticmethod
     def backward(ctx, g_spk: Tensor | None, g_v: Tensor | None, g_i: Tensor | None):
         cfg: NorseLifConfig = ctx.cfg
-        u0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, charged, currents = ctx.saved_tensors
-        needs = ctx.needs_input_grad
+        u0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias, charged, currents = ctx.saved_tensors
+        needs = ctx.needs_input_grad  # x, u0, i0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias
+        rec = cfg.recurrent
         a, c = cfg.dt * tau_mem_inv, -cfg.dt * tau_syn_inv
         keep_a, keep_i = 1 - a, 1 + c
         steps, like = charged.shape[0], charged[0]
         # the taus' gradients read the currents after the loop; otherwise a scratch scan's own buffer takes gx
-        own = cfg.scratch_input and not graph_kept() and not (needs[3] or needs[4])
+        own = cfg.scratch_input and not graph_kept() and not (needs[4] or needs[5])
         gx = currents if own else torch.empty_like(currents)
-        params = any(needs[3:8])
+        params = any(needs[4:9])
         dws = torch.empty_like(charged) if params else None
         dw_step, lam = torch.empty_like(like), torch.empty_like(like)
         have_lam, have_kappa = False, g_i is not None
@@ -120,12 +130,15 @@ class _NorseLifScan(torch.autograd.Function):
         for t1 in range(steps, 0, -block):
             t0 = max(0, t1 - block)
             w = charged[t0:t1]
-            # dW = lam (1 - z + sigma' (v_reset - W)) + sigma' dS: the terms without the adjoint, a block at once
-            coeff = direct = None  # (LICell: dW = lam)
+            # dW = lam (1 - z + sigma' (v_reset - W)) + sigma' (dS + W_rec^T dI'): the terms without the
+            # adjoint, a block at once (the reset term only where it is not detached)
+            coeff = direct = sig = None  # (LICell: dW = lam)
             if cfg.spiking:
                 sig = spike_gradient(cfg.surrogate, w - v_th, torch.ones_like(w))
-                coeff = torch.gt(w, v_th, out=torch.empty_like(w)).neg_().add_(1).addcmul_(sig, v_reset - w)
-                direct = sig.mul_(g_spk[t0:t1]) if g_spk is not None else None
+                coeff = torch.gt(w, v_th, out=torch.empty_like(w)).neg_().add_(1)
+                if rec is None:
+                    coeff.addcmul_(sig, v_reset - w)
+                direct = sig * g_spk[t0:t1] if g_spk is not None else None
             for t in range(t1 - 1, t0 - 1, -1):
                 k = t - t0
                 if g_v is not None:
@@ -142,6 +155,8 @@ class _NorseLifScan(torch.autograd.Function):
                     dw.copy_(direct[k])
                 else:
                     dw.zero_()
+                if rec is not None and t + 1 < steps:  # dz_t += W_rec^T dI_{t+1}
+                    dw.addcmul_(sig[k], _recurrent_transposed(cfg, gx[t + 1], weight))
                 di = torch.mul(dw, a, out=gx[t])  # (the current of step t is not read after this)
                 if have_kappa:
                     di.addcmul_(kappa, keep_i)
@@ -149,13 +164,42 @@ class _NorseLifScan(torch.autograd.Function):
                 have_kappa = True
                 torch.mul(dw, keep_a, out=lam)
                 have_lam = True
-        grads = _parameter_grads(cfg, needs, g_spk, g_v, g_i, u0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset,
+        grads = _parameter_grads(cfg, needs, g_v, g_i, u0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset,
                                  charged, currents, dws, gx) if params else (None,) * 5
         grad_i0 = kappa.clone() if needs[2] else None  # (kappa may be a step of gx)
-        return (gx if needs[0] else None, lam if needs[1] else None, grad_i0, *grads, None)
+        grad_spk0 = _recurrent_transposed(cfg, gx[0], weight) if rec is not None and needs[3] else None
+        grad_w = grad_b = None
+        if rec is not None and (needs[9] or (bias is not None and needs[10])):
+            grad_w, grad_b = _recurrent_grads(cfg, needs, gx, charged, v_th, spk0, weight, bias)
+        return (gx if needs[0] else None, lam if needs[1] else None, grad_i0, grad_spk0, *grads, grad_w, grad_b,
+                None)
 
 
-def _parameter_grads(cfg: NorseLifConfig, needs, g_spk, g_v, g_i, u0, tau_syn_inv, tau_mem_inv, v_leak, v_th,
+def _recurrent(cfg: NorseLifConfig, z: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    return F.linear(z, weight, bias) if cfg.recurrent == "dense" else weight * z
+
+
+def _recurrent_transposed(cfg: NorseLifConfig, grad: Tensor, weight: Tensor) -> Tensor:
+    """The gradient reaching the previous spikes through the recurrence."""
+    return grad.mm(weight) if cfg.recurrent == "dense" else weight * grad
+
+
+def _recurrent_grads(cfg: NorseLifConfig, needs, gx: Tensor, charged: Tensor, v_th: Tensor, spk0: Tensor,
+                     weight: Tensor, bias: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+    r"""The recurrence's weight (and bias) gradients: :math:`\sum_t \bar I_t^\top z_{t-1}`, one GEMM."""
+    previous = torch.cat([spk0.unsqueeze(0), (charged[:-1] > v_th).to(charged.dtype)])
+    grad_w = grad_b = None
+    if needs[9]:
+        if cfg.recurrent == "dense":
+            grad_w = gx.reshape(-1, gx.shape[-1]).t().mm(previous.reshape(-1, previous.shape[-1]))
+        else:
+            grad_w = _reduce(gx * previous, weight)
+    if bias is not None and needs[10]:
+        grad_b = gx.reshape(-1, gx.shape[-1]).sum(0)
+    return grad_w, grad_b
+
+
+def _parameter_grads(cfg: NorseLifConfig, needs, g_v, g_i, u0, tau_syn_inv, tau_mem_inv, v_leak, v_th,
                      v_reset, charged, currents, dws, gx) -> tuple[Tensor | None, ...]:
     r"""The gradients of ``(tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset)`` from the whole sequences, after the
     loop: :math:`\lambda_t = \bar u_t + (1 - a) \bar W_{t+1}`, :math:`\kappa_t = \bar i_t + \bar I_{t+1}`."""
@@ -166,20 +210,20 @@ def _parameter_grads(cfg: NorseLifConfig, needs, g_spk, g_v, g_i, u0, tau_syn_in
         lam = lam + g_v
     fired = (charged > v_th).to(charged.dtype) if cfg.spiking else None
     grads: list[Tensor | None] = [None] * 5
-    if needs[3]:
+    if needs[4]:
         kappa = torch.cat([gx[1:], zero])
         if g_i is not None:
             kappa = kappa + g_i
         grads[0] = _reduce(-cfg.dt * (currents * kappa), tau_syn_inv)
-    if needs[4]:  # ((v_leak - V) + I) dW, V as the forward made it
+    if needs[5]:  # ((v_leak - V) + I) dW, V as the forward made it
         u = _state(cfg, charged, v_th, v_reset, v_leak, torch.empty_like(charged), torch.empty_like(charged))
         v = torch.cat([u0.expand_as(charged[0]).unsqueeze(0), u[:-1]]) + v_leak
         grads[1] = _reduce(cfg.dt * ((v_leak - v) + currents) * dws, tau_mem_inv)
-    if needs[5]:
+    if needs[6]:
         grads[2] = _reduce(dws - lam, v_leak)
-    if needs[6]:  # -sigma' dz = -(dW - lam (1 - z))
+    if needs[7]:  # -sigma' dz = -(dW - lam (1 - z))
         grads[3] = _reduce(lam * (1 - fired) - dws, v_th)
-    if needs[7]:
+    if needs[8]:
         grads[4] = _reduce(lam * fired, v_reset)
     return tuple(grads)
 
@@ -191,8 +235,10 @@ def _plus(a: Tensor | None, b: Tensor | None) -> Tensor | None:
 
 
 def norse_lif_scan(x: Tensor, u0: Tensor, i0: Tensor, tau_syn_inv: Tensor, tau_mem_inv: Tensor, v_leak: Tensor,
-                   v_th: Tensor, v_reset: Tensor, cfg: NorseLifConfig) -> tuple[Tensor, Tensor, Tensor]:
-    """Norse's LIFCell over ``x`` of shape (T, B, ...) from the state ``(u0, i0)``: ``(spk, v, i)`` sequences
-    (``v`` relative to ``v_leak``; both empty with ``cfg.scratch_input``, which hands ``x`` over as the
-    scan's buffer)."""
-    return _NorseLifScan.apply(x, u0, i0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, cfg)
+                   v_th: Tensor, v_reset: Tensor, cfg: NorseLifConfig, spk0: Tensor | None = None,
+                   weight: Tensor | None = None, bias: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Norse's LIFCell / LICell / LIFRecurrentCell (``cfg.recurrent``: ``spk0`` and the recurrence's
+    ``weight``, ``bias``) over ``x`` of shape (T, B, ...) from the state ``(u0, i0)``: ``(spk, v, i)``
+    sequences (``v`` relative to ``v_leak``; ``spk`` empty for LICell; ``v``, ``i`` empty with
+    ``cfg.scratch_input``, which hands ``x`` over as the scan's buffer)."""
+    return _NorseLifScan.apply(x, u0, i0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias, cfg)

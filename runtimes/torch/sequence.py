@@ -137,15 +137,19 @@ def _run_fused_sj(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Te
 def _run_fused_norse_lif(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
                          tensors: dict[str, Tensor], scratch: bool = False, kernels: str = "torch"
                          ) -> dict[str, Tensor]:
-    """A fused Norse LIFCell / LICell population: one scan over all T steps (torch only: no Triton kernel;
-    under compilation the derived op instead, see ``DERIVED_WHEN_COMPILING``)."""
+    """A fused Norse LIFCell / LICell / LIFRecurrentCell population: one scan over all T steps (torch only:
+    no Triton kernel; under compilation the derived op instead, see ``DERIVED_WHEN_COMPILING``)."""
     from snngraph.runtimes.torch.scan_norse import NorseLifConfig, norse_lif_scan
 
-    spiking = node.op == "norse_lif"
-    cfg = NorseLifConfig(float(kwargs["dt"]), kwargs["spike_grad"] if spiking else None, scratch)
+    spiking, recurrent = node.op != "norse_li", node.op == "norse_lif_recurrent"
+    kind = ("dense" if node.all_to_all else "diagonal") if recurrent else None
+    cfg = NorseLifConfig(float(kwargs["dt"]), kwargs["spike_grad"] if spiking else None, scratch, kind)
     one = x.new_ones(())
-    spk, v, i = norse_lif_scan(x, state[0], state[1], kwargs["tau_syn_inv"], kwargs["tau_mem_inv"], kwargs["v_leak"],
-                               kwargs.get("v_th", one), kwargs.get("v_reset", one), cfg)
+    spk0, v0, i0 = state if recurrent else (None, *state)
+    weight = (tensors["recurrent_weight"] if node.all_to_all else tensors["V"]) if recurrent else None
+    spk, v, i = norse_lif_scan(x, v0, i0, kwargs["tau_syn_inv"], kwargs["tau_mem_inv"], kwargs["v_leak"],
+                               kwargs.get("v_th", one), kwargs.get("v_reset", one), cfg, spk0, weight,
+                               tensors.get("recurrent_bias") if recurrent else None)
     if not spiking:
         return {"v": v, "i": i}
     return {"spk": spk} if scratch else {"spk": spk, "v": v, "i": i}
@@ -165,7 +169,7 @@ def _run_fused_lstm(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[
     return {"spk": spk, "syn": syn, "mem": mem}
 
 
-DERIVED_WHEN_COMPILING = frozenset({"sj_if", "sj_lif", "norse_lif", "norse_li"})
+DERIVED_WHEN_COMPILING = frozenset({"sj_if", "sj_lif", "norse_lif", "norse_li", "norse_lif_recurrent"})
 """Fused scans that are no custom op yet: under ``torch.compile`` / ``torch.export`` these nodes run as
 ``derived_scan`` (one op, same values) rather than an autograd.Function dynamo would unroll over T, and
 under ``torch.func`` transforms as the derived step's loop (the Function has no ``setup_context``)."""
@@ -174,5 +178,5 @@ SCAN_RUNNERS = {"leaky": _run_fused, "integrate_fire": _run_fused, "leaky_integr
                 "rleaky": _run_fused_recurrent, "synaptic": _run_fused_synaptic, "state_leaky": _run_fused_state_leaky,
                 "sj_if": _run_fused_sj, "sj_lif": _run_fused_sj, "slstm": _run_fused_lstm,
                 "sconv2d_lstm": _run_fused_lstm, "norse_lif": _run_fused_norse_lif,
-                "norse_li": _run_fused_norse_lif}
+                "norse_li": _run_fused_norse_lif, "norse_lif_recurrent": _run_fused_norse_lif}
 """Model name -> its scan; the models (and options) are those of ``capabilities.SCANS``."""
