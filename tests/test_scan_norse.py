@@ -1,7 +1,8 @@
-"""The fused Norse ``LIFCell`` / ``LICell`` scan (``runtimes/torch/scan_norse.py``) in a network, against the
-derived step (the unfused pipeline, itself tested against Norse in ``test_fx_norse.py``): a hidden population whose
-current is private (``lower.scratch_inputs``: the currents go over it, the input gradient over them),
-fixed or learnt parameters, per-neuron values, ``retain_graph``, and ``torch.compile`` (the derived op)."""
+"""The fused Norse ``LIFCell`` / ``LICell`` / ``LIFRecurrentCell`` / ``LIFBoxCell`` scan
+(``runtimes/torch/scan_norse.py``) in a network, against the derived step (the unfused pipeline, itself
+tested against Norse in ``test_fx_norse.py``): a hidden population whose current is private
+(``lower.scratch_inputs``: the currents go over it, the input gradient over them), fixed or learnt
+parameters, per-neuron values, ``retain_graph``, and ``torch.compile`` (the derived op)."""
 
 import numpy as np
 import pytest
@@ -20,8 +21,11 @@ def _graph(learn: tuple[str, ...], readout: str = "norse_lif", hidden: str = "no
     g = sg.Graph("norse")
     values = {"tau_mem_inv": np.linspace(80, 120, 5), "tau_syn_inv": np.linspace(150, 250, 5),
               "v_leak": np.linspace(-0.1, 0.1, 5), "v_th": np.linspace(0.3, 0.5, 5), "v_reset": np.linspace(-0.2, 0, 5)}
-    hid = g.neuron(hidden, g.linear(g.input("x", (6,)), 5, name="fc1"), name="hid", learn=learn, dt=0.005,
-                   **values)
+    model, _, reset = hidden.partition(":")  # "norse_lif_box:subtract": the box cell with that reset_method
+    params = sg.neuron_models()[model].params
+    hid = g.neuron(model, g.linear(g.input("x", (6,)), 5, name="fc1"), name="hid", dt=0.005,
+                   learn=tuple(k for k in learn if k in params), **{k: v for k, v in values.items() if k in params},
+                   **({"reset_method": reset} if reset else {}))
     if readout == "norse_lif":
         out = g.neuron("norse_lif", g.linear(hid, 3, name="fc2"), name="out", learn=learn, v_th=0.2)
     else:
@@ -42,7 +46,8 @@ def _run(net: torch.nn.Module, fn, x: torch.Tensor, retain: bool = False):
     loss.backward(retain_graph=retain)
     if retain:
         loss.backward()
-    return {k: v.detach() for k, v in out.items()}, {k: p.grad.clone() for k, p in net.named_parameters()}
+    return {k: v.detach() for k, v in out.items()}, {k: None if p.grad is None else p.grad.clone()
+                                                     for k, p in net.named_parameters()}
 
 
 def _assert_same(got, want, tol=1e-10):
@@ -52,6 +57,9 @@ def _assert_same(got, want, tol=1e-10):
         assert torch.equal(out[key], ref[key]), key
     assert grads.keys() == ref_grads.keys()
     for key, g in ref_grads.items():
+        assert (grads[key] is None) == (g is None), key  # (the box cell's v_reset is not read by "subtract")
+        if g is None:
+            continue
         scale = max(1.0, float(g.abs().max()))
         torch.testing.assert_close(grads[key], g, rtol=tol, atol=tol * scale, msg=lambda m, k=key: f"{k}: {m}")
 
@@ -60,14 +68,16 @@ def _x() -> torch.Tensor:
     return torch.rand(40, 3, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 6
 
 
-@pytest.mark.parametrize("hidden", ["norse_lif", "norse_lif_recurrent"])
+@pytest.mark.parametrize("hidden", ["norse_lif", "norse_lif_recurrent", "norse_lif_box:value",
+                                    "norse_lif_box:subtract"])
 @pytest.mark.parametrize("learn", [(), PARAMS, ("v_th", "v_reset")], ids=["fixed", "all", "firing"])
-def test_hidden_scratch_scan_equals_the_derived_step(learn, hidden):
-    """(``norse_lif_recurrent``: its dense recurrent weight is learnt too.)"""
+def test_hidden_scan_equals_the_derived_step(learn, hidden):
+    """(``norse_lif_recurrent``: its dense recurrent weight is learnt too; the box cell takes no scratch.)"""
     fused = sg.compile(_graph(learn, hidden=hidden)).double()
     unfused = sg.compile(_graph(learn, hidden=hidden), passes=UNFUSED).double()
     assert fused.graph.nodes["hid"].fused and not unfused.graph.nodes["hid"].fused
-    assert "hid" in fused._scratch  # its current is private and only its spikes are read
+    # a private current that only the spikes are read from: the scan's buffer
+    assert ("hid" in fused._scratch) == (not hidden.startswith("norse_lif_box"))
     x = _x()
     _assert_same(_run(fused, fused, x), _run(unfused, unfused, x))
 

@@ -46,6 +46,7 @@ SCANS: dict[str, Callable[[Any], bool]] = {
     "norse_lif": _any,
     "norse_li": _any,
     "norse_lif_recurrent": _any,
+    "norse_lif_box": _any,
 }
 """Model name -> which of its nodes (by options) the torch scans cover."""
 

@@ -1,5 +1,5 @@
-r"""Fused time loop of Norse's ``LIFCell``, ``LICell`` and ``LIFRecurrentCell`` (the models ``norse_lif``,
-``norse_li``, ``norse_lif_recurrent``): one autograd node per population.
+r"""Fused time loop of Norse's ``LIFCell``, ``LICell``, ``LIFRecurrentCell`` and ``LIFBoxCell`` (the models
+``norse_lif``, ``norse_li``, ``norse_lif_recurrent``, ``norse_lif_box``): one autograd node per population.
 
 Forward: the model's step (:mod:`snngraph.models.norse_lif`) operation for operation, without an autograd
 graph, so values are bit-identical to the derived kernel. With the state :math:`u` carried relative to
@@ -12,7 +12,10 @@ graph, so values are bit-identical to the derived kernel. With the state :math:`
 (``LICell``: no spikes, :math:`u_t = W_t - v_{leak}`, so below :math:`z_t = 0` and :math:`\sigma_t = 0`.
 ``LIFRecurrentCell``: :math:`I_t = (i_{t-1} + x_t) + W_{rec} z_{t-1}`, one GEMM a step, and the reset
 detached, so the term :math:`\lambda_t (v_{reset} - W_t)` of :math:`\bar z_t` is absent and
-:math:`\bar z_{t-1}` gains :math:`W_{rec}^\top \bar I_t`.)
+:math:`\bar z_{t-1}` gains :math:`W_{rec}^\top \bar I_t`. ``LIFBoxCell``: no current, :math:`I_t = x_t` and
+:math:`W_t = V_t + a\,((x_t + v_{leak}) - V_t)`; its ``reset_method="subtract"`` makes
+:math:`u_t = ((1 - z_t) W_t + z_t (W_t - v_{th})) - v_{leak}`, so :math:`\bar z_t = \bar S_t - \lambda_t v_{th}`,
+:math:`\bar W_t = \lambda_t + \sigma_t \bar z_t` and :math:`v_{th}` gains :math:`-\sum \lambda z`.)
 
 It saves the integrated membranes :math:`W` and the currents :math:`I` (spikes are :math:`H(W - v_{th})`).
 Backward, the reset not detached (as in Norse's ``LIFCell``), with :math:`\lambda_t`, :math:`\kappa_t` the
@@ -56,6 +59,8 @@ class NorseLifConfig:
     surrogate: Surrogate | None
     scratch_input: bool = False
     recurrent: str | None = None  # LIFRecurrentCell: "dense" (F.linear) or "diagonal" (V * z)
+    box: bool = False  # LIFBoxCell: no current
+    subtract: bool = False  # LIFBoxCell's reset_method="subtract"
 
     @property
     def spiking(self) -> bool:
@@ -67,12 +72,26 @@ def _reset(fired: Tensor, w: Tensor, v_reset: Tensor, v_leak: Tensor, out: Tenso
     return torch.mul(torch.sub(1, fired, out=out), w, out=out).add_(torch.mul(fired, v_reset, out=tmp)).sub_(v_leak)
 
 
+def _subtract(fired: Tensor, w: Tensor, v_th: Tensor, v_leak: Tensor, out: Tensor, tmp: Tensor) -> Tensor:
+    """``((1 - z) W + z (W - v_th)) - v_leak`` into ``out``, by the model's operations in its order."""
+    kept = torch.mul(torch.sub(1, fired, out=out), w, out=out)
+    return kept.add_(torch.sub(w, v_th, out=tmp).mul_(fired)).sub_(v_leak)
+
+
+def _after_spike(cfg: NorseLifConfig, fired: Tensor, w: Tensor, v_th: Tensor, v_reset: Tensor, v_leak: Tensor,
+                 out: Tensor, tmp: Tensor) -> Tensor:
+    """The state ``u`` after the spikes ``fired`` of the integrated membranes ``w``, into ``out``."""
+    if cfg.subtract:
+        return _subtract(fired, w, v_th, v_leak, out, tmp)
+    return _reset(fired, w, v_reset, v_leak, out, tmp)
+
+
 def _state(cfg: NorseLifConfig, w: Tensor, v_th: Tensor, v_reset: Tensor, v_leak: Tensor, out: Tensor,
            tmp: Tensor) -> Tensor:
     """The state ``u`` after the integrated membranes ``w``, as the forward makes it, into ``out``."""
     if not cfg.spiking:
         return torch.sub(w, v_leak, out=out)
-    return _reset(torch.gt(w, v_th, out=tmp), w, v_reset, v_leak, out, tmp.clone())
+    return _after_spike(cfg, torch.gt(w, v_th, out=tmp), w, v_th, v_reset, v_leak, out, tmp.clone())
 
 
 class _NorseLifScan(torch.autograd.Function):
@@ -82,32 +101,37 @@ class _NorseLifScan(torch.autograd.Function):
                 cfg: NorseLifConfig) -> tuple[Tensor, Tensor, Tensor]:
         ctx.set_materialize_grads(False)  # unused outputs (often v and i) get None, not zero tensors
         a, c = cfg.dt * tau_mem_inv, -cfg.dt * tau_syn_inv
-        currents = x if cfg.scratch_input else torch.empty_like(x)
+        currents = x if cfg.scratch_input or cfg.box else torch.empty_like(x)  # (LIFBoxCell: I = x)
         charged = torch.empty_like(x)
         spikes = torch.empty_like(x) if cfg.spiking else x.new_empty(0)
         keep = not cfg.scratch_input
-        us, is_ = (torch.empty_like(x), torch.empty_like(x)) if keep else (None, None)
+        us = torch.empty_like(x) if keep else None
+        is_ = torch.empty_like(x) if keep and not cfg.box else None
         v, tmp = torch.empty_like(x[0]), torch.empty_like(x[0])
         ping = [torch.empty_like(x[0]) for _ in range(4)] if not keep else None
         u, i, z = u0, i0, spk0
         for t in range(x.shape[0]):
             torch.add(u, v_leak, out=v)  # V = u + v_leak
-            cur = torch.add(i, x[t], out=currents[t])  # I = i + x (x[t] read before it is overwritten)
-            if cfg.recurrent is not None:  # (i + x) + W_rec z
-                cur.add_(_recurrent(cfg, z, weight, bias))
-            w = torch.add(v, torch.sub(v_leak, v, out=tmp).add_(cur).mul_(a), out=charged[t])
+            if cfg.box:  # V + a ((x + v_leak) - V)
+                w = torch.add(v, torch.add(x[t], v_leak, out=tmp).sub_(v).mul_(a), out=charged[t])
+            else:
+                cur = torch.add(i, x[t], out=currents[t])  # I = i + x (x[t] read before it is overwritten)
+                if cfg.recurrent is not None:  # (i + x) + W_rec z
+                    cur.add_(_recurrent(cfg, z, weight, bias))
+                w = torch.add(v, torch.sub(v_leak, v, out=tmp).add_(cur).mul_(a), out=charged[t])
             out = us[t] if keep else ping[t % 2]
             if cfg.spiking:
                 z = torch.gt(w, v_th, out=spikes[t])  # H(W - v_th) == (W > v_th) exactly for finite floats
-                u = _reset(z, w, v_reset, v_leak, out, tmp)
+                u = _after_spike(cfg, z, w, v_th, v_reset, v_leak, out, tmp)
             else:
                 u = torch.sub(w, v_leak, out=out)
-            i = torch.add(cur, torch.mul(c, cur, out=tmp), out=is_[t] if keep else ping[2 + t % 2])
+            if not cfg.box:
+                i = torch.add(cur, torch.mul(c, cur, out=tmp), out=is_[t] if is_ is not None else ping[2 + t % 2])
         ctx.cfg = cfg
         ctx.save_for_backward(u0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias, charged,
                               currents)
         empty = x.new_empty(0)
-        return spikes, (us if keep else empty), (is_ if keep else empty)
+        return spikes, (us if keep else empty), (is_ if is_ is not None else empty)
 
     @staticmethod
     def backward(ctx, g_spk: Tensor | None, g_v: Tensor | None, g_i: Tensor | None):
@@ -135,8 +159,11 @@ class _NorseLifScan(torch.autograd.Function):
             coeff = direct = sig = None  # (LICell: dW = lam)
             if cfg.spiking:
                 sig = spike_gradient(cfg.surrogate, w - v_th, torch.ones_like(w))
-                coeff = torch.gt(w, v_th, out=torch.empty_like(w)).neg_().add_(1)
-                if rec is None:
+                if cfg.subtract:  # du/dW = 1, du/dz = -v_th
+                    coeff = torch.ones_like(w).addcmul_(sig, v_th.expand_as(w[0]), value=-1)
+                else:
+                    coeff = torch.gt(w, v_th, out=torch.empty_like(w)).neg_().add_(1)
+                if rec is None and not cfg.subtract:
                     coeff.addcmul_(sig, v_reset - w)
                 direct = sig * g_spk[t0:t1] if g_spk is not None else None
             for t in range(t1 - 1, t0 - 1, -1):
@@ -161,7 +188,7 @@ class _NorseLifScan(torch.autograd.Function):
                 if have_kappa:
                     di.addcmul_(kappa, keep_i)
                 kappa = di if g_i is None or t == 0 else torch.add(di, g_i[t - 1])
-                have_kappa = True
+                have_kappa = not cfg.box  # (LIFBoxCell: no current carries a gradient back)
                 torch.mul(dw, keep_a, out=lam)
                 have_lam = True
         grads = _parameter_grads(cfg, needs, g_v, g_i, u0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset,
@@ -223,7 +250,7 @@ def _parameter_grads(cfg: NorseLifConfig, needs, g_v, g_i, u0, tau_syn_inv, tau_
         grads[2] = _reduce(dws - lam, v_leak)
     if needs[7]:  # -sigma' dz = -(dW - lam (1 - z))
         grads[3] = _reduce(lam * (1 - fired) - dws, v_th)
-    if needs[8]:
+    if needs[8] and not cfg.subtract:  # (subtract: v_reset is not read)
         grads[4] = _reduce(lam * fired, v_reset)
     return tuple(grads)
 

@@ -137,22 +137,25 @@ def _run_fused_sj(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Te
 def _run_fused_norse_lif(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
                          tensors: dict[str, Tensor], scratch: bool = False, kernels: str = "torch"
                          ) -> dict[str, Tensor]:
-    """A fused Norse LIFCell / LICell / LIFRecurrentCell population: one scan over all T steps (torch only:
-    no Triton kernel; under compilation the derived op instead, see ``DERIVED_WHEN_COMPILING``)."""
+    """A fused Norse LIFCell / LICell / LIFRecurrentCell / LIFBoxCell population: one scan over all T steps
+    (torch only: no Triton kernel; under compilation the derived op instead, see ``DERIVED_WHEN_COMPILING``)."""
     from snngraph.runtimes.torch.scan_norse import NorseLifConfig, norse_lif_scan
 
-    spiking, recurrent = node.op != "norse_li", node.op == "norse_lif_recurrent"
+    spiking, recurrent, box = node.op != "norse_li", node.op == "norse_lif_recurrent", node.op == "norse_lif_box"
     kind = ("dense" if node.all_to_all else "diagonal") if recurrent else None
-    cfg = NorseLifConfig(float(kwargs["dt"]), kwargs["spike_grad"] if spiking else None, scratch, kind)
+    cfg = NorseLifConfig(float(kwargs["dt"]), kwargs["spike_grad"] if spiking else None, scratch, kind, box,
+                         box and kwargs["reset_method"] == "subtract")
     one = x.new_ones(())
-    spk0, v0, i0 = state if recurrent else (None, *state)
+    spk0, v0, i0 = state if recurrent else (None, state[0], one) if box else (None, *state)
     weight = (tensors["recurrent_weight"] if node.all_to_all else tensors["V"]) if recurrent else None
-    spk, v, i = norse_lif_scan(x, v0, i0, kwargs["tau_syn_inv"], kwargs["tau_mem_inv"], kwargs["v_leak"],
+    spk, v, i = norse_lif_scan(x, v0, i0, kwargs.get("tau_syn_inv", one), kwargs["tau_mem_inv"], kwargs["v_leak"],
                                kwargs.get("v_th", one), kwargs.get("v_reset", one), cfg, spk0, weight,
                                tensors.get("recurrent_bias") if recurrent else None)
     if not spiking:
         return {"v": v, "i": i}
-    return {"spk": spk} if scratch else {"spk": spk, "v": v, "i": i}
+    if scratch:
+        return {"spk": spk}
+    return {"spk": spk, "v": v} if box else {"spk": spk, "v": v, "i": i}
 
 
 def _run_fused_lstm(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
@@ -169,7 +172,8 @@ def _run_fused_lstm(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[
     return {"spk": spk, "syn": syn, "mem": mem}
 
 
-DERIVED_WHEN_COMPILING = frozenset({"sj_if", "sj_lif", "norse_lif", "norse_li", "norse_lif_recurrent"})
+DERIVED_WHEN_COMPILING = frozenset({"sj_if", "sj_lif", "norse_lif", "norse_li", "norse_lif_recurrent",
+                                    "norse_lif_box"})
 """Fused scans that are no custom op yet: under ``torch.compile`` / ``torch.export`` these nodes run as
 ``derived_scan`` (one op, same values) rather than an autograd.Function dynamo would unroll over T, and
 under ``torch.func`` transforms as the derived step's loop (the Function has no ``setup_context``)."""
@@ -178,5 +182,6 @@ SCAN_RUNNERS = {"leaky": _run_fused, "integrate_fire": _run_fused, "leaky_integr
                 "rleaky": _run_fused_recurrent, "synaptic": _run_fused_synaptic, "state_leaky": _run_fused_state_leaky,
                 "sj_if": _run_fused_sj, "sj_lif": _run_fused_sj, "slstm": _run_fused_lstm,
                 "sconv2d_lstm": _run_fused_lstm, "norse_lif": _run_fused_norse_lif,
-                "norse_li": _run_fused_norse_lif, "norse_lif_recurrent": _run_fused_norse_lif}
+                "norse_li": _run_fused_norse_lif, "norse_lif_recurrent": _run_fused_norse_lif,
+                "norse_lif_box": _run_fused_norse_lif}
 """Model name -> its scan; the models (and options) are those of ``capabilities.SCANS``."""
