@@ -2,7 +2,8 @@
 (``runtimes/torch/scan_norse.py``) in a network, against the derived step (the unfused pipeline, itself
 tested against Norse in ``test_fx_norse.py``): a hidden population whose current is private
 (``lower.scratch_inputs``: the currents go over it, the input gradient over them), fixed or learnt
-parameters, per-neuron values, ``retain_graph``, and ``torch.compile`` (the derived op)."""
+parameters, per-neuron values, ``retain_graph``; and the custom op ``snngraph::norse_lif_scan`` under
+``torch.compile``, ``torch.export`` and ``torch.func``."""
 
 import numpy as np
 import pytest
@@ -99,11 +100,42 @@ def test_retain_graph_keeps_the_saved_currents():
     _assert_same(_run(fused, fused, x, retain=True), _run(unfused, unfused, x, retain=True))
 
 
-def test_compiled_runs_the_derived_op_with_the_same_values():
-    net = sg.compile(_graph(PARAMS)).double()
-    compiled = torch.compile(net, fullgraph=True, dynamic=True, backend="aot_eager")
+@pytest.mark.parametrize("hidden", ["norse_lif", "norse_lif_recurrent", "norse_lif_box:subtract"])
+def test_compiled_runs_the_custom_op_with_the_same_values(hidden):
+    net = sg.compile(_graph(PARAMS, hidden=hidden)).double()
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    compiled = torch.compile(net, fullgraph=True, dynamic=True, backend=backend)
     x = _x()
-    _assert_same(_run(net, compiled, x), _run(net, net, x), tol=1e-9)
+    _assert_same(_run(net, compiled, x), _run(net, net, x), tol=1e-12)
+    ops = [str(n.target) for g in graphs for n in g.graph.nodes if n.op == "call_function"]
+    assert ops.count("snngraph.norse_lif_scan.default") == 2  # both populations, one op each
+
+
+def test_export_and_func_grad_run_the_custom_op():
+    net = sg.compile(_graph(PARAMS, "norse_li")).double()
+    x = _x()
+    dims = ({0: torch.export.Dim("T", min=2, max=128), 1: torch.export.Dim("B", min=2, max=64)},)
+    program = torch.export.export(net, (x[:5],), dynamic_shapes={"args": dims})
+    assert "snngraph.norse_lif_scan.default" in {str(n.target) for n in program.graph.nodes}
+    got, want = program.module()(x), net(x)
+    for key in want:
+        assert torch.equal(got[key], want[key]), key
+    params = {k: p.detach() for k, p in net.named_parameters()}
+
+    def loss(p):
+        out = torch.func.functional_call(net, p, (x,))
+        return sum((v * torch.linspace(0.5, 1.5, v.numel(), dtype=v.dtype).reshape(v.shape)).sum()
+                   for v in out.values())
+
+    grads = torch.func.grad(loss)(params)
+    _, ref = _run(net, net, x)
+    for key, g in ref.items():
+        torch.testing.assert_close(grads[key], g, rtol=1e-12, atol=1e-12 * max(1.0, float(g.abs().max())))
 
 
 def test_streaming_steps_equal_the_sequence():
@@ -118,3 +150,13 @@ def test_streaming_steps_equal_the_sequence():
             out, state = net.step(x[t], state)
             steps.append(out["v"])
     assert torch.equal(torch.stack(steps), whole["v"])
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # inside inductor
+def test_inductor_training_step_equals_eager():
+    net = sg.compile(_graph(PARAMS, hidden="norse_lif_recurrent")).double()
+    compiled = torch.compile(net, fullgraph=True, dynamic=True)
+    for steps in (40, 25):
+        x = _x()[:steps]
+        _assert_same(_run(net, compiled, x), _run(net, net, x), tol=1e-9)

@@ -130,8 +130,7 @@ class _NorseLifScan(torch.autograd.Function):
         ctx.cfg = cfg
         ctx.save_for_backward(u0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias, charged,
                               currents)
-        empty = x.new_empty(0)
-        return spikes, (us if keep else empty), (is_ if is_ is not None else empty)
+        return spikes, (us if keep else x.new_empty(0)), (is_ if is_ is not None else x.new_empty(0))
 
     @staticmethod
     def backward(ctx, g_spk: Tensor | None, g_v: Tensor | None, g_i: Tensor | None):
@@ -267,5 +266,12 @@ def norse_lif_scan(x: Tensor, u0: Tensor, i0: Tensor, tau_syn_inv: Tensor, tau_m
     """Norse's LIFCell / LICell / LIFRecurrentCell (``cfg.recurrent``: ``spk0`` and the recurrence's
     ``weight``, ``bias``) over ``x`` of shape (T, B, ...) from the state ``(u0, i0)``: ``(spk, v, i)``
     sequences (``v`` relative to ``v_leak``; ``spk`` empty for LICell; ``v``, ``i`` empty with
-    ``cfg.scratch_input``, which hands ``x`` over as the scan's buffer)."""
+    ``cfg.scratch_input``, which hands ``x`` over as the scan's buffer). Under ``torch.compile`` /
+    ``torch.export`` / ``torch.func`` it runs as the custom op ``snngraph::norse_lif_scan``
+    (``scan_norse_ops``: same values)."""
+    from snngraph.runtimes.torch import scan_norse_ops, scan_ops
+
+    if scan_ops.tracing():
+        return scan_norse_ops.norse_lif_scan_op(x, u0, i0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, cfg, spk0,
+                                                weight, bias)
     return _NorseLifScan.apply(x, u0, i0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias, cfg)

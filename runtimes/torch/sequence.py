@@ -138,7 +138,7 @@ def _run_fused_norse_lif(node: Node, x: Tensor, kwargs: dict[str, Any], state: t
                          tensors: dict[str, Tensor], scratch: bool = False, kernels: str = "torch"
                          ) -> dict[str, Tensor]:
     """A fused Norse LIFCell / LICell / LIFRecurrentCell / LIFBoxCell population: one scan over all T steps
-    (torch only: no Triton kernel; under compilation the derived op instead, see ``DERIVED_WHEN_COMPILING``)."""
+    (torch only: no Triton kernel; under tracing the custom op ``snngraph::norse_lif_scan``)."""
     from snngraph.runtimes.torch.scan_norse import NorseLifConfig, norse_lif_scan
 
     spiking, recurrent, box = node.op != "norse_li", node.op == "norse_lif_recurrent", node.op == "norse_lif_box"
@@ -172,8 +172,7 @@ def _run_fused_lstm(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[
     return {"spk": spk, "syn": syn, "mem": mem}
 
 
-DERIVED_WHEN_COMPILING = frozenset({"sj_if", "sj_lif", "norse_lif", "norse_li", "norse_lif_recurrent",
-                                    "norse_lif_box"})
+DERIVED_WHEN_COMPILING = frozenset({"sj_if", "sj_lif"})
 """Fused scans that are no custom op yet: under ``torch.compile`` / ``torch.export`` these nodes run as
 ``derived_scan`` (one op, same values) rather than an autograd.Function dynamo would unroll over T, and
 under ``torch.func`` transforms as the derived step's loop (the Function has no ``setup_context``)."""
