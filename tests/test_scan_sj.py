@@ -115,3 +115,41 @@ def test_hooks_on_the_input_s_module_keep_it_from_being_scratch(op):
         handle.remove()
         torch.testing.assert_close(got, want, rtol=0, atol=0)
     assert len(seen) == 2 and torch.equal(seen[1], net.fc(x.detach().reshape(-1, N)))  # the kept result is intact
+
+
+def _recorded_compile(net):
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    return torch.compile(net, fullgraph=True, dynamic=True, backend=backend), graphs
+
+
+@pytest.mark.parametrize(("op", "reset", "detach", "decay"), [VARIANTS[0], VARIANTS[-1]])
+@pytest.mark.parametrize("read_v", [False, True])
+def test_compile_export_and_func_run_the_custom_op(op, reset, detach, decay, read_v):
+    """Under ``torch.compile`` / ``torch.export`` / ``torch.func`` the scan is the op ``snngraph::sj_scan``
+    (with scratch where the state is not read), with the eager values."""
+    torch._dynamo.reset()
+    net = sg.compile(_graph(op, reset, detach, decay, SURROGATES[0], True, read_v))
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(T, B, N, generator=gen, dtype=torch.float64) * 2.2 - 0.5
+    weights = torch.randn(T, B, N, generator=gen, dtype=torch.float64)
+    want, gx_want = _run(net, x, weights)
+    compiled, graphs = _recorded_compile(net)
+    got, gx = _run(compiled, x, weights)
+    calls = [n for g in graphs for n in g.graph.nodes if n.target is torch.ops.snngraph.sj_scan.default]
+    assert [n.args[-1] for n in calls] == [not read_v]  # scratch: the state is not read
+    for key in want:
+        assert torch.equal(got[key], want[key]), key
+    torch.testing.assert_close(gx, gx_want, rtol=1e-12, atol=1e-14)
+    program = torch.export.export(net, (x,), dynamic_shapes={"args": ({0: torch.export.Dim("T", min=2)},)})
+    assert torch.equal(program.module()(x[:5])["spk"], net(x[:5])["spk"])
+    params = {k: p.detach() for k, p in net.named_parameters()}
+    grads = torch.func.grad(lambda p: (torch.func.functional_call(net, p, (x,))["spk"] * weights).sum())(params)
+    net.zero_grad()
+    (net(x)["spk"] * weights).sum().backward()
+    for key, p in net.named_parameters():
+        torch.testing.assert_close(grads[key], p.grad, rtol=1e-12, atol=1e-14)

@@ -66,7 +66,7 @@ def _user() -> sg.Graph:
 
 
 def _spikingjelly() -> sg.Graph:
-    """SpikingJelly's LIF (a fused scan that is no custom op: compiled as the derived op) and PLIF."""
+    """SpikingJelly's LIF (its fused scan is the custom op snngraph::sj_scan) and PLIF (the derived op)."""
     return _graph("sj", lambda g, c: g.sj_lif(c, tau=2.0, reset="soft", name="lif"),
                   lambda g, c: g.sj_plif(c, w=0.3, learn_w=True, name="out"), mem="v")
 

@@ -52,7 +52,7 @@ from snngraph.runtimes.torch.lower import (
     without_autocast,
 )
 from snngraph.runtimes.torch.scan_ops import tracing
-from snngraph.runtimes.torch.sequence import DERIVED_WHEN_COMPILING, run_neuron_sequence
+from snngraph.runtimes.torch.sequence import run_neuron_sequence
 from snngraph.runtimes.torch.state_keys import install as install_state_keys
 from snngraph.runtimes.torch.state_keys import key_map
 from snngraph.runtimes.torch.triton import check_kernels
@@ -139,8 +139,7 @@ class CompiledNet(nn.Module):
         self._chains = spatial_chains(graph)
         self._chained = {n for run in self._chains.values() for n in run[1:]}  # computed with their head
         self._derived = {name: describe(node) for name, node in graph.nodes.items()  # unfused loops' op specs
-                         if node.family == "neuron" and (not getattr(node, "fused", False)
-                                                         or node.op in DERIVED_WHEN_COMPILING)}
+                         if node.family == "neuron" and not getattr(node, "fused", False)}
 
     def _register(self, path: str, name: str, module: nn.Module) -> None:
         """Register node ``name``'s module at ``path`` (its name, or a traced model's module path such as

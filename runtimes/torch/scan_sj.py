@@ -195,5 +195,11 @@ def _adjoint(cfg: SjConfig, surrogate: Callable[[Tensor, Tensor, Tensor], Tensor
 def sj_scan(x: Tensor, u0: Tensor, tau: Tensor, threshold: Tensor, v_reset: Tensor,
             cfg: SjConfig) -> tuple[Tensor, Tensor]:
     """Spikes and states ``v`` (both ``(T, B, ...)``; ``v`` empty with ``cfg.scratch_input``, which
-    hands ``x`` over as the scan's buffer) of an ``sj_if``/``sj_lif`` population over ``x``."""
+    hands ``x`` over as the scan's buffer) of an ``sj_if``/``sj_lif`` population over ``x``. Under
+    ``torch.compile`` / ``torch.export`` / ``torch.func`` it runs as the custom op ``snngraph::sj_scan``
+    (``scan_sj_ops``: same values)."""
+    from snngraph.runtimes.torch import scan_ops, scan_sj_ops
+
+    if scan_ops.tracing():
+        return scan_sj_ops.sj_scan_op(x, u0, tau, threshold, v_reset, cfg)
     return _SjScan.apply(x, u0, tau, threshold, v_reset, cfg)

@@ -9,7 +9,6 @@ from torch import Tensor
 
 from snngraph.ir.model import NeuronModel
 from snngraph.ir.node import Node
-from snngraph.runtimes.torch.scan_ops import tracing
 from snngraph.runtimes.torch.triton import use_triton
 
 if TYPE_CHECKING:
@@ -26,7 +25,7 @@ def run_neuron_sequence(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
     may overwrite ``x`` with its state, and only its ``spk`` port is needed (``lower.scratch_inputs``).
     ``derived``: the node's ``derived_scan.describe``; under compilation the loop then runs as that op.
     ``kernels`` (``sg.compile``'s): whether a fused scan runs as Triton kernels (``triton.use_triton``)."""
-    if getattr(node, "fused", False) and not (node.op in DERIVED_WHEN_COMPILING and tracing()):
+    if getattr(node, "fused", False):
         return SCAN_RUNNERS[node.op](node, x, kwargs, state, tensors or {}, scratch, kernels)
     if derived is not None and torch.compiler.is_compiling():  # one opaque op: T and B stay symbolic
         from snngraph.runtimes.torch.derived_scan import derived_scan
@@ -123,7 +122,7 @@ def _run_fused_synaptic(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
 def _run_fused_sj(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
                   tensors: dict[str, Tensor], scratch: bool = False, kernels: str = "torch") -> dict[str, Tensor]:
     """A fused SpikingJelly IF / LIF population: one scan kernel over all T steps (torch only: no
-    Triton kernel; under compilation the derived op instead, see ``DERIVED_WHEN_COMPILING``)."""
+    Triton kernel; under tracing the custom op ``snngraph::sj_scan``)."""
     from snngraph.runtimes.torch.scan_sj import SjConfig, sj_scan
 
     lif = node.op == "sj_lif"
@@ -172,10 +171,6 @@ def _run_fused_lstm(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[
     return {"spk": spk, "syn": syn, "mem": mem}
 
 
-DERIVED_WHEN_COMPILING = frozenset({"sj_if", "sj_lif"})
-"""Fused scans that are no custom op yet: under ``torch.compile`` / ``torch.export`` these nodes run as
-``derived_scan`` (one op, same values) rather than an autograd.Function dynamo would unroll over T, and
-under ``torch.func`` transforms as the derived step's loop (the Function has no ``setup_context``)."""
 
 SCAN_RUNNERS = {"leaky": _run_fused, "integrate_fire": _run_fused, "leaky_integrator": _run_fused,
                 "rleaky": _run_fused_recurrent, "synaptic": _run_fused_synaptic, "state_leaky": _run_fused_state_leaky,

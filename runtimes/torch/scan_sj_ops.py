@@ -1,0 +1,101 @@
+"""The fused SpikingJelly IF / LIF scan as the custom ops ``snngraph::sj_scan`` and ``snngraph::sj_scan_backward``,
+for ``torch.compile``, ``torch.export`` and ``torch.func``.
+
+As :mod:`~snngraph.runtimes.torch.scan_ops` does for the snnTorch scans: the eager ``autograd.Function``'s
+forward and backward (``scan_sj._SjScan``) run inside the ops, so compiled and eager values are the same.
+The forward may write the charged membranes over a private contiguous input (``scratch``; the op then
+saves its input); the backward never overwrites what it saved. The parameters are constants (SpikingJelly's
+are Python floats): only ``x`` and the initial state have gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from snngraph.runtimes.torch.scan_ops import _Ctx, _surrogate
+from snngraph.runtimes.torch.scan_registry import (
+    _encode,
+    _fake_grads,
+    _functorch_ready,
+    _grads,
+    _in_functorch,
+    _scratch,
+    _untangle,
+    backward_call,
+)
+from snngraph.runtimes.torch.scan_sj import SjConfig, _SjScan
+
+
+def _config(lif: bool, soft: bool, detach: bool, decay_input: bool, surrogate: str, params: list[float],
+            scratch: bool) -> SjConfig:
+    return SjConfig(lif, soft, detach, decay_input, _surrogate(surrogate, tuple(params)), scratch)
+
+
+@torch.library.custom_op("snngraph::sj_scan", mutates_args=())
+def _scan_op(x: Tensor, u0: Tensor, tau: Tensor, threshold: Tensor, v_reset: Tensor, lif: bool, soft: bool,
+             detach: bool, decay_input: bool, surrogate: str, params: list[float],
+             scratch: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """``(spk, v, charged membranes)``; ``v`` and the membranes empty with ``scratch`` (they went over ``x``)."""
+    cfg = _config(lif, soft, detach, decay_input, surrogate, params, scratch)
+    ctx = _Ctx(cfg)
+    with torch.no_grad():
+        spk, v = _SjScan.forward(ctx, x, u0, tau, threshold, v_reset, cfg)
+    charged = ctx.saved_tensors[0]
+    return spk, v, x.new_empty(0) if scratch else charged.view_as(x)
+
+
+@_scan_op.register_fake
+def _(x, u0, tau, threshold, v_reset, lif, soft, detach, decay_input, surrogate, params, scratch):
+    def sequence(empty: bool) -> Tensor:  # (the scan makes its outputs contiguous)
+        return x.new_empty(0) if empty else torch.empty_like(x, memory_format=torch.contiguous_format)
+
+    return sequence(False), sequence(scratch), sequence(scratch)
+
+
+@torch.library.custom_op("snngraph::sj_scan_backward", mutates_args=())
+def _backward_op(g_spk: Tensor | None, g_v: Tensor | None, charged: Tensor, u0: Tensor, tau: Tensor, threshold: Tensor,
+                 v_reset: Tensor, lif: bool, soft: bool, detach: bool, decay_input: bool, surrogate: str,
+                 params: list[float], needs: list[bool]) -> list[Tensor]:
+    """The gradients of ``(x, u0)`` (empty where not needed)."""
+    cfg = _config(lif, soft, detach, decay_input, surrogate, params, False)  # (never over the saved membranes)
+    fire_at = threshold if soft else threshold - v_reset
+    ctx = _Ctx(cfg, (*needs, False, False, False, False), (charged.contiguous(), tau, threshold, fire_at))
+    ctx.cfg, ctx.u_shape, ctx.x_shape = cfg, u0.shape, charged.shape
+    grads = _SjScan.backward(ctx, g_spk, g_v)[:2]
+    return _grads(grads, needs, (charged, u0))
+
+
+@_backward_op.register_fake
+def _(g_spk, g_v, charged, u0, tau, threshold, v_reset, lif, soft, detach, decay_input, surrogate, params, needs):
+    return _fake_grads(needs, (charged, u0))
+
+
+def _setup(ctx, inputs, output):
+    ctx.set_materialize_grads(False)  # unused outputs get None, not AOTAutograd's zeros
+    x, u0, tau, threshold, v_reset, *options = inputs
+    *ctx.options, scratch = options
+    ctx.save_for_backward(x if scratch else output[2], u0, tau, threshold, v_reset)
+
+
+def _backward(ctx, g_spk, g_v, g_charged):
+    needs = list(ctx.needs_input_grad[:2])
+    if g_spk is None and g_v is None:
+        return (None,) * 12
+    grads = backward_call(_backward_op, g_spk, g_v, *ctx.saved_tensors, *ctx.options, needs)
+    return (*_untangle(grads, needs), *(None,) * 10)
+
+
+_scan_op.register_autograd(_backward, setup_context=_setup)
+_ScanFunction = _functorch_ready(_scan_op, _setup, _backward)
+
+
+def sj_scan_op(x: Tensor, u0: Tensor, tau: Tensor, threshold: Tensor, v_reset: Tensor,
+               cfg: SjConfig) -> tuple[Tensor, Tensor]:
+    """``scan_sj.sj_scan`` as the custom op (scratch only over a contiguous input: a copy would not be it)."""
+    surrogate, params = _encode(cfg.surrogate)
+    run = _ScanFunction.apply if _in_functorch() else _scan_op
+    scratch = _scratch(cfg.scratch_input) and x.is_contiguous()
+    spk, v, _ = run(x, u0, tau, threshold, v_reset, cfg.lif, cfg.soft, cfg.detach, cfg.decay_input, surrogate, params,
+                    scratch)
+    return spk, v
