@@ -129,9 +129,15 @@ def _recorded_compile(net):
 
 @pytest.mark.parametrize(("op", "reset", "detach", "decay"), [VARIANTS[0], VARIANTS[-1]])
 @pytest.mark.parametrize("read_v", [False, True])
-def test_compile_export_and_func_run_the_custom_op(op, reset, detach, decay, read_v):
+def test_compile_export_and_func_run_the_custom_op(monkeypatch, op, reset, detach, decay, read_v):
     """Under ``torch.compile`` / ``torch.export`` / ``torch.func`` the scan is the op ``snngraph::sj_scan``
-    (with scratch where the state is not read), with the eager values."""
+    (with scratch where the state is not read: the backward then writes over the membranes), with the
+    eager values."""
+    from snngraph.runtimes.torch import scan_sj_ops
+
+    backward_ops = []
+    original = scan_sj_ops.backward_call
+    monkeypatch.setattr(scan_sj_ops, "backward_call", lambda op, *a: backward_ops.append(op._name) or original(op, *a))
     torch._dynamo.reset()
     net = sg.compile(_graph(op, reset, detach, decay, SURROGATES[0], True, read_v))
     gen = torch.Generator().manual_seed(2)
@@ -142,6 +148,7 @@ def test_compile_export_and_func_run_the_custom_op(op, reset, detach, decay, rea
     got, gx = _run(compiled, x, weights)
     calls = [n for g in graphs for n in g.graph.nodes if n.target is torch.ops.snngraph.sj_scan.default]
     assert [n.args[-1] for n in calls] == [not read_v]  # scratch: the state is not read
+    assert backward_ops == ["sj_scan_backward" if read_v else "sj_scan_backward_over_charged"]
     for key in want:
         assert torch.equal(got[key], want[key]), key
     torch.testing.assert_close(gx, gx_want, rtol=1e-12, atol=1e-14)
@@ -153,3 +160,19 @@ def test_compile_export_and_func_run_the_custom_op(op, reset, detach, decay, rea
     (net(x)["spk"] * weights).sum().backward()
     for key, p in net.named_parameters():
         torch.testing.assert_close(grads[key], p.grad, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # inside inductor
+def test_inductor_training_step_equals_eager():
+    torch._dynamo.reset()
+    op, reset, detach, decay = VARIANTS[-1]
+    net = sg.compile(_graph(op, reset, detach, decay, SURROGATES[0], True, False))
+    compiled = torch.compile(net, fullgraph=True, dynamic=True)
+    gen = torch.Generator().manual_seed(3)
+    for steps in (T, 5):
+        x = torch.rand(steps, B, N, generator=gen, dtype=torch.float64) * 2.2 - 0.5
+        weights = torch.randn(steps, B, N, generator=gen, dtype=torch.float64)
+        (got, gx), (want, gx_want) = _run(compiled, x, weights), _run(net, x, weights)
+        assert torch.equal(got["spk"], want["spk"])
+        torch.testing.assert_close(gx, gx_want, rtol=1e-12, atol=1e-14)

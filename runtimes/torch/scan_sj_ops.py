@@ -4,8 +4,10 @@ for ``torch.compile``, ``torch.export`` and ``torch.func``.
 As :mod:`~snngraph.runtimes.torch.scan_ops` does for the snnTorch scans: the eager ``autograd.Function``'s
 forward and backward (``scan_sj._SjScan``) run inside the ops, so compiled and eager values are the same.
 The forward may write the charged membranes over a private contiguous input (``scratch``; the op then
-saves its input); the backward never overwrites what it saved. The parameters are constants (SpikingJelly's
-are Python floats): only ``x`` and the initial state have gradients.
+saves its input), and the backward the input gradient over them where it may (the op
+``snngraph::sj_scan_backward_over_charged``, as ``scan_registry``'s ``*_backward_over_mems``). The
+parameters are constants (SpikingJelly's are Python floats): only ``x`` and the initial state have
+gradients.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from snngraph.runtimes.torch.scan_registry import (
     _functorch_ready,
     _grads,
     _in_functorch,
+    _into,
+    _may_overwrite_saved,
     _scratch,
     _untangle,
     backward_call,
@@ -71,17 +75,41 @@ def _(g_spk, g_v, charged, u0, tau, threshold, v_reset, lif, soft, detach, decay
     return _fake_grads(needs, (charged, u0))
 
 
+@torch.library.custom_op("snngraph::sj_scan_backward_over_charged", mutates_args=("charged",))
+def _backward_over_op(g_spk: Tensor | None, g_v: Tensor | None, charged: Tensor, u0: Tensor, tau: Tensor,
+                      threshold: Tensor, v_reset: Tensor, lif: bool, soft: bool, detach: bool, decay_input: bool,
+                      surrogate: str, params: list[float], needs: list[bool]) -> Tensor:
+    """The backward with ``x``'s gradient written over a scratch scan's charged membranes (its input, saved);
+    returns the gradient of ``u0`` (empty where not needed)."""
+    cfg = _config(lif, soft, detach, decay_input, surrogate, params, True)
+    fire_at = threshold if soft else threshold - v_reset
+    ctx = _Ctx(cfg, (*needs, False, False, False, False), (charged, tau, threshold, fire_at))
+    ctx.cfg, ctx.u_shape, ctx.x_shape = cfg, u0.shape, charged.shape
+    gx, g_u0 = _SjScan.backward(ctx, g_spk, g_v)[:2]
+    _into(charged, gx)
+    return g_u0 if needs[1] else u0.new_empty(0)
+
+
+@_backward_over_op.register_fake
+def _(g_spk, g_v, charged, u0, tau, threshold, v_reset, lif, soft, detach, decay_input, surrogate, params, needs):
+    return torch.empty_like(u0) if needs[1] else u0.new_empty(0)
+
+
 def _setup(ctx, inputs, output):
     ctx.set_materialize_grads(False)  # unused outputs get None, not AOTAutograd's zeros
     x, u0, tau, threshold, v_reset, *options = inputs
-    *ctx.options, scratch = options
-    ctx.save_for_backward(x if scratch else output[2], u0, tau, threshold, v_reset)
+    *ctx.options, ctx.scratch = options
+    ctx.save_for_backward(x if ctx.scratch else output[2], u0, tau, threshold, v_reset)
 
 
 def _backward(ctx, g_spk, g_v, g_charged):
     needs = list(ctx.needs_input_grad[:2])
     if g_spk is None and g_v is None:
         return (None,) * 12
+    if ctx.scratch and needs[0] and _may_overwrite_saved():  # the input gradient goes over the saved membranes
+        saved = ctx.saved_tensors  # (unpacked once: the op bumps the membranes' version)
+        g_u0 = backward_call(_backward_over_op, g_spk, g_v, *saved, *ctx.options, needs)
+        return (saved[0], g_u0 if needs[1] else None, *(None,) * 10)
     grads = backward_call(_backward_op, g_spk, g_v, *ctx.saved_tensors, *ctx.options, needs)
     return (*_untangle(grads, needs), *(None,) * 10)
 
