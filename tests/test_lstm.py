@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 import snngraph as sg
 from snngraph import GraphError
+from snngraph.ir.errors import GraphTypeError
 
 T, B = 12, 3
 RESETS = ("none", "subtract", "zero")
@@ -142,8 +143,8 @@ def test_constructor_checks() -> None:
         sg.nn.SConv2dLSTM(1, 2, 3, max_pool=2, avg_pool=2)
     with pytest.raises(GraphError, match="odd"):
         sg.nn.SConv2dLSTM(1, 2, 2)
-    with pytest.raises(GraphError, match="inhibition"):
-        sg.nn.SLSTM(2, 2, inhibition=True)
+    with pytest.raises(GraphTypeError, match="inhibition"):
+        sg.nn.SLSTM(2, 2, inhibition=1)
     with pytest.raises(GraphError, match="reset_mechanism"):
         sg.nn.SLSTM(2, 2, reset_mechanism="hard")
     assert sg.nn.SLSTM(3, 4).reset_mechanism == "none" and sg.nn.SConv2dLSTM(1, 2, 3).reset_mechanism == "none"
@@ -365,3 +366,75 @@ def test_derived_kernels_take_the_cell_maps() -> None:
     torch.testing.assert_close(mem, want_h, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(syn, want_c, rtol=1e-12, atol=1e-14)
     assert torch.equal(spk, (mem > 0.1).to(mem.dtype))
+
+
+# --- state_quant and inhibition -------------------------------------------------------------------------
+def _quantiser():
+    from snntorch.functional import quant
+
+    return quant.state_quant(num_bits=4, uniform=True, threshold=1.0)  # snnTorch's own: 16 levels in [-1, 1]
+
+
+@pytest.mark.parametrize("reset", RESETS)
+def test_slstm_state_quant_equals_snntorch(reset: str) -> None:
+    """snnTorch quantises ``syn`` and ``mem`` after the update (and the membrane again when firing)."""
+    with float64_default():  # (snnTorch's quantiser holds its levels in the default dtype)
+        kw = dict(threshold=0.2, reset_mechanism=reset, spike_grad=SPIKE, state_quant=_quantiser())
+        torch.manual_seed(0)
+        theirs, ours = snn.SLSTM(5, 5, **kw), sg.nn.SLSTM(5, 5, **kw)
+        compare_with_snntorch(ours, theirs, _x(5, seed=5))
+
+
+def test_sconv2d_lstm_state_quant_with_pooling_equals_snntorch() -> None:
+    with float64_default():
+        kw = dict(threshold=0.1, spike_grad=SPIKE, kernel_size=3, max_pool=2, state_quant=_quantiser())
+        torch.manual_seed(0)
+        theirs, ours = snn.SConv2dLSTM(2, 3, **kw), sg.nn.SConv2dLSTM(2, 3, **kw)
+        compare_with_snntorch(ours, theirs, _x(2, 4, 6, seed=6))
+
+
+def test_traced_state_quant_equals_snntorch() -> None:
+    """``sg.trace`` reads snnTorch's quantiser's levels; the node runs the derived step (no fused scan)."""
+    with float64_default():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 6), snn.SLSTM(6, 6, threshold=0.2, spike_grad=SPIKE, init_hidden=True,
+                                                         state_quant=_quantiser()), nn.Linear(6, 2))
+        x = _x(4, seed=7)
+        graph = sg.trace(model, x[0])
+        model[1].reset_mem()
+        reference = [torch.stack([model(x[t]) for t in range(T)])]
+    net = _check_traced(model, graph, x, reference)
+    lstm = next(n for n in net.graph.nodes.values() if n.op == "slstm")
+    assert lstm.state_quant is not None and not lstm.fused
+
+
+@pytest.mark.filterwarnings("ignore:Inhibition is an unstable feature")  # (snnTorch's, at construction)
+@pytest.mark.parametrize("conv", [False, True])
+def test_inhibition_lets_only_each_sample_s_largest_membrane_fire(conv: bool) -> None:
+    """snnTorch 1.0.0's LSTMs accept ``inhibition`` and ignore it; here it does what snnTorch documents. The
+    state never depends on the spikes, so the reference is snnTorch's membranes through its own
+    ``fire_inhibition``."""
+    kw = dict(threshold=0.05, spike_grad=SPIKE, inhibition=True)
+    with float64_default():
+        torch.manual_seed(0)
+        theirs = snn.SConv2dLSTM(2, 3, 3, **kw) if conv else snn.SLSTM(5, 5, **kw)
+        ours = sg.nn.SConv2dLSTM(2, 3, 3, **kw) if conv else sg.nn.SLSTM(5, 5, **kw)
+        ours.load_state_dict(theirs.state_dict())
+        x = _x(*((2, 4, 6) if conv else (5,)), seed=8)
+        syn = mem = torch.zeros(B, *((3, 4, 6) if conv else (5,)))
+        ours_syn, ours_mem = syn, mem
+        for t in range(T):
+            plain, syn, mem = theirs(x[t], syn, mem)
+            spk, ours_syn, ours_mem = ours(x[t], ours_syn, ours_mem)
+            want = theirs.fire_inhibition(mem.size(0), mem) if not conv else _winner_spikes(mem, 0.05)
+            assert torch.equal(spk, want)
+            torch.testing.assert_close(ours_mem, mem, rtol=1e-9, atol=1e-12)
+            assert spk.flatten(1).sum(1).le(1).all() and (plain.sum() > spk.sum() or plain.sum() <= B)
+
+
+def _winner_spikes(mem: Tensor, threshold: float) -> Tensor:
+    """snnTorch's ``fire_inhibition`` over all of a sample's neurons (snnTorch's takes dim 1 only, which
+    crashes for (B, C, H, W) states): the first largest membrane of each sample, if above threshold."""
+    flat = mem.flatten(1)
+    mask = torch.zeros_like(flat).scatter_(1, flat.argmax(1, keepdim=True), 1.0).view_as(mem)
+    return (mem > threshold).to(mem.dtype) * mask

@@ -10,26 +10,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from snngraph.ir.model import OptionSpec, neuron_model
+from snngraph.ir.model import INHIBITION, OptionSpec, neuron_model
 from snngraph.models.common import FIRING, delayed_reset, fire, reset_after
 
-LSTM_RESET = {"reset_mechanism": OptionSpec(("none", "subtract", "zero"))}
-"""snnTorch's LSTMs default to no reset."""
+LSTM_OPTIONS = {"reset_mechanism": OptionSpec(("none", "subtract", "zero")), "inhibition": INHIBITION}
+"""snnTorch's LSTMs default to no reset. snnTorch 1.0.0 accepts ``inhibition`` and ignores it (its LSTMs call
+``fire``, never ``fire_inhibition``); here it does what snnTorch documents: only each sample's largest
+membrane may spike (:func:`~snngraph.models.common.fire`)."""
 
 
 def lstm_update(ops: Any, i: Any, f: Any, g: Any, o: Any, state: dict[str, Any], p: dict[str, Any],
                 pooled: bool = False) -> tuple:
-    r"""The LSTM update from the gate pre-activations, snnTorch's reset and firing (see :func:`slstm`);
-    ``pooled``: the spikes fire on ``ops.pool`` of the membrane (the reset reads the unpooled one)."""
+    r"""The LSTM update from the gate pre-activations, snnTorch's reset, state quantiser (``ops.quant`` of
+    both states after the reset, as snnTorch's ``state_quant``) and firing (see :func:`slstm`); ``pooled``:
+    the spikes fire on ``ops.pool`` of the membrane (the reset reads the unpooled one)."""
     threshold = p["threshold"]
     reset = delayed_reset(ops, p, state["mem"], threshold)
     syn = ops.sigmoid(f) * state["syn"] + ops.sigmoid(i) * ops.tanh(g)
     mem = reset_after(p["reset_mechanism"], ops.sigmoid(o) * ops.tanh(syn), reset, threshold)
-    return fire(ops, ops.pool(mem) if pooled else mem, threshold, p["graded_spikes_factor"]), {"syn": syn, "mem": mem}
+    syn, mem = ops.quant(syn), ops.quant(mem)
+    spk = fire(ops, ops.pool(mem) if pooled else mem, threshold, p["graded_spikes_factor"], p["inhibition"])
+    return spk, {"syn": syn, "mem": mem}
 
 
-@neuron_model("slstm", params=FIRING, state=("syn", "mem"), options=LSTM_RESET, cell="linear", gates=4,
-              builtin=True)
+@neuron_model("slstm", params=FIRING, state=("syn", "mem"), options=LSTM_OPTIONS, cell="linear", gates=4,
+              state_quant=True, builtin=True)
 def slstm(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
     r"""Spiking LSTM (snnTorch ``SLSTM``; ``torch.nn.LSTMCell``'s gate order i, f, g, o); ports ``spk``, ``syn``,
     ``mem``.
@@ -47,8 +52,8 @@ def slstm(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[A
     return lstm_update(ops, i, f, g, o, state, p)
 
 
-@neuron_model("sconv2d_lstm", params=FIRING, state=("syn", "mem"), options=LSTM_RESET, cell="conv2d", gates=4,
-              spike_pool=True, builtin=True)
+@neuron_model("sconv2d_lstm", params=FIRING, state=("syn", "mem"), options=LSTM_OPTIONS, cell="conv2d", gates=4,
+              spike_pool=True, state_quant=True, builtin=True)
 def sconv2d_lstm(ops: Any, x: Any, state: dict[str, Any], p: dict[str, Any]) -> tuple[Any, dict]:
     r"""Spiking convolutional LSTM (snnTorch ``SConv2dLSTM``; gate order i, f, o, g); ports ``spk``, ``syn``,
     ``mem``.

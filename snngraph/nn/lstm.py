@@ -26,6 +26,7 @@ class _SpikingCell(FiringNeuron):
     """Shared: state ``(syn, mem)``, snnTorch's ``FiringNeuron`` arguments with ``reset_mechanism="none"``."""
 
     state_names = ("syn", "mem")
+    snntorch_options = frozenset({"inhibition", "state_quant"})
     _op = ""
 
     def __init__(self, threshold: Any, spike_grad: Any, surrogate_disable: bool, init_hidden: bool, inhibition: bool,
@@ -64,7 +65,8 @@ class SLSTM(_SpikingCell):
         input_size, hidden_size: the features of the input and of the state (``syn``, ``mem``, spikes).
         bias: the cell's biases ``lstm_cell.bias_ih`` / ``bias_hh``.
         threshold, spike_grad, surrogate_disable, init_hidden, learn_threshold, output: as ``Leaky``'s.
-        inhibition, state_quant: unsupported; must be false.
+        inhibition: only each sample's largest membrane may spike (snnTorch 1.0.0 accepts and ignores it).
+        state_quant: a quantiser of ``syn`` and ``mem`` after the update (e.g. ``sg.functional.state_quant()``).
         reset_mechanism: ``"none"`` (default, a plain LSTM), ``"subtract"`` or ``"zero"`` (on ``mem`` only).
 
     Note:
@@ -121,7 +123,7 @@ class SConv2dLSTM(_SpikingCell):
         bias: the convolution's bias ``conv.bias``.
         max_pool, avg_pool: pooling kernel of the membrane before firing (at most one non-zero).
         threshold, spike_grad, surrogate_disable, init_hidden, learn_threshold, output, reset_mechanism:
-            as ``SLSTM``'s; inhibition, state_quant: unsupported.
+            inhibition, state_quant: as ``SLSTM``'s.
     """
 
     _op = "sconv2d_lstm"
