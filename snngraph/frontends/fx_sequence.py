@@ -53,13 +53,15 @@ def _linear(g: Graph, x: Handle, weight: Tensor, bias: Tensor | None, name: str)
 def sequence_param_keys(module: nn.Module, name: str) -> dict[str, str]:
     """``"<node>.<param>"`` -> the key under ``module`` of the parameters :func:`add_sequence_neuron` puts in
     other nodes than the neuron (``LinearLeaky.linear``, ``LeakyParallel.rnn``'s input weights and hidden
-    bias; its hidden matrix is a vector ``V`` when diagonal, so it keeps the node's key)."""
+    bias), or under another name (``LeakyParallel``'s hidden matrix: the neuron's dense ``recurrent.weight``,
+    or the vector ``V`` of its diagonal, see ``runtimes/torch/state_keys.py``)."""
     kind = sequence_class(module)
     if kind == "LinearLeaky":
         return {f"{name}_linear.weight": "linear.weight", f"{name}_linear.bias": "linear.bias"}
     if kind == "LeakyParallel":
         return {f"{name}_input.weight": "rnn.weight_ih_l0", f"{name}_input.bias": "rnn.bias_ih_l0",
-                f"{name}.bias_hh": "rnn.bias_hh_l0", f"{name}.recurrent.weight": "rnn.weight_hh_l0"}
+                f"{name}.bias_hh": "rnn.bias_hh_l0",
+                f"{name}.recurrent.weight" if _dense_hidden(module.rnn) else f"{name}.V": "rnn.weight_hh_l0"}
     return {}
 
 
@@ -133,6 +135,13 @@ def _associative(g: Graph, x: Handle, module: nn.Module, name: str, where: str,
     return h
 
 
+def _dense_hidden(rnn: nn.Module) -> bool:
+    """Whether a ``LeakyParallel``'s hidden matrix is dense (snnTorch's ``weight_hh_enable=True`` leaves it
+    so; by default snnTorch masks it to its diagonal, a one-to-one ``V`` here)."""
+    w_hh = rnn.weight_hh_l0.detach()
+    return bool((w_hh - torch.diag(torch.diagonal(w_hh))).any())
+
+
 def _leaky_parallel(g: Graph, x: Handle, module: nn.Module, name: str, where: str,
                     frozen: dict[str, list[str]]) -> Handle:
     rnn = module.rnn
@@ -141,8 +150,7 @@ def _leaky_parallel(g: Graph, x: Handle, module: nn.Module, name: str, where: st
                       if v is not None and not v.requires_grad]
     w_hh = rnn.weight_hh_l0.detach().cpu().clone()
     learn = rnn.weight_hh_l0.requires_grad
-    off_diagonal = w_hh - torch.diag(torch.diagonal(w_hh))
-    if getattr(module, "diagonal", None) is False or bool(off_diagonal.any()):  # snnTorch: weight_hh_enable=True
+    if _dense_hidden(rnn):
         rec: dict[str, Any] = dict(all_to_all=True, recurrent_weight=w_hh, recurrent_bias=False)
     else:
         rec = dict(all_to_all=False, V=torch.diagonal(w_hh).clone())
