@@ -164,3 +164,14 @@ def run_with_grads(net, x):
     params = dict(net.named_parameters())
     grads = torch.autograd.grad(loss, [x, *params.values()], allow_unused=True)
     return out, dict(zip(["input", *params], grads, strict=True))
+
+
+def assert_grads_close(got: dict, want: dict, tol: float = 1e-10) -> None:
+    """The same gradients (``None`` where the other is), relative ``tol`` of their scale (at least 1)."""
+    assert got.keys() == want.keys()
+    for key, expected in want.items():
+        value = got[key]
+        assert (value is None) == (expected is None), key
+        if expected is not None:
+            scale = max(1.0, float(expected.abs().max()))
+            torch.testing.assert_close(value.cpu(), expected, rtol=tol, atol=tol * scale, msg=f"gradient of {key}")

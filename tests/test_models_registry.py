@@ -22,6 +22,7 @@ from model_cases import (
     MODELS,
     NAME,
     B,
+    assert_grads_close,
     base_values,
     build,
     candidates,
@@ -138,13 +139,7 @@ def test_scan_equals_derived_step(model_name, options, variant):
     assert out_a.keys() == out_b.keys()
     for key in out_a:
         assert torch.equal(out_a[key], out_b[key]), f"forward output {key}"
-    assert grads_a.keys() == grads_b.keys()
-    for key, want in grads_a.items():
-        got = grads_b[key]
-        assert (got is None) == (want is None), key
-        if want is not None:
-            scale = max(1.0, float(want.abs().max()))
-            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10 * scale, msg=f"gradient of {key}")
+    assert_grads_close(grads_b, grads_a)
 
 
 # 3. ONNX vs torch, every export mode and every option combination

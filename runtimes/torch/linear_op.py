@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from snngraph.runtimes.torch.scan_registry import _fake_grads, _functorch_ready, _in_functorch, backward_call
+from snngraph.runtimes.torch.scan_registry import _fake_grads, backward_call, with_autograd
 
 
 @torch.library.custom_op("snngraph::linear", mutates_args=())
@@ -93,8 +93,7 @@ def _backward(ctx, grad, grad_fired):
     return *(g if need else None for g, need in zip(grads, needs, strict=True)), None
 
 
-_linear_op.register_autograd(_backward, setup_context=_setup)
-_LinearFunction = _functorch_ready(_linear_op, _setup, _backward)
+_run = with_autograd(_linear_op, _setup, _backward)
 
 
 def _autocast(tensors: Sequence[Tensor | None]) -> list[Tensor | None]:
@@ -115,7 +114,6 @@ def linear_op(x: Tensor, weight: Tensor, bias: Tensor | None, graded: Tensor | N
     """
     x, weight, bias = _autocast((x, weight, bias))
     rows = x.reshape(-1, x.shape[-1])
-    op = _LinearFunction.apply if _in_functorch() else _linear_op
     with torch.autocast(x.device.type, enabled=False):
-        y, _ = op(rows, weight, bias, graded)
+        y, _ = _run(rows, weight, bias, graded)
     return y.reshape(*x.shape[:-1], weight.shape[0])

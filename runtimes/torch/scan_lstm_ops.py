@@ -17,11 +17,10 @@ from snngraph.runtimes.torch.scan_ops import _Ctx, _surrogate
 from snngraph.runtimes.torch.scan_registry import (
     _encode,
     _fake_grads,
-    _functorch_ready,
     _grads,
-    _in_functorch,
     _untangle,
     backward_call,
+    with_autograd,
 )
 
 
@@ -83,15 +82,13 @@ def _backward(ctx, grad_spk, grad_syn, grad_mem, grad_gates):
     return (*_untangle(grads, needs), *(None,) * 8)
 
 
-_lstm_op.register_autograd(_backward, setup_context=_setup)
-_LstmFunction = _functorch_ready(_lstm_op, _setup, _backward)
+_run = with_autograd(_lstm_op, _setup, _backward)
 
 
 def lstm_scan_op(z: Tensor, syn0: Tensor, mem0: Tensor, threshold: Tensor, graded: Tensor, weight: Tensor,
                  bias: Tensor | None, cfg: LstmScanConfig) -> tuple[Tensor, Tensor, Tensor]:
     """``scan_lstm.lstm_scan`` as the custom op (``cfg.scratch_input`` ignored)."""
     name, params = _encode(cfg.surrogate)
-    op = _LstmFunction.apply if _in_functorch() else _lstm_op
-    spk, syn, mem, _ = op(z, syn0, mem0, threshold, graded, weight, bias, cfg.reset, name, params, cfg.cell,
-                          cfg.order, list(cfg.padding), cfg.pool, list(cfg.pool_size))
+    spk, syn, mem, _ = _run(z, syn0, mem0, threshold, graded, weight, bias, cfg.reset, name, params, cfg.cell,
+                            cfg.order, list(cfg.padding), cfg.pool, list(cfg.pool_size))
     return spk, syn, mem

@@ -19,12 +19,11 @@ from snngraph.runtimes.torch.scan_ops import _Ctx, _surrogate
 from snngraph.runtimes.torch.scan_registry import (
     _encode,
     _fake_grads,
-    _functorch_ready,
     _grads,
-    _in_functorch,
     _scratch,
     _untangle,
     backward_call,
+    with_autograd,
 )
 
 Options = tuple  # (dt, surrogate, params, recurrent, box, subtract)
@@ -105,8 +104,7 @@ def _backward(ctx, g_spk, g_v, g_i, g_charged, g_currents):
     return (*_untangle(grads, needs), None, None, None, None, None, None, None)
 
 
-_scan_op.register_autograd(_backward, setup_context=_setup)
-_ScanFunction = _functorch_ready(_scan_op, _setup, _backward)
+_run = with_autograd(_scan_op, _setup, _backward)
 
 
 def norse_lif_scan_op(x: Tensor, u0: Tensor, i0: Tensor, tau_syn_inv: Tensor, tau_mem_inv: Tensor, v_leak: Tensor,
@@ -114,7 +112,6 @@ def norse_lif_scan_op(x: Tensor, u0: Tensor, i0: Tensor, tau_syn_inv: Tensor, ta
                       weight: Tensor | None = None, bias: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """``scan_norse.norse_lif_scan`` as the custom op."""
     surrogate, params = _encode(cfg.surrogate)
-    run = _ScanFunction.apply if _in_functorch() else _scan_op
-    spk, v, i, _, _ = run(x, u0, i0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias, cfg.dt,
-                          surrogate, params, cfg.recurrent or "", cfg.box, cfg.subtract, _scratch(cfg.scratch_input))
+    spk, v, i, _, _ = _run(x, u0, i0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias, cfg.dt,
+                           surrogate, params, cfg.recurrent or "", cfg.box, cfg.subtract, _scratch(cfg.scratch_input))
     return spk, v, i

@@ -6,7 +6,7 @@ backward (the torch scans in ``scan_ops.py``, the Triton kernels in ``triton/ops
 the ops' primitive arguments: resets by name, a surrogate as its name and a list of its parameter
 values. Each op is opaque to dynamo (one node, a fake implementation for shapes) and its autograd
 formula is the backward op; inside a ``torch.func`` transform the pair runs as an
-``autograd.Function`` (:func:`_functorch_ready`). Each returns the scan function on the config
+``autograd.Function`` (:func:`with_autograd`). Each returns the scan function on the config
 dataclass.
 """
 
@@ -30,14 +30,22 @@ def _in_functorch() -> bool:
     return not torch.compiler.is_compiling() and torch._C._functorch.peek_interpreter_stack() is not None
 
 
-def _functorch_ready(op: Any, setup: Any, backward: Any) -> type[torch.autograd.Function]:
-    """``op`` with its autograd formula as an ``autograd.Function`` in the ``setup_context`` style, which
-    ``torch.func`` transforms accept (the autograd a custom op registers is not: it is the old style)."""
+def with_autograd(op: Any, setup: Any, backward: Any) -> Callable[..., Any]:
+    """Register ``backward`` (with ``setup``) as ``op``'s autograd formula; return the caller of ``op``, which
+    inside a ``torch.func`` transform runs it as an ``autograd.Function`` in the ``setup_context`` style
+    (the transforms accept that; the autograd a custom op registers is the old style)."""
+    op.register_autograd(backward, setup_context=setup)
+
     def forward(*args: Any) -> Any:
         return op(*args)
 
-    return type(f"{op._name}_function", (torch.autograd.Function,), {  # noqa: SLF001 (torch's own field)
+    function = type(f"{op._name}_function", (torch.autograd.Function,), {  # noqa: SLF001 (torch's own field)
         "forward": staticmethod(forward), "setup_context": staticmethod(setup), "backward": staticmethod(backward)})
+
+    def call(*args: Any) -> Any:
+        return function.apply(*args) if _in_functorch() else op(*args)
+
+    return call
 
 
 def backward_call(op: Any, *args: Any) -> Any:
@@ -179,13 +187,11 @@ def register_leaky(name: str, forward: Callable, backward: Callable, call_backwa
         grads = call_backward(backward_op, grad_spk, grad_mem, *ctx.saved_tensors, *ctx.options, needs)
         return (*_untangle(grads, needs), None, None, None, None, None, None)
 
-    op.register_autograd(autograd_backward, setup_context=setup)
-    function = _functorch_ready(op, setup, autograd_backward)
+    run = with_autograd(op, setup, autograd_backward)
 
     def scan(x: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor,
              cfg: ScanConfig) -> tuple[Tensor, Tensor]:
         surrogate, params = _encode(cfg.surrogate)
-        run = function.apply if _in_functorch() else op
         spk, mem, _ = run(x, mem0, beta, threshold, graded, cfg.reset, cfg.reset_delay, surrogate, params,
                           cfg.spiking, in_place and _scratch(cfg.scratch_input))
         return spk, mem
@@ -257,13 +263,11 @@ def register_recurrent(name: str, forward: Callable, backward: Callable, call_ba
         grads = call_backward(backward_op, grad_spk, grad_mem, *ctx.saved_tensors, *ctx.options, needs)
         return (*_untangle(grads, needs), None, None, None, None, None)
 
-    op.register_autograd(autograd_backward, setup_context=setup)
-    function = _functorch_ready(op, setup, autograd_backward)
+    run = with_autograd(op, setup, autograd_backward)
 
     def scan(x: Tensor, spk0: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor,
              weight: Tensor, bias: Tensor | None, cfg: RecurrentScanConfig) -> tuple[Tensor, Tensor]:
         surrogate, params = _encode(cfg.surrogate)
-        run = function.apply if _in_functorch() else op
         return run(x, spk0, mem0, beta, threshold, graded, weight, bias, cfg.reset, surrogate, params, cfg.all_to_all,
                    in_place and _scratch(cfg.scratch_input))
 
@@ -329,13 +333,11 @@ def register_synaptic(name: str, forward: Callable, backward: Callable, call_bac
                               *ctx.saved_tensors, *ctx.options, needs)
         return (*_untangle(grads, needs), None, None, None, None)
 
-    op.register_autograd(autograd_backward, setup_context=setup)
-    function = _functorch_ready(op, setup, autograd_backward)
+    run = with_autograd(op, setup, autograd_backward)
 
     def scan(x: Tensor, syn0: Tensor, mem0: Tensor, alpha: Tensor, beta: Tensor, threshold: Tensor,
              graded: Tensor, cfg: SynapticScanConfig) -> tuple[Tensor, Tensor, Tensor]:
         surrogate, params = _encode(cfg.surrogate)
-        run = function.apply if _in_functorch() else op
         return run(x, syn0, mem0, alpha, beta, threshold, graded, cfg.reset, surrogate, params,
                    in_place and _scratch(cfg.scratch_input))
 

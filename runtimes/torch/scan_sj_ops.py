@@ -19,14 +19,13 @@ from snngraph.runtimes.torch.scan_ops import _Ctx, _surrogate
 from snngraph.runtimes.torch.scan_registry import (
     _encode,
     _fake_grads,
-    _functorch_ready,
     _grads,
-    _in_functorch,
     _into,
     _may_overwrite_saved,
     _scratch,
     _untangle,
     backward_call,
+    with_autograd,
 )
 from snngraph.runtimes.torch.scan_sj import SjConfig, _SjScan
 
@@ -114,16 +113,14 @@ def _backward(ctx, g_spk, g_v, g_charged):
     return (*_untangle(grads, needs), *(None,) * 10)
 
 
-_scan_op.register_autograd(_backward, setup_context=_setup)
-_ScanFunction = _functorch_ready(_scan_op, _setup, _backward)
+_run = with_autograd(_scan_op, _setup, _backward)
 
 
 def sj_scan_op(x: Tensor, u0: Tensor, tau: Tensor, threshold: Tensor, v_reset: Tensor,
                cfg: SjConfig) -> tuple[Tensor, Tensor]:
     """``scan_sj.sj_scan`` as the custom op (scratch only over a contiguous input: a copy would not be it)."""
     surrogate, params = _encode(cfg.surrogate)
-    run = _ScanFunction.apply if _in_functorch() else _scan_op
     scratch = _scratch(cfg.scratch_input) and x.is_contiguous()
-    spk, v, _ = run(x, u0, tau, threshold, v_reset, cfg.lif, cfg.soft, cfg.detach, cfg.decay_input, surrogate, params,
-                    scratch)
+    spk, v, _ = _run(x, u0, tau, threshold, v_reset, cfg.lif, cfg.soft, cfg.detach, cfg.decay_input, surrogate, params,
+                     scratch)
     return spk, v
