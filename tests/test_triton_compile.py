@@ -139,17 +139,23 @@ def test_torch_export_with_dynamic_time_and_batch():
     torch.testing.assert_close(program.module()(x)["mem"], net(x)["mem"])
 
 
+HIDDEN = {"leaky": lambda g, c: g.leaky(c, 0.9, name="hid"),
+          "rleaky": lambda g, c: g.rleaky(c, 0.9, name="hid"),
+          "rleaky_one_to_one": lambda g, c: g.rleaky(c, 0.9, all_to_all=False, V=0.3, name="hid")}
+
+
+@pytest.mark.parametrize("hidden", sorted(HIDDEN))
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "torch.compile"])
-def test_scratch_leaky_writes_over_its_current_and_membranes(monkeypatch, compiled):
-    """A hidden Leaky with a private current (``lower.scratch_inputs``) and fixed parameters: the Triton
-    forward writes the membranes over the current and the backward writes the input gradient over the
-    membranes (``out=``), as the torch scans do; values and gradients equal ``kernels="torch"``."""
-    from snngraph.runtimes.torch.triton import leaky
+def test_scratch_scan_writes_over_its_current_and_membranes(monkeypatch, compiled, hidden):
+    """A hidden Leaky / RLeaky with a private current (``lower.scratch_inputs``) and fixed parameters: the
+    Triton forward writes the membranes over the current and the backward writes the input gradient over
+    the membranes (``out=``), as the torch scans do; values and gradients equal ``kernels="torch"``."""
+    from snngraph.runtimes.torch.triton import leaky, recurrent
 
     def net(kernels):
         torch.manual_seed(0)
         g = sg.Graph("scratch")
-        h = g.leaky(g.linear(g.input("x", (6,)), 8, name="fc1"), 0.9, name="hid")
+        h = HIDDEN[hidden](g, g.linear(g.input("x", (6,)), 8, name="fc1"))
         o = g.leaky(g.linear(h, 3, name="fc2"), 0.8, name="out")
         g.output("spk", o)
         g.output("mem", o.mem)
@@ -161,19 +167,23 @@ def test_scratch_leaky_writes_over_its_current_and_membranes(monkeypatch, compil
         return out, {k: p.grad for k, p in module.named_parameters()}
 
     outs = []
-    for name in ("forward", "backward"):
-        original = getattr(leaky, name)
+    for label, module in (("leaky", leaky), ("recurrent", recurrent)):
+        for name in ("forward", "backward"):
+            original, tag = getattr(module, name), f"{label}.{name}"
 
-        def spied(*args, _original=original, **kwargs):
-            outs.append(kwargs.get("out") is not None)
-            return _original(*args, **kwargs)
+            def spied(*args, _original=original, _tag=tag, **kwargs):
+                outs.append((_tag, kwargs.get("out") is not None))
+                return _original(*args, **kwargs)
 
-        monkeypatch.setattr(leaky, name, spied)
+            monkeypatch.setattr(module, name, spied)
     x = torch.rand(9, 4, 6) * 2
     want_net, got_net = net("torch"), net("triton")
     want = step(want_net, want_net)
     got = step(got_net, torch.compile(got_net, backend="aot_eager", fullgraph=True) if compiled else got_net)
-    assert outs == [True, False, False, True]  # hid's forward, out's forward, out's backward, hid's backward
+    kind = "leaky" if hidden == "leaky" else "recurrent"
+    # hid's forward, out's forward, out's backward, hid's backward: only the hidden scan writes over buffers
+    assert outs == [(f"{kind}.forward", True), ("leaky.forward", False), ("leaky.backward", False),
+                    (f"{kind}.backward", True)]
     assert torch.equal(got[0]["spk"], want[0]["spk"]) and want[0]["spk"].count_nonzero() > 0
     torch.testing.assert_close(got[0]["mem"], want[0]["mem"], rtol=1e-5, atol=1e-6)
     for name, g in want[1].items():

@@ -56,13 +56,22 @@ def _leaky_backward(*args):
 
 def _recurrent_forward(x, spk0, mem0, beta, threshold, graded, weight, bias, reset, surrogate, params, all_to_all,
                        scratch):
+    """With ``scratch`` the membranes go over ``x`` and ``mem`` comes back empty (``scan_registry._scratch``)."""
+    over = x if scratch and x.is_contiguous() else None
     with torch.no_grad():
-        return recurrent.forward(x, spk0, mem0, beta, threshold, graded, weight, bias, reset, all_to_all)
+        spk, mem = recurrent.forward(x, spk0, mem0, beta, threshold, graded, weight, bias, reset, all_to_all, out=over)
+    if not scratch:
+        return spk, mem
+    if over is None:
+        x.copy_(mem)
+    return spk, x.new_empty(0)
 
 
 def _recurrent_backward(*args):
+    *rest, scratch = args
+    mems = rest[9]
     with torch.no_grad():
-        return recurrent.backward(*args[:-1])  # (never scratch)
+        return recurrent.backward(*rest, out=mems if scratch and mems.is_contiguous() else None)
 
 
 def _synaptic_forward(x, syn0, mem0, alpha, beta, threshold, graded, reset, surrogate, params, scratch):
@@ -77,7 +86,7 @@ def _synaptic_backward(*args):
 leaky_scan = register_leaky("triton_leaky_scan", _leaky_forward, _leaky_backward, _backward_call, in_place=True)
 """``scan.leaky_scan`` as Triton kernels: ``(spk, mem)`` (``spk`` empty for LI)."""
 recurrent_leaky_scan = register_recurrent("triton_recurrent_leaky_scan", _recurrent_forward, _recurrent_backward,
-                                          _backward_call)
+                                          _backward_call, in_place=True)
 """``scan_recurrent.recurrent_leaky_scan`` as Triton kernels (the recurrent GEMM stays torch)."""
 synaptic_scan = register_synaptic("triton_synaptic_scan", _synaptic_forward, _synaptic_backward, _backward_call)
 """``scan_synaptic.synaptic_scan`` as Triton kernels."""

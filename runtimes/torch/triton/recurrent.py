@@ -165,11 +165,12 @@ def _recurrent(spk: Tensor, weight: Tensor, bias: Tensor | None, dense: bool) ->
 
 
 def forward(x: Tensor, spk0: Tensor, mem0: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor, weight: Tensor,
-            bias: Tensor | None, reset: str, all_to_all: bool) -> tuple[Tensor, Tensor]:
-    """``(spk, mem)`` over ``x`` of shape (T, B, N), as ``_RecurrentLeakyScan``."""
+            bias: Tensor | None, reset: str, all_to_all: bool, out: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``(spk, mem)`` over ``x`` of shape (T, B, N), as ``_RecurrentLeakyScan``; ``mem`` in ``out`` if given
+    (contiguous, ``x`` itself allowed: each step reads ``x[t]`` before writing ``mem[t]``)."""
     steps, n = x.shape[0], x[0].numel()
     xf = x.contiguous()
-    spk, mem = torch.empty_like(xf), torch.empty_like(xf)
+    spk, mem = torch.empty_like(xf), (torch.empty_like(xf) if out is None else out)
     state = flat(mem0).to(torch.float32, copy=True)
     flats, periods = flat_params(x[0], beta, threshold, graded)
     if not all_to_all:
@@ -188,14 +189,18 @@ def forward(x: Tensor, spk0: Tensor, mem0: Tensor, beta: Tensor, threshold: Tens
 
 def backward(grad_spk: Tensor | None, grad_mem: Tensor | None, spk0: Tensor, mem0: Tensor, beta: Tensor,
              threshold: Tensor, graded: Tensor, weight: Tensor, bias: Tensor | None, mems: Tensor, reset: str,
-             surrogate: str, params: list[float], all_to_all: bool, needs: list[bool]) -> tuple[Tensor | None, ...]:
-    """The gradients of ``(x, spk0, mem0, beta, threshold, graded, weight, bias)`` (``None`` where not needed)."""
+             surrogate: str, params: list[float], all_to_all: bool, needs: list[bool],
+             out: Tensor | None = None) -> tuple[Tensor | None, ...]:
+    """The gradients of ``(x, spk0, mem0, beta, threshold, graded, weight, bias)`` (``None`` where not needed);
+    ``x``'s in ``out`` if given (``mems`` itself allowed: step t reads ``U_t`` and ``U_{t-1}`` before writing
+    its gradient, and the weight's gradient takes the spikes from before the loop)."""
     steps, n = mems.shape[0], mems[0].numel()
     kind, p1, p2 = encode(surrogate, params)
     if not all_to_all:
         return _backward_elementwise_call(grad_spk, grad_mem, spk0, mem0, beta, threshold, graded, weight, mems,
-                                          reset, kind, p1, p2, needs)
-    mu = torch.empty_like(mems)
+                                          reset, kind, p1, p2, needs, out)
+    fired = torch.gt(mems, threshold) if needs[6] else None
+    mu = torch.empty_like(mems) if out is None else out
     acc = [f32_zeros(n, mems) for _ in range(3)]
     flats, periods = flat_params(mems[0], beta, threshold, graded)
     gs = grad_spk.contiguous() if grad_spk is not None else None
@@ -209,7 +214,7 @@ def backward(grad_spk: Tensor | None, grad_mem: Tensor | None, spk0: Tensor, mem
                mems[step - 1] if step else mem0c, *flats, mu[step], *acc, n, *periods, p1, p2, reset=reset,
                HAS_GS=gs is not None, HAS_BACK=nxt, HAS_GM=gm is not None, SURR=kind)
     like = mems[0]
-    grad_w = _dense_weight_grad(mu, torch.gt(mems, threshold), graded, spk0) if needs[6] else None
+    grad_w = _dense_weight_grad(mu, fired, graded, spk0) if needs[6] else None
     grad_b = mu.reshape(-1, mu.shape[-1]).sum(0) if bias is not None and needs[7] else None
     grad_spk0 = _transpose(mu[0], weight, all_to_all) if needs[1] else None
     grad_mem0 = beta.clamp(0, 1) * mu[0] if needs[2] else None
@@ -218,10 +223,11 @@ def backward(grad_spk: Tensor | None, grad_mem: Tensor | None, spk0: Tensor, mem
 
 
 def _backward_elementwise_call(grad_spk, grad_mem, spk0, mem0, beta, threshold, graded, weight, mems, reset, kind,
-                               p1, p2, needs):
-    """The backward of an element-wise V in one kernel; the gradients as ``backward`` returns them."""
+                               p1, p2, needs, out=None):
+    """The backward of an element-wise V in one kernel; the gradients as ``backward`` returns them (``x``'s in
+    ``out`` if given, ``mems`` allowed)."""
     steps, n = mems.shape[0], mems[0].numel()
-    mu = torch.empty_like(mems)
+    mu = torch.empty_like(mems) if out is None else out
     gspk0, gmem0 = torch.empty_like(spk0).contiguous(), torch.empty_like(mem0).contiguous()
     acc = [f32_zeros(n, mems) for _ in range(4)]
     like = mems[0]
