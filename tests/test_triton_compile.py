@@ -141,16 +141,18 @@ def test_torch_export_with_dynamic_time_and_batch():
 
 HIDDEN = {"leaky": lambda g, c: g.leaky(c, 0.9, name="hid"),
           "rleaky": lambda g, c: g.rleaky(c, 0.9, name="hid"),
-          "rleaky_one_to_one": lambda g, c: g.rleaky(c, 0.9, all_to_all=False, V=0.3, name="hid")}
+          "rleaky_one_to_one": lambda g, c: g.rleaky(c, 0.9, all_to_all=False, V=0.3, name="hid"),
+          "synaptic": lambda g, c: g.synaptic(c, 0.7, 0.9, name="hid")}
 
 
 @pytest.mark.parametrize("hidden", sorted(HIDDEN))
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "torch.compile"])
 def test_scratch_scan_writes_over_its_current_and_membranes(monkeypatch, compiled, hidden):
-    """A hidden Leaky / RLeaky with a private current (``lower.scratch_inputs``) and fixed parameters: the
-    Triton forward writes the membranes over the current and the backward writes the input gradient over
-    the membranes (``out=``), as the torch scans do; values and gradients equal ``kernels="torch"``."""
-    from snngraph.runtimes.torch.triton import leaky, recurrent
+    """A hidden Leaky / RLeaky / Synaptic with a private current (``lower.scratch_inputs``) and fixed
+    parameters: the Triton forward writes its state over the current and (Leaky, RLeaky) the backward writes
+    the input gradient over the membranes (``out=``, Synaptic's ``syn_out=``), as the torch scans do; values
+    and gradients equal ``kernels="torch"``."""
+    from snngraph.runtimes.torch.triton import leaky, recurrent, synaptic
 
     def net(kernels):
         torch.manual_seed(0)
@@ -167,12 +169,12 @@ def test_scratch_scan_writes_over_its_current_and_membranes(monkeypatch, compile
         return out, {k: p.grad for k, p in module.named_parameters()}
 
     outs = []
-    for label, module in (("leaky", leaky), ("recurrent", recurrent)):
+    for label, module in (("leaky", leaky), ("recurrent", recurrent), ("synaptic", synaptic)):
         for name in ("forward", "backward"):
             original, tag = getattr(module, name), f"{label}.{name}"
 
             def spied(*args, _original=original, _tag=tag, **kwargs):
-                outs.append((_tag, kwargs.get("out") is not None))
+                outs.append((_tag, kwargs.get("out", kwargs.get("syn_out")) is not None))
                 return _original(*args, **kwargs)
 
             monkeypatch.setattr(module, name, spied)
@@ -180,10 +182,10 @@ def test_scratch_scan_writes_over_its_current_and_membranes(monkeypatch, compile
     want_net, got_net = net("torch"), net("triton")
     want = step(want_net, want_net)
     got = step(got_net, torch.compile(got_net, backend="aot_eager", fullgraph=True) if compiled else got_net)
-    kind = "leaky" if hidden == "leaky" else "recurrent"
+    kind = {"leaky": "leaky", "synaptic": "synaptic"}.get(hidden, "recurrent")
     # hid's forward, out's forward, out's backward, hid's backward: only the hidden scan writes over buffers
     assert outs == [(f"{kind}.forward", True), ("leaky.forward", False), ("leaky.backward", False),
-                    (f"{kind}.backward", True)]
+                    (f"{kind}.backward", kind != "synaptic")]
     assert torch.equal(got[0]["spk"], want[0]["spk"]) and want[0]["spk"].count_nonzero() > 0
     torch.testing.assert_close(got[0]["mem"], want[0]["mem"], rtol=1e-5, atol=1e-6)
     for name, g in want[1].items():

@@ -75,7 +75,15 @@ def _recurrent_backward(*args):
 
 
 def _synaptic_forward(x, syn0, mem0, alpha, beta, threshold, graded, reset, surrogate, params, scratch):
-    return synaptic.forward(x, syn0, mem0, alpha, beta, threshold, graded, reset)
+    """With ``scratch`` the currents go over ``x`` and ``syn`` comes back empty (``scan_registry._scratch``);
+    the backward never overwrites (its adjoint is not the input gradient)."""
+    over = x if scratch and x.is_contiguous() else None
+    spk, syn, mem = synaptic.forward(x, syn0, mem0, alpha, beta, threshold, graded, reset, syn_out=over)
+    if not scratch:
+        return spk, syn, mem
+    if over is None:
+        x.copy_(syn)
+    return spk, x.new_empty(0), mem
 
 
 def _synaptic_backward(*args):
@@ -88,5 +96,6 @@ leaky_scan = register_leaky("triton_leaky_scan", _leaky_forward, _leaky_backward
 recurrent_leaky_scan = register_recurrent("triton_recurrent_leaky_scan", _recurrent_forward, _recurrent_backward,
                                           _backward_call, in_place=True)
 """``scan_recurrent.recurrent_leaky_scan`` as Triton kernels (the recurrent GEMM stays torch)."""
-synaptic_scan = register_synaptic("triton_synaptic_scan", _synaptic_forward, _synaptic_backward, _backward_call)
+synaptic_scan = register_synaptic("triton_synaptic_scan", _synaptic_forward, _synaptic_backward, _backward_call,
+                                  in_place=True)
 """``scan_synaptic.synaptic_scan`` as Triton kernels."""

@@ -126,11 +126,13 @@ def _backward(gs_ptr, gi_ptr, gm_ptr, syn0_ptr, mem0_ptr, alpha_ptr, beta_ptr, t
 
 
 def forward(x: Tensor, syn0: Tensor, mem0: Tensor, alpha: Tensor, beta: Tensor, threshold: Tensor, graded: Tensor,
-            reset: str) -> tuple[Tensor, Tensor, Tensor]:
-    """``(spk, syn, mem)`` over ``x`` of shape (T, B, ...), as ``_SynapticScan``."""
+            reset: str, syn_out: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``(spk, syn, mem)`` over ``x`` of shape (T, B, ...), as ``_SynapticScan``; ``syn`` in ``syn_out`` if given
+    (contiguous, ``x`` itself allowed: each step reads ``x[t]`` before writing ``syn[t]``)."""
     steps, n = x.shape[0], x[0].numel()
     xf = x.contiguous()
-    spk, syn, mem = torch.empty_like(xf), torch.empty_like(xf), torch.empty_like(xf)
+    spk, mem = torch.empty_like(xf), torch.empty_like(xf)
+    syn = torch.empty_like(xf) if syn_out is None else syn_out
     flats, periods = flat_params(x[0], alpha, beta, threshold, graded)
     launch(_forward, n, xf, flat(syn0), flat(mem0), *flats, spk, syn, mem, steps, n, *periods, reset=reset)
     return spk, syn, mem
