@@ -107,22 +107,31 @@ class _NorseLifScan(torch.autograd.Function):
         keep = not cfg.scratch_input
         us = torch.empty_like(x) if keep else None
         is_ = torch.empty_like(x) if keep and not cfg.box else None
-        v, tmp = torch.empty_like(x[0]), torch.empty_like(x[0])
+        v_buf, tmp = torch.empty_like(x[0]), torch.empty_like(x[0])
         ping = [torch.empty_like(x[0]) for _ in range(4)] if not keep else None
+        # Norse's defaults v_leak = v_reset = 0 drop operations whose results are exact anyway: u + 0,
+        # (0 - V) + I = I - V, (x + 0) - V, z * 0 and - 0 change at most the sign of a zero
+        no_leak = not bool(v_leak.any())
+        no_reset = no_leak and not cfg.subtract and not bool(v_reset.any())
         u, i, z = u0, i0, spk0
         for t in range(x.shape[0]):
-            torch.add(u, v_leak, out=v)  # V = u + v_leak
+            v = u if no_leak else torch.add(u, v_leak, out=v_buf)  # V = u + v_leak
             if cfg.box:  # V + a ((x + v_leak) - V)
-                w = torch.add(v, torch.add(x[t], v_leak, out=tmp).sub_(v).mul_(a), out=charged[t])
+                inner = torch.sub(x[t], v, out=tmp) if no_leak else torch.add(x[t], v_leak, out=tmp).sub_(v)
+                w = torch.add(v, inner.mul_(a), out=charged[t])
             else:
                 cur = torch.add(i, x[t], out=currents[t])  # I = i + x (x[t] read before it is overwritten)
                 if cfg.recurrent is not None:  # (i + x) + W_rec z
                     cur.add_(_recurrent(cfg, z, weight, bias))
-                w = torch.add(v, torch.sub(v_leak, v, out=tmp).add_(cur).mul_(a), out=charged[t])
+                inner = torch.sub(cur, v, out=tmp) if no_leak else torch.sub(v_leak, v, out=tmp).add_(cur)
+                w = torch.add(v, inner.mul_(a), out=charged[t])
             out = us[t] if keep else ping[t % 2]
             if cfg.spiking:
                 z = torch.gt(w, v_th, out=spikes[t])  # H(W - v_th) == (W > v_th) exactly for finite floats
-                u = _after_spike(cfg, z, w, v_th, v_reset, v_leak, out, tmp)
+                if no_reset:  # (1 - z) W
+                    u = torch.mul(torch.sub(1, z, out=out), w, out=out)
+                else:
+                    u = _after_spike(cfg, z, w, v_th, v_reset, v_leak, out, tmp)
             else:
                 u = torch.sub(w, v_leak, out=out)
             if not cfg.box:
