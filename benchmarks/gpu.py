@@ -9,7 +9,8 @@ one step above what the library held before it. Prints times, ratios and memory.
 
 Regimes: SHD-like 700-256-20 at T=100 and T=500 (B=128), a convolutional net (2 conv+pool+LIF,
 28x28, T=25, B=64), the recurrent (RLeaky) and current-based (Synaptic) SHD regimes. SpikingJelly
-has no RLeaky/Synaptic counterpart: those rows show ``n/a`` for it. Exits with status 2 and a
+has no RLeaky/Synaptic counterpart: those rows show ``n/a`` for it (and for ``sg_sj``, SpikingJelly's
+net traced into snngraph). Exits with status 2 and a
 message where CUDA is not available.
 """
 
@@ -36,7 +37,9 @@ REGIMES = {  # name: (kind, layer sizes, T, B)
     "rec": ("rec", (700, 256, 20), 100, 128),
     "syn": ("syn", (700, 256, 20), 100, 128),
 }
-LIBRARIES = ["sg_triton", "sg_torch", "snntorch", "spikingjelly", "ann_floor"]
+LIBRARIES = ["sg_triton", "sg_torch", "snntorch", "spikingjelly", "sg_sj", "ann_floor"]
+"""``sg_sj``: SpikingJelly's own net (``SpikingJellyNet``) traced by ``sg.trace`` and compiled (its LIFs as
+the ``sj_lif`` model, Triton kernels on CUDA): what a SpikingJelly user gets from bringing the model over."""
 
 
 def _sj_lif(beta: float) -> tuple[nn.Module, str]:
@@ -88,6 +91,14 @@ class SpikingJellyNet(nn.Module):
         return {"spk": s, "mem": s}  # the loss reads the output spikes (a membrane sequence would cost extra)
 
 
+def traced_spikingjelly(kind: str, sizes: tuple, steps: int, batch: int) -> nn.Module:
+    """``SpikingJellyNet`` as snngraph runs it: traced over an example of the regime's shape (kernels "auto")."""
+    import snngraph as sg
+
+    example = torch.zeros(steps, batch, *((1, 28, 28) if kind == "conv" else (sizes[0],)))
+    return sg.compile(sg.trace(SpikingJellyNet(kind, sizes), example))
+
+
 def make(library: str, regime: str, device: str = "cuda", quick: bool = False) -> Callable[[], None]:
     kind, sizes, steps, batch = REGIMES[regime]
     if quick:  # a smoke run of the plumbing (tests, CPU): a few steps and rows
@@ -98,6 +109,7 @@ def make(library: str, regime: str, device: str = "cuda", quick: bool = False) -
         "sg_torch": lambda: base.build_snngraph(kind, sizes, kernels="torch"),
         "snntorch": lambda: base.SnnTorchNet(kind, sizes),
         "spikingjelly": lambda: SpikingJellyNet(kind, sizes),
+        "sg_sj": lambda: traced_spikingjelly(kind, sizes, steps, batch),
         "ann_floor": lambda: base.AnnFloor(kind, sizes),
     }
     net = builders[library]().to(device)
@@ -181,6 +193,8 @@ def main(argv: list[str] | None = None) -> int | dict:
         tri = r["sg_triton"].get("time_ms")
         if tri:
             ratios = {f"{lib}/sg_triton": r[lib]["time_ms"] / tri for lib in LIBRARIES[1:] if "time_ms" in r[lib]}
+            if "time_ms" in r["spikingjelly"] and "time_ms" in r["sg_sj"]:
+                ratios["spikingjelly/sg_sj"] = r["spikingjelly"]["time_ms"] / r["sg_sj"]["time_ms"]
             print("  ratios: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
             r["ratios"] = ratios
     harness.save_json(args.json, all_results)

@@ -190,3 +190,80 @@ def test_scratch_scan_writes_over_its_current_and_membranes(monkeypatch, compile
     torch.testing.assert_close(got[0]["mem"], want[0]["mem"], rtol=1e-5, atol=1e-6)
     for name, g in want[1].items():
         torch.testing.assert_close(got[1][name], g, rtol=1e-5, atol=1e-5 * max(g.abs().max().item(), 1e-3))
+
+
+def spikingjelly_net() -> sg.Graph:
+    """SpikingJelly's LIF (per-neuron tau; hidden, so its current is scratch) and IF (soft reset, detached,
+    both ports read) as Triton kernels."""
+    g = sg.Graph("sj")
+    x = g.input("x", (6,))
+    h = g.sj_lif(g.linear(x, 8, name="fc1"), np.linspace(1.5, 4.0, 8).astype(np.float32), 0.8, 0.1,
+                 spike_grad=sg.surrogate.sigmoid(4.0), name="lif")
+    o = g.sj_if(g.linear(h, 3, name="fc2"), 1.0, reset="soft", detach_reset=True, name="if_")
+    g.output("spk", o)
+    g.output("v", o.v)
+    return g
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "torch.compile"])
+def test_spikingjelly_training_step_equals_torch_kernels(monkeypatch, compiled):
+    """A training step of a SpikingJelly net with ``kernels="triton"`` equals ``"torch"``; the hidden LIF writes
+    its charged membranes over its current and its input gradient over them (``out=``)."""
+    from snngraph.runtimes.torch.triton import spikingjelly
+
+    calls = []
+    for name in ("forward", "backward"):
+        original = getattr(spikingjelly, name)
+
+        def spied(*args, _original=original, _name=name, **kwargs):
+            calls.append((_name, kwargs.get("out") is not None))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(spikingjelly, name, spied)
+    torch.manual_seed(1)
+    x = torch.rand(9, 4, 6) * 2
+    results = {}
+    for kernels in ("torch", "triton"):
+        torch.manual_seed(0)
+        net = sg.compile(spikingjelly_net(), kernels=kernels)
+        run = torch.compile(net, backend="aot_eager", fullgraph=True) if compiled and kernels == "triton" else net
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        out = run(x)
+        (out["v"].square().mean() + out["spk"].mean()).backward()
+        grads = {k: p.grad.clone() for k, p in net.named_parameters()}
+        opt.step()
+        results[kernels] = out, grads, {k: p.detach().clone() for k, p in net.named_parameters()}
+    # lif's forward (over its current), if_'s forward, if_'s backward, lif's backward (over its membranes)
+    assert calls == [("forward", True), ("forward", False), ("backward", False), ("backward", True)]
+    (out_t, grads_t, params_t), (out, grads, params) = results["torch"], results["triton"]
+    assert torch.equal(out["spk"], out_t["spk"]) and 0 < out_t["spk"].count_nonzero() < out_t["spk"].numel()
+    torch.testing.assert_close(out["v"], out_t["v"], rtol=1e-5, atol=1e-6)
+    for name, g in grads_t.items():
+        assert g.abs().sum() > 0, name
+        torch.testing.assert_close(grads[name], g, rtol=1e-5, atol=1e-5 * max(g.abs().max().item(), 1e-3),
+                                   msg=lambda m, n=name: f"{n}: {m}")
+    for name, p in params_t.items():
+        torch.testing.assert_close(params[name], p, rtol=1e-5, atol=1e-6)
+
+
+def test_spikingjelly_torch_func_and_export():
+    """``torch.func.grad`` through ``snngraph::triton_sj_scan`` equals the torch kernels'; ``torch.export``
+    keeps it as a custom op with T symbolic."""
+    x = torch.rand(5, 3, 6) * 2
+    grads = {}
+    for kernels in ("torch", "triton"):
+        torch.manual_seed(0)
+        net = sg.compile(spikingjelly_net(), kernels=kernels)
+        params = {n: p.detach() for n, p in net.named_parameters()}
+
+        def loss(p, net=net):
+            out = torch.func.functional_call(net, p, (x,))
+            return out["v"].square().sum() + out["spk"].sum()
+
+        grads[kernels] = torch.func.grad(loss)(params)
+    for name, g in grads["torch"].items():
+        torch.testing.assert_close(grads["triton"][name], g, rtol=1e-5, atol=1e-5 * max(g.abs().max().item(), 1e-3))
+    program = torch.export.export(net, (x,), dynamic_shapes=(({0: torch.export.Dim("T", min=2)},),))
+    assert "snngraph.triton_sj_scan.default" in {str(n.target) for n in program.graph.nodes}
+    longer = torch.rand(8, 3, 6) * 2
+    torch.testing.assert_close(program.module()(longer)["v"], net(longer)["v"])

@@ -19,11 +19,13 @@ from test_triton_compile import _spy, every_fusable_model  # noqa: E402
 from triton_cases import (  # noqa: E402
     LEAKY,
     RECURRENT,
+    SPIKINGJELLY,
     SURROGATES,
     SYNAPTIC,
     check_leaky,
     check_low_precision,
     check_recurrent,
+    check_sj,
     check_synaptic,
 )
 
@@ -53,6 +55,12 @@ def test_recurrent(reset, dense, per_neuron):
 @pytest.mark.parametrize("reset,per_neuron,graded", SYNAPTIC)
 def test_synaptic(reset, per_neuron, graded):
     check_synaptic(reset, per_neuron, graded, CUDA)
+
+
+@pytest.mark.parametrize("model,reset,detach,decay_input", SPIKINGJELLY)
+def test_spikingjelly(model, reset, detach, decay_input):
+    check_sj(model, reset, detach, decay_input, CUDA)
+    check_sj(model, reset, detach, decay_input, CUDA, scratch=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

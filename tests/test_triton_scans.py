@@ -19,11 +19,13 @@ from triton_cases import (  # noqa: E402 (after the skips: the cases import noth
     ATAN,
     LEAKY,
     RECURRENT,
+    SPIKINGJELLY,
     SURROGATES,
     SYNAPTIC,
     check_leaky,
     check_low_precision,
     check_recurrent,
+    check_sj,
     check_synaptic,
 )
 
@@ -67,6 +69,22 @@ def test_synaptic(reset, per_neuron, graded):
 
 def test_synaptic_surrogate():
     check_synaptic("subtract", True, 1.0, CPU, surrogate=SURROGATES[2])
+
+
+@pytest.mark.parametrize("model,reset,detach,decay_input", SPIKINGJELLY)
+def test_spikingjelly(model, reset, detach, decay_input):
+    check_sj(model, reset, detach, decay_input, CPU)
+
+
+@pytest.mark.parametrize("surrogate", SURROGATES, ids=lambda s: s.name)
+def test_spikingjelly_surrogates(surrogate):
+    check_sj("sj_lif", "hard", False, True, CPU, surrogate=surrogate)
+
+
+@pytest.mark.parametrize("model,reset,detach,decay_input", [SPIKINGJELLY[0], SPIKINGJELLY[-1]])
+def test_spikingjelly_scalar_parameters_and_scratch(model, reset, detach, decay_input):
+    check_sj(model, reset, detach, decay_input, CPU, per_neuron=False)
+    check_sj(model, reset, detach, decay_input, CPU, scratch=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -11,6 +11,7 @@ import torch
 from snngraph.ir.surrogate import Surrogate
 from snngraph.runtimes.torch.scan import ScanConfig, leaky_scan
 from snngraph.runtimes.torch.scan_recurrent import RecurrentScanConfig, recurrent_leaky_scan
+from snngraph.runtimes.torch.scan_sj import SjConfig, sj_scan
 from snngraph.runtimes.torch.scan_synaptic import SynapticScanConfig, synaptic_scan
 
 T, B, N = 7, 3, 5
@@ -26,6 +27,9 @@ RECURRENT = list(itertools.product(["subtract", "zero", "none"], [True, False], 
 """(reset, dense V, per_neuron)."""
 SYNAPTIC = list(itertools.product(["subtract", "zero", "none"], [False, True], [1.0, 1.5]))
 """(reset, per_neuron, graded factor)."""
+SPIKINGJELLY = [v for v in itertools.product(["sj_if", "sj_lif"], ["hard", "soft"], [False, True], [True, False])
+                if v[0] == "sj_lif" or v[3]]
+"""(model, reset, detach_reset, decay_input: a LIF option)."""
 
 
 def close(got: torch.Tensor, want: torch.Tensor, name: str, rtol: float = 1e-5) -> None:
@@ -123,6 +127,33 @@ def check_synaptic(reset, per_neuron, graded, device, surrogate=ATAN):
     names = ["x", "syn0", "mem0", "alpha", "beta", "threshold", "graded"]
     args = (x, syn0, mem0, alpha, beta, thr, g, cfg)
     _compare(lambda: synaptic_scan(*args), lambda: ops.synaptic_scan(*args), leaves, names, 3)
+
+
+def check_sj(model, reset, detach, decay_input, device, surrogate=ATAN, per_neuron=True, scratch=False):
+    """SpikingJelly IF / LIF through ``triton.ops.sj_scan`` vs ``scan_sj.sj_scan``: the weighted loss of both
+    outputs, then of the spikes only and of the states only (each backward kernel variant). With ``scratch``
+    the scans write over a private copy of ``x`` and return no states."""
+    from snngraph.runtimes.torch.triton import ops
+
+    torch.manual_seed(0)
+    x = (torch.rand(T, B, N) * 1.2 - 0.2).to(device).requires_grad_()
+    u0 = (torch.rand(B, N) * 0.6).to(device).requires_grad_()
+    tau = (2.0 + 2.0 * torch.rand(N) if per_neuron else torch.tensor(2.5)).to(device)
+    thr = (0.7 + 0.4 * torch.rand(N) if per_neuron else torch.tensor(1.0)).to(device)
+    v_reset = (0.2 * torch.rand(N) - 0.1 if per_neuron else torch.tensor(0.0)).to(device)
+    cfg = SjConfig(model == "sj_lif", reset == "soft", detach, decay_input, surrogate, scratch)
+
+    def runner(scan):  # (with scratch: the spikes only, the states are not returned)
+        return lambda: scan(x * 1.0, u0, tau, thr, v_reset, cfg)[:1] if scratch else scan(x, u0, tau, thr, v_reset,
+                                                                                          cfg)
+
+    _compare(runner(sj_scan), runner(ops.sj_scan), [x, u0], ["x", "u0"], 1 if scratch else 2)
+    for only in ([0] if scratch else [0, 1]):
+        got, want = runner(ops.sj_scan)(), runner(sj_scan)()
+        w = torch.rand_like(want[only])
+        for name, a, b in zip(["x", "u0"], torch.autograd.grad((got[only] * w).sum(), [x, u0]),
+                              torch.autograd.grad((want[only] * w).sum(), [x, u0]), strict=True):
+            close(a, b, f"output {only} only: d/d{name}")
 
 
 def check_low_precision(dtype, device) -> None:

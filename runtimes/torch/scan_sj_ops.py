@@ -1,16 +1,20 @@
-"""The fused SpikingJelly IF / LIF scan as the custom ops ``snngraph::sj_scan`` and ``snngraph::sj_scan_backward``,
-for ``torch.compile``, ``torch.export`` and ``torch.func``.
+"""The fused SpikingJelly IF / LIF scan as registered custom operators, for any implementation of it:
+:func:`register_sj` registers ``snngraph::<name>``, ``snngraph::<name>_backward`` and
+``snngraph::<name>_backward_over_charged`` around an implementation's forward and backward, as
+``scan_registry.register_leaky`` does for the snnTorch scans. Registered here: the torch scan
+(``snngraph::sj_scan``, whose ops run ``scan_sj._SjScan``'s forward and backward, so compiled and eager
+values are the same) for ``torch.compile``, ``torch.export`` and ``torch.func``; ``triton/ops.py`` registers
+the Triton kernels (``snngraph::triton_sj_scan``, eager too).
 
-As :mod:`~snngraph.runtimes.torch.scan_ops` does for the snnTorch scans: the eager ``autograd.Function``'s
-forward and backward (``scan_sj._SjScan``) run inside the ops, so compiled and eager values are the same.
 The forward may write the charged membranes over a private contiguous input (``scratch``; the op then
-saves its input), and the backward the input gradient over them where it may (the op
-``snngraph::sj_scan_backward_over_charged``, as ``scan_registry``'s ``*_backward_over_mems``). The
-parameters are constants (SpikingJelly's are Python floats): only ``x`` and the initial state have
-gradients.
+saves its input), and the backward the input gradient over them where it may (the ``_over_charged`` op,
+as ``scan_registry``'s ``*_backward_over_mems``). The parameters are constants (SpikingJelly's are
+Python floats): only ``x`` and the initial state have gradients.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -29,17 +33,94 @@ from snngraph.runtimes.torch.scan_registry import (
 )
 from snngraph.runtimes.torch.scan_sj import SjConfig, _SjScan
 
+SjScan = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor, SjConfig], tuple[Tensor, Tensor]]
+
+
+def register_sj(name: str, forward: Callable, backward: Callable, call_backward: Callable = backward_call) -> SjScan:
+    """The SpikingJelly IF / LIF scan: ``forward(x, u0, tau, threshold, v_reset, lif, soft, detach, decay_input,
+    surrogate, params, scratch)`` gives ``(spk, v, charged membranes)`` (``v`` and the membranes empty with
+    ``scratch``: they went over ``x``), ``backward(g_spk, g_v, charged, u0, tau, threshold, v_reset, lif, soft,
+    detach, decay_input, surrogate, params, over)`` the gradients of ``(x, u0)`` (``over``: ``x``'s may be
+    written over ``charged``). Returns the scan on an :class:`~snngraph.runtimes.torch.scan_sj.SjConfig`
+    (scratch only over a contiguous input: a copy would not be it)."""
+
+    @torch.library.custom_op(f"snngraph::{name}", mutates_args=())
+    def op(x: Tensor, u0: Tensor, tau: Tensor, threshold: Tensor, v_reset: Tensor, lif: bool, soft: bool,
+           detach: bool, decay_input: bool, surrogate: str, params: list[float],
+           scratch: bool) -> tuple[Tensor, Tensor, Tensor]:
+        return forward(x, u0, tau, threshold, v_reset, lif, soft, detach, decay_input, surrogate, params, scratch)
+
+    @op.register_fake
+    def _(x, u0, tau, threshold, v_reset, lif, soft, detach, decay_input, surrogate, params, scratch):
+        def sequence(empty: bool) -> Tensor:  # (the scans make their outputs contiguous)
+            return x.new_empty(0) if empty else torch.empty_like(x, memory_format=torch.contiguous_format)
+
+        return sequence(False), sequence(scratch), sequence(scratch)
+
+    @torch.library.custom_op(f"snngraph::{name}_backward", mutates_args=())
+    def backward_op(g_spk: Tensor | None, g_v: Tensor | None, charged: Tensor, u0: Tensor, tau: Tensor,
+                    threshold: Tensor, v_reset: Tensor, lif: bool, soft: bool, detach: bool, decay_input: bool,
+                    surrogate: str, params: list[float], needs: list[bool]) -> list[Tensor]:
+        """The gradients of ``(x, u0)`` (empty where not needed)."""
+        grads = backward(g_spk, g_v, charged, u0, tau, threshold, v_reset, lif, soft, detach, decay_input,
+                         surrogate, params, False)
+        return _grads(grads, needs, (charged, u0))
+
+    @backward_op.register_fake
+    def _(g_spk, g_v, charged, u0, tau, threshold, v_reset, lif, soft, detach, decay_input, surrogate, params, needs):
+        return _fake_grads(needs, (charged, u0))
+
+    @torch.library.custom_op(f"snngraph::{name}_backward_over_charged", mutates_args=("charged",))
+    def backward_over_op(g_spk: Tensor | None, g_v: Tensor | None, charged: Tensor, u0: Tensor, tau: Tensor,
+                         threshold: Tensor, v_reset: Tensor, lif: bool, soft: bool, detach: bool, decay_input: bool,
+                         surrogate: str, params: list[float], needs: list[bool]) -> Tensor:
+        """The backward with ``x``'s gradient written over a scratch scan's charged membranes (its input,
+        saved); returns the gradient of ``u0`` (empty where not needed)."""
+        gx, g_u0 = backward(g_spk, g_v, charged, u0, tau, threshold, v_reset, lif, soft, detach, decay_input,
+                            surrogate, params, True)
+        _into(charged, gx)
+        return g_u0 if needs[1] else u0.new_empty(0)
+
+    @backward_over_op.register_fake
+    def _(g_spk, g_v, charged, u0, tau, threshold, v_reset, lif, soft, detach, decay_input, surrogate, params, needs):
+        return torch.empty_like(u0) if needs[1] else u0.new_empty(0)
+
+    def setup(ctx, inputs, output):
+        ctx.set_materialize_grads(False)  # unused outputs get None, not AOTAutograd's zeros
+        x, u0, tau, threshold, v_reset, *options = inputs
+        *ctx.options, ctx.scratch = options
+        ctx.save_for_backward(x if ctx.scratch else output[2], u0, tau, threshold, v_reset)
+
+    def autograd_backward(ctx, g_spk, g_v, g_charged):
+        needs = list(ctx.needs_input_grad[:2])
+        if g_spk is None and g_v is None:
+            return (None,) * 12
+        if ctx.scratch and needs[0] and _may_overwrite_saved():  # the input gradient goes over the saved membranes
+            saved = ctx.saved_tensors  # (unpacked once: the op bumps the membranes' version)
+            g_u0 = call_backward(backward_over_op, g_spk, g_v, *saved, *ctx.options, needs)
+            return (saved[0], g_u0 if needs[1] else None, *(None,) * 10)
+        grads = call_backward(backward_op, g_spk, g_v, *ctx.saved_tensors, *ctx.options, needs)
+        return (*_untangle(grads, needs), *(None,) * 10)
+
+    run = with_autograd(op, setup, autograd_backward)
+
+    def scan(x: Tensor, u0: Tensor, tau: Tensor, threshold: Tensor, v_reset: Tensor,
+             cfg: SjConfig) -> tuple[Tensor, Tensor]:
+        surrogate, params = _encode(cfg.surrogate)
+        scratch = _scratch(cfg.scratch_input) and x.is_contiguous()
+        spk, v, _ = run(x, u0, tau, threshold, v_reset, cfg.lif, cfg.soft, cfg.detach, cfg.decay_input, surrogate,
+                        params, scratch)
+        return spk, v
+
+    return scan
+
 
 def _config(lif: bool, soft: bool, detach: bool, decay_input: bool, surrogate: str, params: list[float],
             scratch: bool) -> SjConfig:
     return SjConfig(lif, soft, detach, decay_input, _surrogate(surrogate, tuple(params)), scratch)
 
 
-@torch.library.custom_op("snngraph::sj_scan", mutates_args=())
-def _scan_op(x: Tensor, u0: Tensor, tau: Tensor, threshold: Tensor, v_reset: Tensor, lif: bool, soft: bool,
-             detach: bool, decay_input: bool, surrogate: str, params: list[float],
-             scratch: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """``(spk, v, charged membranes)``; ``v`` and the membranes empty with ``scratch`` (they went over ``x``)."""
+def _torch_forward(x, u0, tau, threshold, v_reset, lif, soft, detach, decay_input, surrogate, params, scratch):
     cfg = _config(lif, soft, detach, decay_input, surrogate, params, scratch)
     ctx = _Ctx(cfg)
     with torch.no_grad():
@@ -48,79 +129,14 @@ def _scan_op(x: Tensor, u0: Tensor, tau: Tensor, threshold: Tensor, v_reset: Ten
     return spk, v, x.new_empty(0) if scratch else charged.view_as(x)
 
 
-@_scan_op.register_fake
-def _(x, u0, tau, threshold, v_reset, lif, soft, detach, decay_input, surrogate, params, scratch):
-    def sequence(empty: bool) -> Tensor:  # (the scan makes its outputs contiguous)
-        return x.new_empty(0) if empty else torch.empty_like(x, memory_format=torch.contiguous_format)
-
-    return sequence(False), sequence(scratch), sequence(scratch)
-
-
-@torch.library.custom_op("snngraph::sj_scan_backward", mutates_args=())
-def _backward_op(g_spk: Tensor | None, g_v: Tensor | None, charged: Tensor, u0: Tensor, tau: Tensor, threshold: Tensor,
-                 v_reset: Tensor, lif: bool, soft: bool, detach: bool, decay_input: bool, surrogate: str,
-                 params: list[float], needs: list[bool]) -> list[Tensor]:
-    """The gradients of ``(x, u0)`` (empty where not needed)."""
-    cfg = _config(lif, soft, detach, decay_input, surrogate, params, False)  # (never over the saved membranes)
+def _torch_backward(g_spk, g_v, charged, u0, tau, threshold, v_reset, lif, soft, detach, decay_input, surrogate,
+                    params, over):
+    cfg = _config(lif, soft, detach, decay_input, surrogate, params, over)
     fire_at = threshold if soft else threshold - v_reset
-    ctx = _Ctx(cfg, (*needs, False, False, False, False), (charged.contiguous(), tau, threshold, fire_at))
+    ctx = _Ctx(cfg, (), (charged if over else charged.contiguous(), tau, threshold, fire_at))
     ctx.cfg, ctx.u_shape, ctx.x_shape = cfg, u0.shape, charged.shape
-    grads = _SjScan.backward(ctx, g_spk, g_v)[:2]
-    return _grads(grads, needs, (charged, u0))
+    return _SjScan.backward(ctx, g_spk, g_v)[:2]
 
 
-@_backward_op.register_fake
-def _(g_spk, g_v, charged, u0, tau, threshold, v_reset, lif, soft, detach, decay_input, surrogate, params, needs):
-    return _fake_grads(needs, (charged, u0))
-
-
-@torch.library.custom_op("snngraph::sj_scan_backward_over_charged", mutates_args=("charged",))
-def _backward_over_op(g_spk: Tensor | None, g_v: Tensor | None, charged: Tensor, u0: Tensor, tau: Tensor,
-                      threshold: Tensor, v_reset: Tensor, lif: bool, soft: bool, detach: bool, decay_input: bool,
-                      surrogate: str, params: list[float], needs: list[bool]) -> Tensor:
-    """The backward with ``x``'s gradient written over a scratch scan's charged membranes (its input, saved);
-    returns the gradient of ``u0`` (empty where not needed)."""
-    cfg = _config(lif, soft, detach, decay_input, surrogate, params, True)
-    fire_at = threshold if soft else threshold - v_reset
-    ctx = _Ctx(cfg, (*needs, False, False, False, False), (charged, tau, threshold, fire_at))
-    ctx.cfg, ctx.u_shape, ctx.x_shape = cfg, u0.shape, charged.shape
-    gx, g_u0 = _SjScan.backward(ctx, g_spk, g_v)[:2]
-    _into(charged, gx)
-    return g_u0 if needs[1] else u0.new_empty(0)
-
-
-@_backward_over_op.register_fake
-def _(g_spk, g_v, charged, u0, tau, threshold, v_reset, lif, soft, detach, decay_input, surrogate, params, needs):
-    return torch.empty_like(u0) if needs[1] else u0.new_empty(0)
-
-
-def _setup(ctx, inputs, output):
-    ctx.set_materialize_grads(False)  # unused outputs get None, not AOTAutograd's zeros
-    x, u0, tau, threshold, v_reset, *options = inputs
-    *ctx.options, ctx.scratch = options
-    ctx.save_for_backward(x if ctx.scratch else output[2], u0, tau, threshold, v_reset)
-
-
-def _backward(ctx, g_spk, g_v, g_charged):
-    needs = list(ctx.needs_input_grad[:2])
-    if g_spk is None and g_v is None:
-        return (None,) * 12
-    if ctx.scratch and needs[0] and _may_overwrite_saved():  # the input gradient goes over the saved membranes
-        saved = ctx.saved_tensors  # (unpacked once: the op bumps the membranes' version)
-        g_u0 = backward_call(_backward_over_op, g_spk, g_v, *saved, *ctx.options, needs)
-        return (saved[0], g_u0 if needs[1] else None, *(None,) * 10)
-    grads = backward_call(_backward_op, g_spk, g_v, *ctx.saved_tensors, *ctx.options, needs)
-    return (*_untangle(grads, needs), *(None,) * 10)
-
-
-_run = with_autograd(_scan_op, _setup, _backward)
-
-
-def sj_scan_op(x: Tensor, u0: Tensor, tau: Tensor, threshold: Tensor, v_reset: Tensor,
-               cfg: SjConfig) -> tuple[Tensor, Tensor]:
-    """``scan_sj.sj_scan`` as the custom op (scratch only over a contiguous input: a copy would not be it)."""
-    surrogate, params = _encode(cfg.surrogate)
-    scratch = _scratch(cfg.scratch_input) and x.is_contiguous()
-    spk, v, _ = _run(x, u0, tau, threshold, v_reset, cfg.lif, cfg.soft, cfg.detach, cfg.decay_input, surrogate, params,
-                     scratch)
-    return spk, v
+sj_scan_op = register_sj("sj_scan", _torch_forward, _torch_backward)
+"""``scan_sj.sj_scan`` as the custom op."""

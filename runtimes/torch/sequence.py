@@ -121,9 +121,12 @@ def _run_fused_synaptic(node: Node, x: Tensor, kwargs: dict[str, Any], state: tu
 
 def _run_fused_sj(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
                   tensors: dict[str, Tensor], scratch: bool = False, kernels: str = "torch") -> dict[str, Tensor]:
-    """A fused SpikingJelly IF / LIF population: one scan kernel over all T steps (torch only: no
-    Triton kernel; under tracing the custom op ``snngraph::sj_scan``)."""
+    """A fused SpikingJelly IF / LIF population: one scan kernel over all T steps (under tracing the custom
+    op ``snngraph::sj_scan``; as Triton kernels, ``snngraph::triton_sj_scan``)."""
     from snngraph.runtimes.torch.scan_sj import SjConfig, sj_scan
+
+    if kernels != "torch" and use_triton(kernels, x, kwargs["spike_grad"]):
+        from snngraph.runtimes.torch.triton.ops import sj_scan
 
     lif = node.op == "sj_lif"
     cfg = SjConfig(lif, kwargs["reset"] == "soft", kwargs["detach_reset"], kwargs.get("decay_input", True),

@@ -1,7 +1,7 @@
 """The Triton scans as registered custom operators (``snngraph::triton_*``), registered as the torch
 scans' (``scan_registry.py``): eagerly, under ``torch.compile`` / ``torch.export`` and under
 ``torch.func``. This module adapts the kernels' host functions (``leaky.py``, ``recurrent.py``,
-``synaptic.py``) to the ops' primitive arguments.
+``synaptic.py``, ``spikingjelly.py``) to the ops' primitive arguments.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from snngraph.runtimes.torch.scan_registry import (
     register_recurrent,
     register_synaptic,
 )
-from snngraph.runtimes.torch.triton import leaky, recurrent, synaptic
+from snngraph.runtimes.torch.scan_sj_ops import register_sj
+from snngraph.runtimes.torch.triton import leaky, recurrent, spikingjelly, synaptic
 
 
 def _plain(t: object) -> object:
@@ -91,6 +92,20 @@ def _synaptic_backward(*args):
     return synaptic.backward(*rest, needs[3])  # alpha's gradient only where needed
 
 
+def _sj_forward(x, u0, tau, threshold, v_reset, lif, soft, detach, decay_input, surrogate, params, scratch):
+    """With ``scratch`` (a contiguous ``x``) the charged membranes go over ``x``; ``v`` and the membranes come
+    back empty (``scan_sj_ops.register_sj``)."""
+    spk, v, charged = spikingjelly.forward(x, u0, tau, threshold, v_reset, lif, soft, decay_input, not scratch,
+                                           out=x if scratch else None)
+    return spk, v, x.new_empty(0) if scratch else charged
+
+
+def _sj_backward(g_spk, g_v, charged, u0, tau, threshold, v_reset, lif, soft, detach, decay_input, surrogate, params,
+                 over):
+    return spikingjelly.backward(g_spk, g_v, charged, u0, tau, threshold, v_reset, lif, soft, detach, decay_input,
+                                 surrogate, params, out=charged if over and charged.is_contiguous() else None)
+
+
 leaky_scan = register_leaky("triton_leaky_scan", _leaky_forward, _leaky_backward, _backward_call, in_place=True)
 """``scan.leaky_scan`` as Triton kernels: ``(spk, mem)`` (``spk`` empty for LI)."""
 recurrent_leaky_scan = register_recurrent("triton_recurrent_leaky_scan", _recurrent_forward, _recurrent_backward,
@@ -99,3 +114,5 @@ recurrent_leaky_scan = register_recurrent("triton_recurrent_leaky_scan", _recurr
 synaptic_scan = register_synaptic("triton_synaptic_scan", _synaptic_forward, _synaptic_backward, _backward_call,
                                   in_place=True)
 """``scan_synaptic.synaptic_scan`` as Triton kernels."""
+sj_scan = register_sj("triton_sj_scan", _sj_forward, _sj_backward, _backward_call)
+"""``scan_sj.sj_scan`` (SpikingJelly's IF / LIF) as Triton kernels."""
