@@ -26,6 +26,7 @@ from triton_cases import (  # noqa: E402
     check_low_precision,
     check_recurrent,
     check_sj,
+    check_sj_low_precision,
     check_synaptic,
 )
 
@@ -66,6 +67,7 @@ def test_spikingjelly(model, reset, detach, decay_input):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_low_precision_state(dtype):
     check_low_precision(dtype, CUDA)
+    check_sj_low_precision(dtype, CUDA)
 
 
 def _train(kernels: str, x: torch.Tensor, target: torch.Tensor):

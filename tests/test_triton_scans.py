@@ -26,6 +26,7 @@ from triton_cases import (  # noqa: E402 (after the skips: the cases import noth
     check_low_precision,
     check_recurrent,
     check_sj,
+    check_sj_low_precision,
     check_synaptic,
 )
 
@@ -90,6 +91,7 @@ def test_spikingjelly_scalar_parameters_and_scratch(model, reset, detach, decay_
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_low_precision_state(dtype):
     check_low_precision(dtype, CPU)
+    check_sj_low_precision(dtype, CPU)
 
 
 def test_atan_is_the_default_case():

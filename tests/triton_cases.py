@@ -184,3 +184,31 @@ def check_low_precision(dtype, device) -> None:
     assert torch.isfinite(gx).all() and torch.isfinite(gb).all()
     assert ((gx - gx32).abs()[:, agree] <= 0.05 * (1 + gx32.abs()[:, agree])).all()
     assert (gb - gb32).abs() <= 0.05 * gb32.abs()
+
+
+def check_sj_low_precision(dtype, device) -> None:
+    """SpikingJelly's LIF with float16 / bfloat16 state: outputs and gradients in the state dtype, the charged
+    membranes accumulated in float32, so spikes nearly all agree with a float32 run and the states of the
+    neurons whose spike trains agree stay within the dtype's rounding."""
+    from snngraph.runtimes.torch.triton import ops
+
+    torch.manual_seed(0)
+    x32 = torch.rand(T, B, 64, device=device) * 2.4
+    tau, thr, v_reset = (torch.tensor(v, device=device) for v in (2.0, 1.0, 0.0))
+    cfg = SjConfig(True, False, False, True, ATAN)
+    outs = {}
+    for dt in (torch.float32, dtype):
+        x = x32.to(dt).requires_grad_()
+        u0 = torch.zeros(B, 64, device=device, dtype=dt).requires_grad_()
+        spk, v = ops.sj_scan(x, u0, tau.to(dt), thr.to(dt), v_reset.to(dt), cfg)
+        gx, gu0 = torch.autograd.grad((spk.float() * 0.5).sum() + v.float().sum(), [x, u0])
+        assert spk.dtype == v.dtype == gx.dtype == gu0.dtype == dt
+        outs[dt] = (spk.float(), v.float(), gx.float())
+    (s32, v32, gx32), (s, v, gx) = outs[torch.float32], outs[dtype]
+    assert (s == s32).float().mean() > 0.97 and 0 < s32.count_nonzero() < s32.numel()
+    agree = (s == s32).all(0)
+    eps = torch.finfo(dtype).eps
+    assert agree.float().mean() > 0.8
+    assert ((v - v32).abs()[:, agree] <= 4 * eps * (1 + v32.abs()[:, agree])).all()
+    assert torch.isfinite(gx).all()
+    assert ((gx - gx32).abs()[:, agree] <= 0.05 * (1 + gx32.abs()[:, agree])).all()
