@@ -85,23 +85,28 @@ def test_auto_on_cpu_does_not_use_triton(monkeypatch):
     assert calls == {"leaky": 0, "recurrent": 0, "synaptic": 0}
 
 
-def test_torch_func_grad_equals_torch_kernels():
-    """``torch.func.functional_call`` + ``torch.func.grad`` (SPEC §11) through the Triton custom ops."""
-    x = torch.rand(5, 3, 6) * 2
+def assert_func_grads_match(graph, x: torch.Tensor, port: str) -> torch.nn.Module:
+    """``torch.func.functional_call`` + ``torch.func.grad`` (SPEC §11) of ``(out[port]^2).sum() + out["spk"].sum()``
+    through the Triton custom ops equals the torch kernels'; returns the Triton net."""
     grads = {}
     for kernels in ("torch", "triton"):
         torch.manual_seed(0)
-        net = sg.compile(every_fusable_model(), kernels=kernels)
+        net = sg.compile(graph(), kernels=kernels)
         params = {n: p.detach() for n, p in net.named_parameters()}
 
         def loss(p, net=net):
             out = torch.func.functional_call(net, p, (x,))
-            return out["mem"].square().sum() + out["spk"].sum()
+            return out[port].square().sum() + out["spk"].sum()
 
         grads[kernels] = torch.func.grad(loss)(params)
     for name, g in grads["torch"].items():
         torch.testing.assert_close(grads["triton"][name], g, rtol=1e-5, atol=1e-5 * max(g.abs().max().item(), 1e-3),
                                    msg=lambda m, n=name: f"{n}: {m}")
+    return net
+
+
+def test_torch_func_grad_equals_torch_kernels():
+    assert_func_grads_match(every_fusable_model, torch.rand(5, 3, 6) * 2, "mem")
 
 
 def test_autocast_bfloat16_training_step():
@@ -250,19 +255,7 @@ def test_spikingjelly_torch_func_and_export():
     """``torch.func.grad`` through ``snngraph::triton_sj_scan`` equals the torch kernels'; ``torch.export``
     keeps it as a custom op with T symbolic."""
     x = torch.rand(5, 3, 6) * 2
-    grads = {}
-    for kernels in ("torch", "triton"):
-        torch.manual_seed(0)
-        net = sg.compile(spikingjelly_net(), kernels=kernels)
-        params = {n: p.detach() for n, p in net.named_parameters()}
-
-        def loss(p, net=net):
-            out = torch.func.functional_call(net, p, (x,))
-            return out["v"].square().sum() + out["spk"].sum()
-
-        grads[kernels] = torch.func.grad(loss)(params)
-    for name, g in grads["torch"].items():
-        torch.testing.assert_close(grads["triton"][name], g, rtol=1e-5, atol=1e-5 * max(g.abs().max().item(), 1e-3))
+    net = assert_func_grads_match(spikingjelly_net, x, "v")
     program = torch.export.export(net, (x,), dynamic_shapes=(({0: torch.export.Dim("T", min=2)},),))
     assert "snngraph.triton_sj_scan.default" in {str(n.target) for n in program.graph.nodes}
     longer = torch.rand(8, 3, 6) * 2
