@@ -19,15 +19,22 @@ OUT=${OUT:-$REPO/gpu-out}
 if [ "${1:-}" = "--prepare" ]; then
     exclude=$(git rev-parse --git-path info/exclude)
     grep -qx '/.whl/' "$exclude" 2>/dev/null || echo '/.whl/' >> "$exclude"
-    "$PY" -m pip download -q --no-deps --only-binary=:all: -d .whl snntorch==1.0.0 spikingjelly==2.0.0 loguru celluloid
+    # the peers, and what the tests and benchmarks import beyond torch and numpy (a bare GPU image may
+    # lack pytest, hypothesis or tqdm); pytest-xdist spreads the CUDA tests' kernel compiles over the cores
+    "$PY" -m pip download -q --no-deps --only-binary=:all: -d .whl snntorch==1.0.0 spikingjelly==2.0.0 loguru \
+        celluloid tqdm hypothesis==6.155.7 sortedcontainers pytest pluggy iniconfig packaging pygments pytest-xdist \
+        execnet  # (hypothesis: its newest pure-Python wheel; the later ones are built per Python version)
     ls -la .whl
     exit 0
 fi
 
 mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then  # carried wheels (see --prepare)
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu-site \
-        .whl/*.whl && export PYTHONPATH=/tmp/gpu-site${PYTHONPATH:+:$PYTHONPATH}
+if ls .whl/*.whl >/dev/null 2>&1; then  # carried wheels (see --prepare), one at a time: one that does not
+    for wheel in .whl/*.whl; do          # fit this Python is reported and the rest still install
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu-site \
+            "$wheel" || echo "gpu_check: could not install $wheel"
+    done
+    export PYTHONPATH=/tmp/gpu-site${PYTHONPATH:+:$PYTHONPATH}
 fi
 if ! "$PY" -c "import triton" 2>/dev/null; then
     "$PY" -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > /tmp/gpu-constraints.txt
@@ -52,11 +59,13 @@ export PYTHONPATH=$SRC${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 unset TRITON_INTERPRET
 
 status=0
+# eight test processes where pytest-xdist imports: the Triton and inductor compiles are CPU-bound
+WORKERS=$("$PY" -c "import xdist; print('-n 8')" 2>/dev/null || true)
 # -W default: a newer or older torch's deprecation warnings are shown, not turned into failures
-(cd "$SRC" && timeout 240 "$PY" -m pytest -q -p no:cacheprovider -W default -rs --rootdir "$REPO" \
+(cd "$SRC" && timeout 240 "$PY" -m pytest -q -p no:cacheprovider -W default -rs $WORKERS --rootdir "$REPO" \
     "$REPO/tests/test_triton_cuda.py" 2>&1) | tee "$OUT/cuda_tests.log" || status=1
 # every fused torch scan on the GPU against the CPU, eager and compiled (the scans' custom ops)
-(cd "$SRC" && timeout 240 "$PY" -m pytest -q -p no:cacheprovider -W default -rs --rootdir "$REPO" \
+(cd "$SRC" && timeout 240 "$PY" -m pytest -q -p no:cacheprovider -W default -rs $WORKERS --rootdir "$REPO" \
     "$REPO/tests/test_cuda_scans.py" 2>&1) | tee "$OUT/cuda_scans.log" || status=1
 timeout 300 "$PY" benchmarks/gpu.py --repeats 10 --json "$OUT/gpu.json" 2>&1 | tee "$OUT/gpu_bench.log" || status=1
 echo "gpu_check: status $status; logs in $OUT"
