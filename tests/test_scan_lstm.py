@@ -229,6 +229,6 @@ def test_the_custom_op_passes_opcheck() -> None:
                                                 for a in _inputs(False, False, 1.0, True))
     z, syn0, mem0, thr, graded, weight, bias = (a.requires_grad_() for a in (z, syn0, mem0, thr, graded, weight, bias))
     args = (z, syn0, mem0, thr, graded, weight, bias, "subtract", "atan", [2.0], "linear", "ifgo", [0, 0],
-            "none", [1, 1])
+            "none", [1, 1], False)
     torch.library.opcheck(torch.ops.snngraph.lstm_scan.default, args,
                           test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))

@@ -210,53 +210,80 @@ def spikingjelly_net() -> sg.Graph:
     return g
 
 
+def lstm_net() -> sg.Graph:
+    """A hidden SLSTM (subtract reset, learnt threshold; its projection is scratch) and a Leaky readout, as
+    Triton kernels."""
+    g = sg.Graph("lstm")
+    h = g.slstm(g.input("x", (6,)), 0.1, hidden_size=8, reset_mechanism="subtract", learn_threshold=True,
+                name="lstm")
+    o = g.leaky(g.linear(h, 3, name="fc"), 0.8, threshold=0.1, name="out")
+    g.output("spk", o)
+    g.output("mem", o.mem)
+    return g
+
+
+# graph, its Triton module, its state port, the (function, out= given) calls of that module in a training step
+NETS = {
+    # lif's forward (over its current), if_'s forward, if_'s backward, lif's backward (over its membranes)
+    "spikingjelly": (spikingjelly_net, "spikingjelly", "v",
+                     [("forward", True), ("forward", False), ("backward", False), ("backward", True)]),
+    # the gates over the projection, the projection's gradient over the gates
+    "lstm": (lstm_net, "lstm", "mem", [("forward", True), ("backward", True)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "torch.compile"])
-def test_spikingjelly_training_step_equals_torch_kernels(monkeypatch, compiled):
-    """A training step of a SpikingJelly net with ``kernels="triton"`` equals ``"torch"``; the hidden LIF writes
-    its charged membranes over its current and its input gradient over them (``out=``)."""
-    from snngraph.runtimes.torch.triton import spikingjelly
+def test_training_step_of_more_models_equals_torch_kernels(monkeypatch, compiled, name):
+    """A training step with ``kernels="triton"`` equals ``"torch"``; the hidden scan writes over its private
+    input and its input gradient over what it saved (``out=``)."""
+    import importlib
 
+    graph, module_name, port, expected = NETS[name]
+    module = importlib.import_module(f"snngraph.runtimes.torch.triton.{module_name}")
     calls = []
-    for name in ("forward", "backward"):
-        original = getattr(spikingjelly, name)
+    for function in ("forward", "backward"):
+        original = getattr(module, function)
 
-        def spied(*args, _original=original, _name=name, **kwargs):
+        def spied(*args, _original=original, _name=function, **kwargs):
             calls.append((_name, kwargs.get("out") is not None))
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(spikingjelly, name, spied)
+        monkeypatch.setattr(module, function, spied)
     torch.manual_seed(1)
     x = torch.rand(9, 4, 6) * 2
     results = {}
     for kernels in ("torch", "triton"):
         torch.manual_seed(0)
-        net = sg.compile(spikingjelly_net(), kernels=kernels)
+        net = sg.compile(graph(), kernels=kernels)
         run = torch.compile(net, backend="aot_eager", fullgraph=True) if compiled and kernels == "triton" else net
         opt = torch.optim.Adam(net.parameters(), lr=1e-2)
         out = run(x)
-        (out["v"].square().mean() + out["spk"].mean()).backward()
+        (out[port].square().mean() + out["spk"].mean()).backward()
         grads = {k: p.grad.clone() for k, p in net.named_parameters()}
         opt.step()
         results[kernels] = out, grads, {k: p.detach().clone() for k, p in net.named_parameters()}
-    # lif's forward (over its current), if_'s forward, if_'s backward, lif's backward (over its membranes)
-    assert calls == [("forward", True), ("forward", False), ("backward", False), ("backward", True)]
+    assert calls == expected
     (out_t, grads_t, params_t), (out, grads, params) = results["torch"], results["triton"]
     assert torch.equal(out["spk"], out_t["spk"]) and 0 < out_t["spk"].count_nonzero() < out_t["spk"].numel()
-    torch.testing.assert_close(out["v"], out_t["v"], rtol=1e-5, atol=1e-6)
-    for name, g in grads_t.items():
-        assert g.abs().sum() > 0, name
-        torch.testing.assert_close(grads[name], g, rtol=1e-5, atol=1e-5 * max(g.abs().max().item(), 1e-3),
-                                   msg=lambda m, n=name: f"{n}: {m}")
-    for name, p in params_t.items():
-        torch.testing.assert_close(params[name], p, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out[port], out_t[port], rtol=1e-5, atol=1e-6)
+    for key, g in grads_t.items():
+        assert g.abs().sum() > 0, key
+        torch.testing.assert_close(grads[key], g, rtol=1e-5, atol=1e-5 * max(g.abs().max().item(), 1e-3),
+                                   msg=lambda m, n=key: f"{n}: {m}")
+    for key, p in params_t.items():
+        torch.testing.assert_close(params[key], p, rtol=1e-5, atol=1e-6)
 
 
-def test_spikingjelly_torch_func_and_export():
-    """``torch.func.grad`` through ``snngraph::triton_sj_scan`` equals the torch kernels'; ``torch.export``
-    keeps it as a custom op with T symbolic."""
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_more_models_under_torch_func_and_export(name):
+    """``torch.func.grad`` through ``snngraph::triton_sj_scan`` / ``triton_lstm_scan`` equals the torch kernels';
+    ``torch.export`` keeps the op with T symbolic."""
+    graph, module_name, port, _ = NETS[name]
     x = torch.rand(5, 3, 6) * 2
-    net = assert_func_grads_match(spikingjelly_net, x, "v")
+    net = assert_func_grads_match(graph, x, port)
     program = torch.export.export(net, (x,), dynamic_shapes=(({0: torch.export.Dim("T", min=2)},),))
-    assert "snngraph.triton_sj_scan.default" in {str(n.target) for n in program.graph.nodes}
+    op = {"spikingjelly": "triton_sj_scan", "lstm": "triton_lstm_scan"}[name]
+    assert f"snngraph.{op}.default" in {str(n.target) for n in program.graph.nodes}
     longer = torch.rand(8, 3, 6) * 2
-    torch.testing.assert_close(program.module()(longer)["v"], net(longer)["v"])
+    torch.testing.assert_close(program.module()(longer)[port], net(longer)[port])

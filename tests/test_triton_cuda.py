@@ -18,12 +18,14 @@ pytestmark = [
 from test_triton_compile import _spy, every_fusable_model  # noqa: E402
 from triton_cases import (  # noqa: E402
     LEAKY,
+    LSTM,
     RECURRENT,
     SPIKINGJELLY,
     SURROGATES,
     SYNAPTIC,
     check_leaky,
     check_low_precision,
+    check_lstm,
     check_recurrent,
     check_sj,
     check_sj_low_precision,
@@ -62,6 +64,12 @@ def test_synaptic(reset, per_neuron, graded):
 def test_spikingjelly(model, reset, detach, decay_input):
     check_sj(model, reset, detach, decay_input, CUDA)
     check_sj(model, reset, detach, decay_input, CUDA, scratch=True)
+
+
+@pytest.mark.parametrize("case", sorted(LSTM))
+def test_lstm(case):
+    check_lstm(case, CUDA)
+    check_lstm(case, CUDA, surrogate=SURROGATES[1], scratch=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

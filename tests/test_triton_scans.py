@@ -18,12 +18,14 @@ pytestmark = [
 from triton_cases import (  # noqa: E402 (after the skips: the cases import nothing of triton themselves)
     ATAN,
     LEAKY,
+    LSTM,
     RECURRENT,
     SPIKINGJELLY,
     SURROGATES,
     SYNAPTIC,
     check_leaky,
     check_low_precision,
+    check_lstm,
     check_recurrent,
     check_sj,
     check_sj_low_precision,
@@ -86,6 +88,26 @@ def test_spikingjelly_surrogates(surrogate):
 def test_spikingjelly_scalar_parameters_and_scratch(model, reset, detach, decay_input):
     check_sj(model, reset, detach, decay_input, CPU, per_neuron=False)
     check_sj(model, reset, detach, decay_input, CPU, scratch=True)
+
+
+@pytest.mark.parametrize("case", sorted(LSTM))
+def test_lstm(case):
+    check_lstm(case, CPU)
+    check_lstm(case, CPU, surrogate=SURROGATES[1], scratch=True)
+
+
+def test_lstm_tanh():
+    """The kernels' ``tanh`` (from ``tl.exp``: the interpreter has no libdevice) within 2 float32 eps of the
+    exact value, relative, over both of its branches, and 1 at large arguments (no overflow)."""
+    from triton_tanh_kernel import apply_tanh
+
+    x = torch.cat([torch.randn(4000, generator=torch.Generator().manual_seed(0)) * 3, torch.linspace(-1, 1, 4001),
+                   torch.tensor([0.0, 1e-30, 0.625, -0.625, 30.0, -100.0])])
+    out = torch.empty_like(x)
+    apply_tanh[(-(-x.numel() // 256),)](x, out, x.numel(), BLOCK=256)
+    exact = torch.tanh(x.double())
+    assert ((out.double() - exact).abs() <= 2 * torch.finfo(torch.float32).eps * exact.abs()).all()
+    assert out[-2:].tolist() == [1.0, -1.0]
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

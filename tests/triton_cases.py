@@ -212,3 +212,46 @@ def check_sj_low_precision(dtype, device) -> None:
     assert ((v - v32).abs()[:, agree] <= 4 * eps * (1 + v32.abs()[:, agree])).all()
     assert torch.isfinite(gx).all()
     assert ((gx - gx32).abs()[:, agree] <= 0.05 * (1 + gx32.abs()[:, agree])).all()
+
+
+LSTM = {  # name: (cell, reset, per-neuron threshold, graded factor, bias)
+    "subtract": ("linear", "subtract", False, 1.0, True),
+    "zero_per_neuron_graded": ("linear", "zero", True, 1.5, True),
+    "none_no_bias": ("linear", "none", False, 1.0, False),
+    "conv_subtract": ("conv2d", "subtract", True, 1.0, False),
+    "conv_zero_graded": ("conv2d", "zero", False, 0.5, False),
+}
+"""The LSTM cases of the Triton kernels (no pooled spikes: those keep the torch scan)."""
+
+
+def check_lstm(case, device, surrogate=ATAN, scratch=False):
+    """``slstm`` / ``sconv2d_lstm`` through ``triton.ops.lstm_scan`` vs ``scan_lstm.lstm_scan``: spikes exact,
+    states and the gradients of the projection, initial state, threshold, graded factor and recurrent
+    weight/bias within 1e-5. With ``scratch`` the Triton scan writes its gates over a private copy of ``z``."""
+    from snngraph.runtimes.torch.scan_lstm import LstmScanConfig, lstm_scan
+    from snngraph.runtimes.torch.triton import ops
+
+    cell, reset, per_neuron, graded, has_bias = LSTM[case]
+    conv = cell == "conv2d"
+    gen = torch.Generator().manual_seed(0)
+    hidden, gates = ((3, 4, 5), (12, 4, 5)) if conv else ((6,), (24,))
+
+    def leaf(t):
+        return t.to(device).requires_grad_()
+
+    z = leaf(torch.randn(T, B, *gates, generator=gen) * 1.5)
+    syn0, mem0 = leaf(torch.randn(B, *hidden, generator=gen) * 0.3), leaf(torch.rand(B, *hidden, generator=gen) * 0.3)
+    thr = leaf(torch.rand((3, 1, 1) if conv else (6,), generator=gen) * 0.1 + 0.05 if per_neuron else
+               torch.tensor(0.1))
+    g = leaf(torch.tensor(graded))
+    weight = leaf(torch.randn(12, 3, 3, 3, generator=gen) * 0.3 if conv else torch.randn(24, 6, generator=gen) * 0.4)
+    bias = leaf(torch.randn(24, generator=gen) * 0.1) if has_bias else None
+    order, padding = ("ifog", (1, 1)) if conv else ("ifgo", (0, 0))
+    leaves = [z, syn0, mem0, thr, g, weight] + ([bias] if has_bias else [])
+    names = ["z", "syn0", "mem0", "threshold", "graded", "weight", "bias"][:len(leaves)]
+
+    def runner(scan, private):
+        cfg = LstmScanConfig(reset, surrogate, cell, order, padding, scratch_input=private)
+        return lambda: scan(z * 1.0 if private else z, syn0, mem0, thr, g, weight, bias, cfg)
+
+    _compare(runner(lstm_scan, False), runner(ops.lstm_scan, scratch), leaves, names, 3)

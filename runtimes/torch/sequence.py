@@ -163,12 +163,15 @@ def _run_fused_norse_lif(node: Node, x: Tensor, kwargs: dict[str, Any], state: t
 def _run_fused_lstm(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
                     tensors: dict[str, Tensor], scratch: bool = False, kernels: str = "torch") -> dict[str, Tensor]:
     """A fused SLSTM / SConv2dLSTM population: the input projection over all T*B rows, then one scan
-    (its own projection is private to it, so the scan writes its gates there)."""
+    (its own projection is private to it, so the scan writes its gates there; as Triton kernels, without
+    pooled spikes, ``snngraph::triton_lstm_scan``)."""
     from snngraph.runtimes.torch.cell import projected
     from snngraph.runtimes.torch.scan_lstm import lstm_config, lstm_scan
 
     z, _ = projected(x, kwargs)
     cfg, weight, bias = lstm_config(node, tensors, kwargs["spike_grad"])
+    if kernels != "torch" and cfg.pool == "none" and use_triton(kernels, z, kwargs["spike_grad"]):
+        from snngraph.runtimes.torch.triton.ops import lstm_scan
     spk, syn, mem = lstm_scan(z, state[0], state[1], kwargs["threshold"], kwargs["graded_spikes_factor"], weight,
                               bias, cfg)
     return {"spk": spk, "syn": syn, "mem": mem}

@@ -1,7 +1,7 @@
 """The Triton scans as registered custom operators (``snngraph::triton_*``), registered as the torch
 scans' (``scan_registry.py``): eagerly, under ``torch.compile`` / ``torch.export`` and under
 ``torch.func``. This module adapts the kernels' host functions (``leaky.py``, ``recurrent.py``,
-``synaptic.py``, ``spikingjelly.py``) to the ops' primitive arguments.
+``synaptic.py``, ``spikingjelly.py``, ``lstm.py``) to the ops' primitive arguments.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from snngraph.runtimes.torch.scan_lstm_ops import _cfg as _lstm_cfg
+from snngraph.runtimes.torch.scan_lstm_ops import register_lstm
 from snngraph.runtimes.torch.scan_registry import (
     _in_functorch,
     register_leaky,
@@ -16,7 +18,7 @@ from snngraph.runtimes.torch.scan_registry import (
     register_synaptic,
 )
 from snngraph.runtimes.torch.scan_sj_ops import register_sj
-from snngraph.runtimes.torch.triton import leaky, recurrent, spikingjelly, synaptic
+from snngraph.runtimes.torch.triton import leaky, lstm, recurrent, spikingjelly, synaptic
 
 
 def _plain(t: object) -> object:
@@ -106,6 +108,24 @@ def _sj_backward(g_spk, g_v, charged, u0, tau, threshold, v_reset, lif, soft, de
                                  surrogate, params, out=charged if over and charged.is_contiguous() else None)
 
 
+def _lstm_forward(z, syn0, mem0, threshold, graded, weight, bias, reset, surrogate, params, cell, order, padding, pool,
+                  pool_size, scratch):
+    """With ``scratch`` (a contiguous ``z``) the gates go over ``z`` and come back empty (``register_lstm``)."""
+    cfg = _lstm_cfg(reset, surrogate, params, cell, order, padding, pool, pool_size)
+    with torch.no_grad():
+        spk, syn, mem, gates = lstm.forward(z, syn0, mem0, threshold, graded, weight, bias, cfg,
+                                            out=z if scratch else None)
+    return spk, syn, mem, z.new_empty(0) if scratch else gates
+
+
+def _lstm_backward(grad_spk, grad_syn, grad_mem, syn0, mem0, threshold, graded, weight, bias, gates, syns, mems, reset,
+                   surrogate, params, cell, order, padding, pool, pool_size, needs, over):
+    cfg = _lstm_cfg(reset, surrogate, params, cell, order, padding, pool, pool_size)
+    with torch.no_grad():
+        return lstm.backward(grad_spk, grad_syn, grad_mem, syn0, mem0, threshold, graded, weight, bias, gates, syns,
+                             mems, cfg, needs, out=gates if over and gates.is_contiguous() else None)
+
+
 leaky_scan = register_leaky("triton_leaky_scan", _leaky_forward, _leaky_backward, _backward_call, in_place=True)
 """``scan.leaky_scan`` as Triton kernels: ``(spk, mem)`` (``spk`` empty for LI)."""
 recurrent_leaky_scan = register_recurrent("triton_recurrent_leaky_scan", _recurrent_forward, _recurrent_backward,
@@ -116,3 +136,6 @@ synaptic_scan = register_synaptic("triton_synaptic_scan", _synaptic_forward, _sy
 """``scan_synaptic.synaptic_scan`` as Triton kernels."""
 sj_scan = register_sj("triton_sj_scan", _sj_forward, _sj_backward, _backward_call)
 """``scan_sj.sj_scan`` (SpikingJelly's IF / LIF) as Triton kernels."""
+lstm_scan = register_lstm("triton_lstm_scan", _lstm_forward, _lstm_backward, _backward_call, in_place=True)
+"""``scan_lstm.lstm_scan`` (SLSTM, SConv2dLSTM without pooled spikes) as Triton kernels (the recurrent GEMM or
+convolution stays torch)."""
