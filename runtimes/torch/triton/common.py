@@ -45,10 +45,12 @@ def given(grad: Tensor | None, stand_in: Tensor) -> Tensor:
     return grad.contiguous() if grad is not None else stand_in
 
 
-def launch(kernel, n: int, *args, reset: str, **constexprs) -> None:
-    """Run ``kernel`` over ``n`` neurons, BLOCK per program, the reset by index, with no fused multiply-adds
-    (see ``surrogate.BLOCK``)."""
-    kernel[grid(n)](*args, RESET=RESETS.index(reset), BLOCK=BLOCK, enable_fp_fusion=False, **constexprs)
+def launch(kernel, n: int, *args, reset: str | None = None, **constexprs) -> None:
+    """Run ``kernel`` over ``n`` neurons, BLOCK per program, the reset (if the kernel takes one) by index, with
+    no fused multiply-adds (see ``surrogate.BLOCK``)."""
+    if reset is not None:
+        constexprs["RESET"] = RESETS.index(reset)
+    kernel[grid(n)](*args, BLOCK=BLOCK, enable_fp_fusion=False, **constexprs)
 
 
 def param_grad(acc: Tensor, param: Tensor, like: Tensor, clamped: bool = False) -> Tensor:

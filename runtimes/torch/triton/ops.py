@@ -1,7 +1,7 @@
 """The Triton scans as registered custom operators (``snngraph::triton_*``), registered as the torch
 scans' (``scan_registry.py``): eagerly, under ``torch.compile`` / ``torch.export`` and under
 ``torch.func``. This module adapts the kernels' host functions (``leaky.py``, ``recurrent.py``,
-``synaptic.py``) to the ops' primitive arguments.
+``synaptic.py``, ``norse.py``) to the ops' primitive arguments.
 """
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from snngraph.runtimes.torch.scan_norse_ops import register_norse
 from snngraph.runtimes.torch.scan_registry import (
     _in_functorch,
     register_leaky,
     register_recurrent,
     register_synaptic,
 )
-from snngraph.runtimes.torch.triton import leaky, recurrent, synaptic
+from snngraph.runtimes.torch.triton import leaky, norse, recurrent, synaptic
 
 
 def _plain(t: object) -> object:
@@ -99,3 +100,23 @@ recurrent_leaky_scan = register_recurrent("triton_recurrent_leaky_scan", _recurr
 synaptic_scan = register_synaptic("triton_synaptic_scan", _synaptic_forward, _synaptic_backward, _backward_call,
                                   in_place=True)
 """``scan_synaptic.synaptic_scan`` as Triton kernels."""
+
+
+def _norse_forward(x, u0, i0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias, dt, surrogate,
+                   params, recurrent, box, subtract, scratch):
+    """With ``scratch`` the currents go over ``x`` and ``v``, ``i`` come back empty (``scan_registry._scratch``)."""
+    with torch.no_grad():
+        return norse.forward(x, u0, i0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias, dt,
+                             surrogate != "none", recurrent, box, subtract, scratch)
+
+
+def _norse_backward(*args):
+    *rest, over = args
+    currents = rest[13]
+    with torch.no_grad():
+        return norse.backward(*rest, out=currents if over and currents.is_contiguous() else None)
+
+
+norse_lif_scan = register_norse("triton_norse_lif_scan", _norse_forward, _norse_backward, _backward_call,
+                                in_place=True)
+"""``scan_norse.norse_lif_scan`` as Triton kernels (a dense recurrence's GEMM stays torch)."""
