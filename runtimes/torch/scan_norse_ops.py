@@ -84,20 +84,22 @@ def register_norse(name: str, forward: Callable, backward: Callable, call_backwa
                                spk0: Tensor | None, tau_syn_inv: Tensor, tau_mem_inv: Tensor, v_leak: Tensor,
                                v_th: Tensor, v_reset: Tensor, weight: Tensor | None, bias: Tensor | None,
                                charged: Tensor, currents: Tensor, dt: float, surrogate: str, params: list[float],
-                               recurrent: str, box: bool, subtract: bool, needs: list[bool]) -> list[Tensor]:
+                               recurrent: str, box: bool, subtract: bool,
+                               needs: list[bool]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
+                                                           Tensor, Tensor, Tensor]:
         """The backward with ``x``'s gradient written over a scratch scan's ``currents``; returns the gradients
-        of the other inputs."""
+        of the other inputs (a tuple: a list output of a mutating op cannot be functionalised)."""
         grads = backward(g_spk, g_v, g_i, u0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias,
                          charged, currents, dt, surrogate, params, recurrent, box, subtract, needs, True)
         _into(currents, grads[0])
-        return _grads(grads[1:], needs[1:], _likes(charged, u0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th,
-                                                   v_reset, weight, bias)[1:])
+        return tuple(_grads(grads[1:], needs[1:], _likes(charged, u0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th,
+                                                         v_reset, weight, bias)[1:]))
 
     @backward_over_currents.register_fake
     def _(g_spk, g_v, g_i, u0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias, charged,
           currents, dt, surrogate, params, recurrent, box, subtract, needs):
-        return _fake_grads(needs[1:], _likes(charged, u0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset,
-                                             weight, bias)[1:])
+        return tuple(_fake_grads(needs[1:], _likes(charged, u0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th,
+                                                   v_reset, weight, bias)[1:]))
 
     def setup(ctx, inputs, output):
         ctx.set_materialize_grads(False)  # unused outputs get None, not AOTAutograd's zeros
