@@ -1,6 +1,6 @@
 """Triton kernels for the fused neuron scans (``sg.compile(g, kernels=...)``, SPEC §12).
 
-This package imports without ``triton``: the kernels (``leaky.py``, ``synaptic.py``,
+This package imports without ``triton``: the kernels (``leaky.py``, ``synaptic.py``, ``norse.py``,
 ``recurrent.py``) and their custom ops (``ops.py``) load on first use. :func:`use_triton` is the
 per-call choice, made from the tensor's device and the compile-time setting, with no host sync.
 """

@@ -146,7 +146,7 @@ def _adjoint(w, lam, kappa, gs, back, a, c, v_th, v_reset, p1, p2, SPIKING: tl.c
     gradient ``gs`` and the recurrence's ``back`` (``W_rec^T dI_{t+1}``); ``DETACHED``: the reset's."""
     z = (w > v_th).to(tl.float32)
     if SPIKING:
-        sig = surrogate_grad(w - v_th, 1.0, SURR, p1, p2)
+        sig = surrogate_grad(w - v_th, tl.full(w.shape, 1.0, tl.float32), SURR, p1, p2)
         if SUBTRACT:  # du/dW = 1, du/dz = -v_th
             coeff = 1 - sig * v_th
         else:
