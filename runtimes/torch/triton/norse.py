@@ -344,7 +344,7 @@ def backward(grad_spk: Tensor | None, grad_v: Tensor | None, grad_i: Tensor | No
     gs, gv, gi = (g if g is not None else charged for g in given)  # (stand-ins are never read)
     cur = currents.contiguous() if taus else charged
     gx = torch.empty_like(charged) if out is None else out
-    acc, u0f = f32_zeros(6 * n, charged), _flat_state(u0, like)
+    acc, u0f = f32_zeros(ACCUMULATORS * n, charged), _flat_state(u0, like)
     flats, periods = flat_params(like, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset)
     scalars = (*periods, dt, -dt)
     flags = dict(HAS_GS=given[0] is not None, HAS_GV=given[1] is not None, NEED_TAUS=taus, SURR=kind)
@@ -367,7 +367,7 @@ def backward(grad_spk: Tensor | None, grad_v: Tensor | None, grad_i: Tensor | No
                gx, gu0, gi0, gspk0, acc, steps, n, (steps - 1) * n, *scalars[:5], pw, *scalars[5:], p1, p2,
                SPIKING=spiking, BOX=box, SUBTRACT=subtract, DIAGONAL=bool(recurrent), HAS_GI=given[2] is not None,
                **flags)
-    sums = acc.view(6, n)
+    sums = acc.view(ACCUMULATORS, n)
     param_grads = [param_grad(sums[k], p, like) if need else None
                    for k, (p, need) in enumerate(zip((tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset), needs[4:9],
                                                      strict=True))]
