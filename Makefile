@@ -31,7 +31,8 @@ test-slow: $(STAMP)
 
 # Triton kernels in Triton's interpreter on CPU tensors (no GPU needed); triton is installed next to
 # the pinned CPU torch through the constraints file, never by `make test`.
-TRITON_TESTS := tests/test_triton_scans.py tests/test_triton_compile.py tests/test_triton_kernels_option.py
+TRITON_TESTS := tests/test_triton_scans.py tests/test_triton_compile.py tests/test_triton_kernels_option.py \
+	tests/test_triton_norse.py
 test-triton: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt "triton==3.9.0"
 	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q -p no:cacheprovider $(TRITON_TESTS)

@@ -152,6 +152,23 @@ def test_streaming_steps_equal_the_sequence():
     assert torch.equal(torch.stack(steps), whole["v"])
 
 
+@pytest.mark.parametrize("hidden", ["norse_lif", "norse_lif_recurrent"])
+@pytest.mark.parametrize("learn", [(), PARAMS], ids=["fixed", "all"])
+def test_aot_compiled_scratch_scan_writes_its_input_gradient_over_the_currents(monkeypatch, learn, hidden):
+    """Under AOTAutograd a scratch population's backward runs as ``*_backward_over_currents`` (the gradient
+    written over its saved currents where the taus' gradients do not read them, else copied there)."""
+    from snngraph.runtimes.torch import scan_norse_ops
+
+    into, original = [], scan_norse_ops._into
+    monkeypatch.setattr(scan_norse_ops, "_into", lambda c, g: into.append(c.data_ptr() == g.data_ptr()) or
+                        original(c, g))
+    net = sg.compile(_graph(learn, hidden=hidden)).double()
+    assert "hid" in net._scratch
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager")
+    _assert_same(_run(net, compiled, _x()), _run(net, net, _x()), tol=1e-12)
+    assert into == [not learn]  # the hidden population's; in place unless the taus learn
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # inside inductor
 def test_inductor_training_step_equals_eager():

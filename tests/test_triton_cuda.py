@@ -31,6 +31,7 @@ from triton_cases import (  # noqa: E402
     check_sj_low_precision,
     check_synaptic,
 )
+from triton_cases_norse import NORSE, check_norse, check_norse_low_precision  # noqa: E402
 
 CUDA = torch.device("cuda")
 
@@ -129,3 +130,46 @@ def test_torch_compile_on_cuda_with_triton_kernels():
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
     compiled.sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+@pytest.mark.parametrize("cell,per_neuron,leak", NORSE)
+def test_norse(cell, per_neuron, leak):
+    check_norse(cell, per_neuron, leak, CUDA)
+
+
+@pytest.mark.parametrize("cell", ["lif", "dense", "diagonal"])
+def test_norse_scratch(cell):
+    check_norse(cell, True, True, CUDA, scratch=True, ports="spk")
+
+
+@pytest.mark.parametrize("cell", ["lif", "dense", "box_subtract"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_norse_low_precision_state(cell, dtype):
+    check_norse_low_precision(cell, dtype, CUDA)
+
+
+def test_norse_net_on_cuda_auto_is_triton_and_equals_torch(monkeypatch):
+    """Every Norse model (``test_triton_norse.norse_net``) with ``kernels="auto"``: the Triton kernels, a training
+    step equal to ``kernels="torch"`` (the GEMMs may round differently by kernel choice)."""
+    from test_triton_norse import norse_net
+
+    from snngraph.runtimes.torch.triton import norse
+
+    x = (torch.rand(20, 16, 6) * 4).to(CUDA)
+    results = {}
+    for kernels in ("torch", "auto"):
+        calls = []
+        original = norse.forward
+        monkeypatch.setattr(norse, "forward", lambda *a, _o=original, _c=calls, **k: _c.append(1) or _o(*a, **k))
+        torch.manual_seed(0)
+        net = sg.compile(norse_net(), kernels=kernels).to(CUDA)
+        out = net(x)
+        (out["v"].square().sum() + out["spk"].sum()).backward()
+        results[kernels] = out, {k: p.grad for k, p in net.named_parameters()}, len(calls)
+    (out_t, grads_t, calls_t), (out, grads, calls) = results["torch"], results["auto"]
+    assert (calls_t, calls) == (0, 5)
+    assert (out["spk"] == out_t["spk"]).float().mean() > 0.999
+    torch.testing.assert_close(out["v"], out_t["v"], rtol=1e-4, atol=1e-5)
+    for name, g in grads_t.items():
+        torch.testing.assert_close(grads[name], g, rtol=1e-4, atol=1e-4 * max(g.abs().max().item(), 1e-3),
+                                   msg=lambda m, n=name: f"{n}: {m}")

@@ -140,13 +140,16 @@ def _run_fused_norse_lif(node: Node, x: Tensor, kwargs: dict[str, Any], state: t
                          tensors: dict[str, Tensor], scratch: bool = False, kernels: str = "torch"
                          ) -> dict[str, Tensor]:
     """A fused Norse LIFCell / LICell / LIFRecurrentCell / LIFBoxCell population: one scan over all T steps
-    (torch only: no Triton kernel; under tracing the custom op ``snngraph::norse_lif_scan``)."""
+    (under tracing the custom op ``snngraph::norse_lif_scan``), or the Triton kernels
+    (``snngraph::triton_norse_lif_scan``) where ``use_triton`` says so."""
     from snngraph.runtimes.torch.scan_norse import NorseLifConfig, norse_lif_scan
 
     spiking, recurrent, box = node.op != "norse_li", node.op == "norse_lif_recurrent", node.op == "norse_lif_box"
     kind = ("dense" if node.all_to_all else "diagonal") if recurrent else None
     cfg = NorseLifConfig(float(kwargs["dt"]), kwargs["spike_grad"] if spiking else None, scratch, kind, box,
                          box and kwargs["reset_method"] == "subtract")
+    if kernels != "torch" and use_triton(kernels, x, cfg.surrogate):  # (LICell: no surrogate)
+        from snngraph.runtimes.torch.triton.ops import norse_lif_scan
     one = x.new_ones(())
     spk0, v0, i0 = state if recurrent else (None, state[0], one) if box else (None, *state)
     weight = (tensors["recurrent_weight"] if node.all_to_all else tensors["V"]) if recurrent else None

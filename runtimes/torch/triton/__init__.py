@@ -1,8 +1,9 @@
 """Triton kernels for the fused neuron scans (``sg.compile(g, kernels=...)``, SPEC §12).
 
-This package imports without ``triton``: the kernels (``leaky.py``, ``synaptic.py``,
-``recurrent.py``, ``spikingjelly.py``) and their custom ops (``ops.py``) load on first use. :func:`use_triton` is the
-per-call choice, made from the tensor's device and the compile-time setting, with no host sync.
+This package imports without ``triton``: the kernels (``leaky.py``, ``synaptic.py``, ``recurrent.py``,
+``spikingjelly.py``, ``norse.py``, ``lstm.py``) and their custom ops (``ops.py``) load on first use.
+:func:`use_triton` is the per-call choice, made from the tensor's device and the compile-time setting,
+with no host sync.
 """
 
 from __future__ import annotations

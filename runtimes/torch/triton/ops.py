@@ -1,7 +1,7 @@
 """The Triton scans as registered custom operators (``snngraph::triton_*``), registered as the torch
 scans' (``scan_registry.py``): eagerly, under ``torch.compile`` / ``torch.export`` and under
 ``torch.func``. This module adapts the kernels' host functions (``leaky.py``, ``recurrent.py``,
-``synaptic.py``, ``spikingjelly.py``, ``lstm.py``) to the ops' primitive arguments.
+``synaptic.py``, ``spikingjelly.py``, ``norse.py``, ``lstm.py``) to the ops' primitive arguments.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from torch import Tensor
 
 from snngraph.runtimes.torch.scan_lstm_ops import _cfg as _lstm_cfg
 from snngraph.runtimes.torch.scan_lstm_ops import register_lstm
+from snngraph.runtimes.torch.scan_norse_ops import register_norse
 from snngraph.runtimes.torch.scan_registry import (
     _in_functorch,
     register_leaky,
@@ -18,7 +19,7 @@ from snngraph.runtimes.torch.scan_registry import (
     register_synaptic,
 )
 from snngraph.runtimes.torch.scan_sj_ops import register_sj
-from snngraph.runtimes.torch.triton import leaky, lstm, recurrent, spikingjelly, synaptic
+from snngraph.runtimes.torch.triton import leaky, lstm, norse, recurrent, spikingjelly, synaptic
 
 
 def _plain(t: object) -> object:
@@ -126,6 +127,21 @@ def _lstm_backward(grad_spk, grad_syn, grad_mem, syn0, mem0, threshold, graded, 
                              mems, cfg, needs, out=gates if over and gates.is_contiguous() else None)
 
 
+def _norse_forward(x, u0, i0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias, dt, surrogate,
+                   params, recurrent, box, subtract, scratch):
+    """With ``scratch`` the currents go over ``x`` and ``v``, ``i`` come back empty (``scan_registry._scratch``)."""
+    with torch.no_grad():
+        return norse.forward(x, u0, i0, spk0, tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, weight, bias, dt,
+                             surrogate != "none", recurrent, box, subtract, scratch)
+
+
+def _norse_backward(*args):
+    *rest, over = args
+    currents = rest[13]
+    with torch.no_grad():
+        return norse.backward(*rest, out=currents if over and currents.is_contiguous() else None)
+
+
 leaky_scan = register_leaky("triton_leaky_scan", _leaky_forward, _leaky_backward, _backward_call, in_place=True)
 """``scan.leaky_scan`` as Triton kernels: ``(spk, mem)`` (``spk`` empty for LI)."""
 recurrent_leaky_scan = register_recurrent("triton_recurrent_leaky_scan", _recurrent_forward, _recurrent_backward,
@@ -139,3 +155,6 @@ sj_scan = register_sj("triton_sj_scan", _sj_forward, _sj_backward, _backward_cal
 lstm_scan = register_lstm("triton_lstm_scan", _lstm_forward, _lstm_backward, _backward_call, in_place=True)
 """``scan_lstm.lstm_scan`` (SLSTM, SConv2dLSTM without pooled spikes) as Triton kernels (the recurrent GEMM or
 convolution stays torch)."""
+norse_lif_scan = register_norse("triton_norse_lif_scan", _norse_forward, _norse_backward, _backward_call,
+                                in_place=True)
+"""``scan_norse.norse_lif_scan`` as Triton kernels (a dense recurrence's GEMM stays torch)."""
