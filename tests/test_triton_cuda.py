@@ -26,6 +26,7 @@ from triton_cases import (  # noqa: E402
     check_leaky,
     check_low_precision,
     check_lstm,
+    check_lstm_low_precision,
     check_recurrent,
     check_sj,
     check_sj_low_precision,
@@ -77,6 +78,7 @@ def test_lstm(case):
 def test_low_precision_state(dtype):
     check_low_precision(dtype, CUDA)
     check_sj_low_precision(dtype, CUDA)
+    check_lstm_low_precision(dtype, CUDA)
 
 
 def _train(kernels: str, x: torch.Tensor, target: torch.Tensor):

@@ -26,6 +26,7 @@ from triton_cases import (  # noqa: E402 (after the skips: the cases import noth
     check_leaky,
     check_low_precision,
     check_lstm,
+    check_lstm_low_precision,
     check_recurrent,
     check_sj,
     check_sj_low_precision,
@@ -114,6 +115,7 @@ def test_lstm_tanh():
 def test_low_precision_state(dtype):
     check_low_precision(dtype, CPU)
     check_sj_low_precision(dtype, CPU)
+    check_lstm_low_precision(dtype, CPU)
 
 
 def test_atan_is_the_default_case():

@@ -255,3 +255,31 @@ def check_lstm(case, device, surrogate=ATAN, scratch=False):
         return lambda: scan(z * 1.0 if private else z, syn0, mem0, thr, g, weight, bias, cfg)
 
     _compare(runner(lstm_scan, False), runner(ops.lstm_scan, scratch), leaves, names, 3)
+
+
+def check_lstm_low_precision(dtype, device) -> None:
+    """An SLSTM with float16 / bfloat16 state and weights: outputs and gradients in that dtype, finite, the cell
+    state carried in float32, so spikes nearly all agree with a float32 run and the hidden states of the
+    neurons whose spike trains agree stay within a few of the dtype's eps (its GEMMs round too)."""
+    from snngraph.runtimes.torch.scan_lstm import LstmScanConfig
+    from snngraph.runtimes.torch.triton import ops
+
+    gen = torch.Generator().manual_seed(0)
+    z32, w32 = torch.randn(T, B, 4 * 64, generator=gen) * 1.5, torch.randn(4 * 64, 64, generator=gen) * 0.1
+    cfg = LstmScanConfig("subtract", ATAN)
+    outs = {}
+    for dt in (torch.float32, dtype):
+        z = z32.to(device, dt).requires_grad_()
+        zeros = torch.zeros(B, 64, device=device, dtype=dt)
+        thr, g = torch.tensor(0.1, device=device, dtype=dt), torch.tensor(1.0, device=device, dtype=dt)
+        spk, syn, mem = ops.lstm_scan(z, zeros, zeros, thr, g, w32.to(device, dt), None, cfg)
+        (gz,) = torch.autograd.grad((spk.float() * 0.5).sum() + mem.float().sum() + syn.float().sum(), [z])
+        assert spk.dtype == syn.dtype == mem.dtype == gz.dtype == dt
+        outs[dt] = (spk.float(), mem.float(), gz.float())
+    (s32, m32, gz32), (s, m, gz) = outs[torch.float32], outs[dtype]
+    assert (s == s32).float().mean() > 0.97 and 0 < s32.count_nonzero() < s32.numel()
+    agree = (s == s32).all(0)
+    assert agree.float().mean() > 0.7
+    assert ((m - m32).abs()[:, agree] <= 8 * torch.finfo(dtype).eps * (1 + m32.abs()[:, agree])).all()
+    assert torch.isfinite(gz).all()
+    assert (gz - gz32).norm() <= 0.05 * gz32.norm()
