@@ -222,13 +222,38 @@ def lstm_net() -> sg.Graph:
     return g
 
 
-# graph, its Triton module, its state port, the (function, out= given) calls of that module in a training step
+def norse_net() -> sg.Graph:
+    """Every Norse model: LIFCell (per-neuron learnt tau_mem_inv, v_leak, v_th), LIFRecurrentCell dense (learnt
+    tau_syn_inv, recurrence) and diagonal, LIFBoxCell (subtract) and an LICell read-out."""
+    g = sg.Graph("norse")
+    x = g.input("x", (6,))
+    common = dict(dt=0.002, v_leak=0.05, v_reset=-0.05)
+    h = g.neuron("norse_lif", g.linear(x, 8, name="fc1"), name="lif", learn=("tau_mem_inv", "v_leak", "v_th"),
+                 tau_mem_inv=np.linspace(80, 120, 8).astype(np.float32), v_th=0.3, **common)
+    h = g.neuron("norse_lif_recurrent", g.linear(h, 8, name="fc2"), name="rec", learn=("tau_syn_inv",), v_th=0.05,
+                 **common)
+    h = g.neuron("norse_lif_recurrent", g.linear(h, 8, name="fc3"), name="diag", all_to_all=False, V=0.3, v_th=0.2,
+                 **common)
+    h = g.neuron("norse_lif_box", g.linear(h, 8, name="fc4"), name="box", reset_method="subtract", v_th=0.1,
+                 learn=("v_th",), dt=0.002)
+    o = g.neuron("norse_li", g.linear(h, 3, name="fc5"), name="li", learn=("tau_mem_inv",), dt=0.002)
+    g.output("v", o.v)
+    g.output("spk", h)
+    return g
+
+
+# graph, its Triton module, its state port, the input's scale, the (function, out= given) calls of that module in
+# a training step
 NETS = {
     # lif's forward (over its current), if_'s forward, if_'s backward, lif's backward (over its membranes)
-    "spikingjelly": (spikingjelly_net, "spikingjelly", "v",
+    "spikingjelly": (spikingjelly_net, "spikingjelly", "v", 2.0,
                      [("forward", True), ("forward", False), ("backward", False), ("backward", True)]),
     # the gates over the projection, the projection's gradient over the gates
-    "lstm": (lstm_net, "lstm", "mem", [("forward", True), ("backward", True)]),
+    "lstm": (lstm_net, "lstm", "mem", 2.0, [("forward", True), ("backward", True)]),
+    # five forwards (norse.forward takes scratch as an argument, not out=); the scratch populations' (lif, rec,
+    # diag) backwards write the input gradient over their currents
+    "norse": (norse_net, "norse", "v", 4.0, [("forward", False)] * 5 + [("backward", False)] * 2
+              + [("backward", True)] * 3),
 }
 
 
@@ -239,7 +264,7 @@ def test_training_step_of_more_models_equals_torch_kernels(monkeypatch, compiled
     input and its input gradient over what it saved (``out=``)."""
     import importlib
 
-    graph, module_name, port, expected = NETS[name]
+    graph, module_name, port, scale, expected = NETS[name]
     module = importlib.import_module(f"snngraph.runtimes.torch.triton.{module_name}")
     calls = []
     for function in ("forward", "backward"):
@@ -251,7 +276,7 @@ def test_training_step_of_more_models_equals_torch_kernels(monkeypatch, compiled
 
         monkeypatch.setattr(module, function, spied)
     torch.manual_seed(1)
-    x = torch.rand(9, 4, 6) * 2
+    x = torch.rand(9, 4, 6) * scale
     results = {}
     for kernels in ("torch", "triton"):
         torch.manual_seed(0)
@@ -277,13 +302,14 @@ def test_training_step_of_more_models_equals_torch_kernels(monkeypatch, compiled
 
 @pytest.mark.parametrize("name", sorted(NETS))
 def test_more_models_under_torch_func_and_export(name):
-    """``torch.func.grad`` through ``snngraph::triton_sj_scan`` / ``triton_lstm_scan`` equals the torch kernels';
+    """``torch.func.grad`` through ``snngraph::triton_sj_scan`` / ``_lstm_scan`` / ``_norse_lif_scan`` equals the
+    torch kernels';
     ``torch.export`` keeps the op with T symbolic."""
-    graph, module_name, port, _ = NETS[name]
-    x = torch.rand(5, 3, 6) * 2
+    graph, module_name, port, scale, _ = NETS[name]
+    x = torch.rand(5, 3, 6) * scale
     net = assert_func_grads_match(graph, x, port)
     program = torch.export.export(net, (x,), dynamic_shapes=(({0: torch.export.Dim("T", min=2)},),))
-    op = {"spikingjelly": "triton_sj_scan", "lstm": "triton_lstm_scan"}[name]
+    op = {"spikingjelly": "triton_sj_scan", "lstm": "triton_lstm_scan", "norse": "triton_norse_lif_scan"}[name]
     assert f"snngraph.{op}.default" in {str(n.target) for n in program.graph.nodes}
-    longer = torch.rand(8, 3, 6) * 2
+    longer = torch.rand(8, 3, 6) * scale
     torch.testing.assert_close(program.module()(longer)[port], net(longer)[port])

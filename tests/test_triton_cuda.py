@@ -15,7 +15,7 @@ pytestmark = [
     pytest.mark.skipif(interpreting(), reason="TRITON_INTERPRET=1 runs kernels on CPU tensors, not the GPU"),
 ]
 
-from test_triton_compile import _spy, every_fusable_model  # noqa: E402
+from test_triton_compile import _spy, every_fusable_model, norse_net  # noqa: E402
 from triton_cases import (  # noqa: E402
     LEAKY,
     LSTM,
@@ -151,9 +151,8 @@ def test_norse_low_precision_state(cell, dtype):
 
 
 def test_norse_net_on_cuda_auto_is_triton_and_equals_torch(monkeypatch):
-    """Every Norse model (``test_triton_norse.norse_net``) with ``kernels="auto"``: the Triton kernels, a training
+    """Every Norse model (``test_triton_compile.norse_net``) with ``kernels="auto"``: the Triton kernels, a training
     step equal to ``kernels="torch"`` (the GEMMs may round differently by kernel choice)."""
-    from test_triton_norse import norse_net
 
     from snngraph.runtimes.torch.triton import norse
 

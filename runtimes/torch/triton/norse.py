@@ -55,11 +55,10 @@ def _params(ts_ptr, tm_ptr, vl_ptr, vth_ptr, vr_ptr, offs, m, PS, PM, PL, PTH, P
 
 
 @triton.jit
-def _state(w, v_th, v_reset, v_leak, SPIKING: tl.constexpr, SUBTRACT: tl.constexpr):
-    """The state ``u`` after the integrated membrane ``w``: ``((1 - z) W + z v_reset) - v_leak`` (subtract:
-    ``z (W - v_th)`` for ``z v_reset``; LI: ``W - v_leak``), by the torch scan's operations."""
+def _after(w, z, v_th, v_reset, v_leak, SPIKING: tl.constexpr, SUBTRACT: tl.constexpr):
+    """The state ``u`` after the integrated membrane ``w`` and its spikes ``z``: ``((1 - z) W + z v_reset) -
+    v_leak`` (subtract: ``z (W - v_th)`` for ``z v_reset``; LI: ``W - v_leak``), by the torch scan's operations."""
     if SPIKING:
-        z = (w > v_th).to(tl.float32)
         if SUBTRACT:
             u = ((1 - z) * w + (w - v_th) * z) - v_leak
         else:
@@ -67,6 +66,12 @@ def _state(w, v_th, v_reset, v_leak, SPIKING: tl.constexpr, SUBTRACT: tl.constex
     else:
         u = w - v_leak
     return u
+
+
+@triton.jit
+def _state(w, v_th, v_reset, v_leak, SPIKING: tl.constexpr, SUBTRACT: tl.constexpr):
+    """The state ``u`` after the integrated membrane ``w``, spiking where ``w > v_th`` (:func:`_after`)."""
+    return _after(w, (w > v_th).to(tl.float32), v_th, v_reset, v_leak, SPIKING, SUBTRACT)
 
 
 @triton.jit
@@ -90,12 +95,7 @@ def _step(x, u, i, rec, a, c, v_leak, v_th, v_reset, p, m, cur_ptr, w_ptr, spk_p
     z = (stored.to(tl.float32) > v_th).to(tl.float32)
     if SPIKING:
         store_as(spk_ptr + p, z, m)
-        if SUBTRACT:
-            u = ((1 - z) * w + (w - v_th) * z) - v_leak
-        else:
-            u = ((1 - z) * w + z * v_reset) - v_leak
-    else:
-        u = w - v_leak
+    u = _after(w, z, v_th, v_reset, v_leak, SPIKING, SUBTRACT)
     if KEEP:
         store_as(us_ptr + p, u, m)
         if not BOX:
