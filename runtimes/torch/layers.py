@@ -26,6 +26,7 @@ from snngraph.ir.node import Node
 from snngraph.ir.types import Param
 from snngraph.runtimes.torch.linear_op import linear_op
 from snngraph.runtimes.torch.scan_ops import tracing
+from snngraph.runtimes.torch.spike_conv import spike_conv
 from snngraph.runtimes.torch.spike_linear import spike_linear
 
 
@@ -45,6 +46,22 @@ class Linear(nn.Linear):
         if unit_spikes:
             return spike_linear(input, self.weight, self.bias)
         return F.linear(input, self.weight, self.bias)
+
+
+class Conv1d(nn.Conv1d):
+    """``nn.Conv1d`` that, fed 0/1 spikes (``unit_spikes=True``), saves them as bool for its backward
+    (:func:`~snngraph.runtimes.torch.spike_conv.spike_conv`; values bit-identical to ``F.conv1d``)."""
+
+    def forward(self, input: Tensor, unit_spikes: bool = False) -> Tensor:  # noqa: A002 (torch's name)
+        return spike_conv(input, self) if unit_spikes and not tracing() else super().forward(input)
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` that, fed 0/1 spikes (``unit_spikes=True``), saves them as bool for its backward
+    (:func:`~snngraph.runtimes.torch.spike_conv.spike_conv`; values bit-identical to ``F.conv2d``)."""
+
+    def forward(self, input: Tensor, unit_spikes: bool = False) -> Tensor:  # noqa: A002 (torch's name)
+        return spike_conv(input, self) if unit_spikes and not tracing() else super().forward(input)
 
 
 def _set(module: nn.Module, key: str, param: Param | None) -> None:
@@ -69,7 +86,7 @@ def _make(node: Node, rank: int) -> nn.Module | None:
     if isinstance(n, S.Linear):
         return Linear(n.in_features, n.out_features, bias=n.bias is not None, device="meta")
     if isinstance(n, (S.Conv1d, S.Conv2d)):
-        cls = nn.Conv1d if isinstance(n, S.Conv1d) else nn.Conv2d
+        cls = Conv1d if isinstance(n, S.Conv1d) else Conv2d
         return cls(n.in_channels, n.out_channels, n.kernel_size, n.stride, n.padding, n.dilation, n.groups,
                    bias=n.bias is not None, device="meta")
     if isinstance(n, (S.MaxPool1d, S.MaxPool2d)):

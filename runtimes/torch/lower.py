@@ -201,9 +201,19 @@ def spike_fed_linears(graph: Any) -> dict[str, str]:
     """Linear nodes that read a neuron's spikes: ``{linear: neuron}``. While that neuron's graded
     factor is 1 its spikes are exactly 0/1 and the linear may run as ``spike_linear`` (not so with
     a plain callable as spike function: it may return any values)."""
+    return _spike_fed(graph, (S.Linear,))
+
+
+def spike_fed_convs(graph: Any) -> dict[str, str]:
+    """Convolutions that read a neuron's spikes: ``{conv: neuron}``, which may run as ``spike_conv`` while
+    the neuron's spikes are 0/1 (as :func:`spike_fed_linears`)."""
+    return _spike_fed(graph, (S.Conv1d, S.Conv2d))
+
+
+def _spike_fed(graph: Any, kinds: tuple[type, ...]) -> dict[str, str]:
     found = {}
     for name, node in graph.nodes.items():
-        if isinstance(node, S.Linear) and node.inputs[0].port == "spk":
+        if isinstance(node, kinds) and node.inputs[0].port == "spk":
             source = graph.nodes[node.inputs[0].node]
             surrogate = getattr(source, "surrogate", None)
             if (source.family == "neuron" and getattr(source, "graded_spikes_factor", None) is not None

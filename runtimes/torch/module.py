@@ -6,8 +6,8 @@ time. ``step`` runs the whole graph one step at a time with explicit state for s
 
 Lowering choices that change memory and speed, never values (see ``lower.py``): runs of
 convolutions and pooling go block by block (``spatial_chains``); a fused neuron may keep its
-state in its private input current's buffer (``scratch_inputs``); a linear fed by 0/1 spikes
-saves them as bool (``spike_fed_linears``, ``spike_linear.py``).
+state in its private input current's buffer (``scratch_inputs``); a linear or convolution fed by 0/1
+spikes saves them as bool (``spike_fed_linears``, ``spike_linear.py``; ``spike_fed_convs``, ``spike_conv.py``).
 
 Under ``torch.compile`` / ``torch.export`` / ``torch.func`` (``scan_ops.tracing``) the fused scans run as
 custom ops without those buffer tricks and spike-fed linears as ``F.linear``, with the same values:
@@ -47,6 +47,7 @@ from snngraph.runtimes.torch.lower import (
     scratch_inputs,
     sequence_in_training,
     spatial_chains,
+    spike_fed_convs,
     spike_fed_linears,
     synapse_op,
     without_autocast,
@@ -136,6 +137,7 @@ class CompiledNet(nn.Module):
         self._has_params = next(self.parameters(), None) is not None
         self._scratch = scratch_inputs(graph)
         self._spike_fed = spike_fed_linears(graph)
+        self._spike_fed_convs = spike_fed_convs(graph)
         self._chains = spatial_chains(graph)
         self._chained = {n for run in self._chains.values() for n in run[1:]}  # computed with their head
         self._derived = {name: describe(node) for name, node in graph.nodes.items()  # unfused loops' op specs
@@ -259,7 +261,8 @@ class CompiledNet(nn.Module):
                 elif name in self._spike_fed and self._unit_spikes(self._spike_fed[name]):
                     out = params(rows[0], unit_spikes=True)  # the Linear module: its hooks run
                 else:
-                    out = self._rows_in_blocks(self._chains.get(name, (name,)), rows)
+                    unit = name in self._spike_fed_convs and self._unit_spikes(self._spike_fed_convs[name])
+                    out = self._rows_in_blocks(self._chains.get(name, (name,)), rows, unit)
                 out = out.reshape(steps, -1, *out.shape[1:])
             values[Ref(self._chains[name][-1] if name in self._chains else name, "out")] = out
         elif node.state_inputs:
@@ -287,13 +290,17 @@ class CompiledNet(nn.Module):
             return False
         return bool((param_of(self._params(neuron), "graded_spikes_factor") == 1).all())
 
-    def _rows_in_blocks(self, run: tuple[str, ...], rows: list[Tensor]) -> Tensor:
+    def _rows_in_blocks(self, run: tuple[str, ...], rows: list[Tensor], unit_spikes: bool = False) -> Tensor:
         """``run`` (one synapse, or a chain of convolutions and pooling) over all T*B rows at once;
         spatial ops in blocks of rows whose largest output stays cache-sized, each block through the
-        whole chain (measured 1.5x faster than one huge call on the 2-core CPU; same values)."""
+        whole chain (measured 1.5x faster than one huge call on the 2-core CPU; same values).
+        ``unit_spikes``: the head is a convolution fed 0/1 spikes (``spike_fed_convs``), which it saves as bool."""
         def apply(r: Tensor) -> Tensor:
-            for name in run:
-                r = self._ops[name](self._params(name), [r], self.training)
+            for i, name in enumerate(run):
+                if i == 0 and unit_spikes:
+                    r = self._params(name)(r, unit_spikes=True)  # the Conv module: its hooks run
+                else:
+                    r = self._ops[name](self._params(name), [r], self.training)
             return r
 
         if not isinstance(self.graph.nodes[run[0]], SPATIAL):
