@@ -24,6 +24,7 @@ from snngraph.ir import synapses_pool as P
 from snngraph.ir import synapses_spatial as U
 from snngraph.ir.node import Node
 from snngraph.ir.types import Param
+from snngraph.runtimes.torch.lean_max_pool import lean_max_pool2d, tiles
 from snngraph.runtimes.torch.linear_op import linear_op
 from snngraph.runtimes.torch.scan_ops import tracing
 from snngraph.runtimes.torch.spike_conv import spike_conv
@@ -64,6 +65,28 @@ class Conv2d(nn.Conv2d):
         return spike_conv(input, self) if unit_spikes and not tracing() else super().forward(input)
 
 
+class MaxPool1d(nn.MaxPool1d):
+    """``nn.MaxPool1d`` that, when its windows tile the input, keeps one byte per output for its backward
+    (:func:`~snngraph.runtimes.torch.lean_max_pool.lean_max_pool2d`; values bit-identical)."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002 (torch's name)
+        if tracing() or self.return_indices or not tiles(self.kernel_size, self.stride, self.padding, self.dilation,
+                                                          self.ceil_mode):
+            return super().forward(input)
+        return lean_max_pool2d(input.unsqueeze(-2), (1, self.kernel_size)).squeeze(-2)
+
+
+class MaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d`` that, when its windows tile the input, keeps one byte per output for its backward
+    (:func:`~snngraph.runtimes.torch.lean_max_pool.lean_max_pool2d`; values bit-identical)."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002 (torch's name)
+        if tracing() or self.return_indices or not tiles(self.kernel_size, self.stride, self.padding, self.dilation,
+                                                          self.ceil_mode):
+            return super().forward(input)
+        return lean_max_pool2d(input, self.kernel_size)
+
+
 def _set(module: nn.Module, key: str, param: Param | None) -> None:
     """Replace ``module.<key>`` with the IR value: a parameter if learnable, else a buffer."""
     if key in module._parameters:
@@ -90,7 +113,7 @@ def _make(node: Node, rank: int) -> nn.Module | None:
         return cls(n.in_channels, n.out_channels, n.kernel_size, n.stride, n.padding, n.dilation, n.groups,
                    bias=n.bias is not None, device="meta")
     if isinstance(n, (S.MaxPool1d, S.MaxPool2d)):
-        return (nn.MaxPool1d if isinstance(n, S.MaxPool1d) else nn.MaxPool2d)(n.kernel_size, n.stride, n.padding)
+        return (MaxPool1d if isinstance(n, S.MaxPool1d) else MaxPool2d)(n.kernel_size, n.stride, n.padding)
     if isinstance(n, (S.AvgPool1d, S.AvgPool2d)):
         return (nn.AvgPool1d if isinstance(n, S.AvgPool1d) else nn.AvgPool2d)(n.kernel_size, n.stride, n.padding)
     if isinstance(n, S.BatchNorm):
