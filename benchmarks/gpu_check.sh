@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check of issue 17 in one go (about 8 minutes on one GPU): install what is missing, run the
 # CUDA tests (tests/test_triton_cuda.py: the Triton scans vs the torch scans, the compiled net on
-# CUDA; tests/test_cuda_scans.py: every fused torch scan on CUDA vs the CPU), then benchmarks/gpu.py. Logs and the benchmark's JSON go to $OUT (default ./gpu-out).
+# CUDA; the lean max pooling and spike-fed convolution on CUDA; tests/test_cuda_scans.py: every fused
+# torch scan on CUDA vs the CPU), then benchmarks/gpu.py. Logs and the benchmark's JSON go to $OUT (default ./gpu-out).
 #
 #   bash benchmarks/gpu_check.sh            # on the GPU machine, from the repository root
 #   bash benchmarks/gpu_check.sh --prepare  # here, beforehand: pure-Python wheels into .whl/ for a
@@ -63,7 +64,8 @@ status=0
 WORKERS=$("$PY" -c "import xdist; print('-n 8')" 2>/dev/null || true)
 # -W default: a newer or older torch's deprecation warnings are shown, not turned into failures
 (cd "$SRC" && timeout 240 "$PY" -m pytest -q -p no:cacheprovider -W default -rs $WORKERS --rootdir "$REPO" \
-    "$REPO/tests/test_triton_cuda.py" 2>&1) | tee "$OUT/cuda_tests.log" || status=1
+    "$REPO/tests/test_triton_cuda.py" "$REPO/tests/test_lean_max_pool.py" "$REPO/tests/test_spike_conv.py" 2>&1) \
+    | tee "$OUT/cuda_tests.log" || status=1
 # every fused torch scan on the GPU against the CPU, eager and compiled (the scans' custom ops)
 (cd "$SRC" && timeout 240 "$PY" -m pytest -q -p no:cacheprovider -W default -rs $WORKERS --rootdir "$REPO" \
     "$REPO/tests/test_cuda_scans.py" 2>&1) | tee "$OUT/cuda_scans.log" || status=1

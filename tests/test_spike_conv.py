@@ -1,5 +1,6 @@
 """``spike_conv`` (0/1 input saved as bool) computes exactly what ``F.conv1d`` / ``F.conv2d`` compute, forward and
-backward, and the compiled module uses it only for convolutions fed by a neuron's unit-amplitude spikes."""
+backward (on CUDA too where there is one), and the compiled module uses it only for convolutions fed by a
+neuron's unit-amplitude spikes."""
 
 import pytest
 import torch
@@ -18,14 +19,15 @@ CONVS = {  # (module, input shape)
 }
 
 
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 @pytest.mark.parametrize("case", sorted(CONVS))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("bias", [True, False])
-def test_values_and_gradients_equal_the_convolution_bit_for_bit(case, dtype, bias):
+def test_values_and_gradients_equal_the_convolution_bit_for_bit(case, dtype, bias, device):
     torch.manual_seed(0)
     make, shape = CONVS[case]
-    conv = make(dtype, bias)
-    spikes = (torch.rand(shape, dtype=dtype) < 0.3).to(dtype).requires_grad_()
+    conv = make(dtype, bias).to(device)
+    spikes = (torch.rand(shape, dtype=dtype) < 0.3).to(device, dtype).requires_grad_()
     wrt = [spikes, *conv.parameters()]
     want_out = conv(spikes)
     grad = torch.randn_like(want_out)
