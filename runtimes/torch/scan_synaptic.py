@@ -72,8 +72,10 @@ class _SynapticScan(torch.autograd.Function):
         cfg = ctx.cfg
         syn0, mem0, alpha, beta, threshold, graded, syns, mems = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        fired = None  # recomputed exactly as the forward's spike test, only when needed
-        if cfg.reset != "none" or (needs[6] and grad_spk is not None):
+        # the spikes, recomputed exactly as the forward's spike test (bool), only where a reset's or a
+        # parameter's gradient reads them: the default (subtract, fixed threshold) needs none
+        fired = None
+        if cfg.reset == "zero" or (needs[5] and cfg.reset == "subtract") or (needs[6] and grad_spk is not None):
             fired = torch.gt(mems, threshold)
         a, b = alpha.clamp(0, 1), beta.clamp(0, 1)
         dtype = mems.dtype
@@ -87,15 +89,14 @@ class _SynapticScan(torch.autograd.Function):
         surrogate_part = None
         if needs[5] and grad_spk is not None:
             surrogate_part = lam - grad_mem if grad_mem is not None else lam.clone()
-        first = torch.gt(mem0, threshold).to(dtype)
-        resets = torch.cat([first.unsqueeze(0), fired[:-1].to(dtype)]) if cfg.reset != "none" else None
+        first = torch.gt(mem0, threshold)  # R_0; R_t = S_{t-1}
         nu = grad_syn.clone() if grad_syn is not None else torch.zeros_like(mems)
         mu_next = nu_next = None
         for t in range(mems.shape[0] - 1, -1, -1):
             if mu_next is not None:
                 lam[t].addcmul_(mu_next, b)
             if cfg.reset == "zero":
-                lam[t].mul_(1 - resets[t])  # lam now holds mu_t
+                lam[t].mul_((fired[t - 1] if t else first).logical_not())  # lam now holds mu_t
             nu[t].add_(lam[t])
             if nu_next is not None:
                 nu[t].addcmul_(nu_next, a)
@@ -111,7 +112,7 @@ class _SynapticScan(torch.autograd.Function):
         if needs[5]:
             total = -surrogate_part if surrogate_part is not None else torch.zeros_like(mems)
             if cfg.reset == "subtract":
-                total = total - mu * resets
+                total = total - mu * torch.cat([first.unsqueeze(0), fired[:-1]]).to(dtype)
             grad_thr = _reduce(total, threshold)
         if needs[6] and grad_spk is not None:
             grad_g = _reduce(grad_spk * fired.to(dtype), graded)
