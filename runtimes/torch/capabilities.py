@@ -47,6 +47,7 @@ SCANS: dict[str, Callable[[Any], bool]] = {
     "norse_li": _any,
     "norse_lif_recurrent": _any,
     "norse_lif_box": _any,
+    "associative_leaky": _any,
 }
 """Model name -> which of its nodes (by options) the torch scans cover."""
 

@@ -181,10 +181,23 @@ def _run_fused_lstm(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[
 
 
 
+def _run_fused_associative(node: Node, x: Tensor, kwargs: dict[str, Any], state: tuple[Tensor, ...],
+                           tensors: dict[str, Tensor], scratch: bool = False, kernels: str = "torch"
+                           ) -> dict[str, Tensor]:
+    """A fused AssociativeLeaky population: its projections, spikes and readout over all T*B rows, the state's
+    recurrence as one op (``scan_associative``; torch on every device)."""
+    from snngraph.runtimes.torch.cell import projected
+    from snngraph.runtimes.torch.scan_associative import associative_scan
+
+    z, kw = projected(x, kwargs)
+    spk, states = associative_scan(z, state[0], kw)
+    return {"spk": spk, "S": states}
+
+
 SCAN_RUNNERS = {"leaky": _run_fused, "integrate_fire": _run_fused, "leaky_integrator": _run_fused,
                 "rleaky": _run_fused_recurrent, "synaptic": _run_fused_synaptic, "state_leaky": _run_fused_state_leaky,
                 "sj_if": _run_fused_sj, "sj_lif": _run_fused_sj, "slstm": _run_fused_lstm,
                 "sconv2d_lstm": _run_fused_lstm, "norse_lif": _run_fused_norse_lif,
                 "norse_li": _run_fused_norse_lif, "norse_lif_recurrent": _run_fused_norse_lif,
-                "norse_lif_box": _run_fused_norse_lif}
+                "norse_lif_box": _run_fused_norse_lif, "associative_leaky": _run_fused_associative}
 """Model name -> its scan; the models (and options) are those of ``capabilities.SCANS``."""

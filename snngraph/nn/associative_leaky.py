@@ -2,7 +2,9 @@ r"""``AssociativeLeaky``: snnTorch 1.0.0's associative-memory spiking neuron ove
 
 A matrix state :math:`S_t \in \mathbb{R}^{d \times n}` per sample is written with outer products
 and decays per key column; its spikes are read out through a projected query. It computes with the
-kernel derived from the ``associative_leaky`` declaration (:mod:`snngraph.models.associative_leaky`).
+model's fused scan (``runtimes/torch/scan_associative.py``: bit-identical to the kernel derived from the
+``associative_leaky`` declaration, :mod:`snngraph.models.associative_leaky`, which a plain-callable or
+SSO spike function keeps).
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from torch import Tensor, nn
 
 from snngraph.ir.errors import GraphError
 from snngraph.ir.model import get_model
+from snngraph.ir.surrogate import Surrogate
 from snngraph.nn.base import FiringNeuron
-from snngraph.runtimes.torch.cell import model_maps
+from snngraph.runtimes.torch.capabilities import DETERMINISTIC
+from snngraph.runtimes.torch.cell import model_maps, projected
 from snngraph.runtimes.torch.kernels import kernel_for
+from snngraph.runtimes.torch.scan_associative import associative_scan
 from snngraph.runtimes.torch.sequence import step_over_time
 
 __all__ = ["AssociativeLeaky"]
@@ -101,4 +106,10 @@ class AssociativeLeaky(FiringNeuron):
         if x.dim() != 3:
             raise GraphError(f"AssociativeLeaky: expects a (T, B, in_dim) sequence, got shape {tuple(x.shape)}")
         S = x.new_zeros(x.shape[1], self.d_value, self.d_key)
-        return step_over_time(get_model("associative_leaky"), x, (S,), self._kernel_kwargs())["spk"]
+        kwargs = self._kernel_kwargs()
+        spike = kwargs["spike_grad"]
+        if isinstance(spike, Surrogate) and spike.name in DETERMINISTIC:  # the fused scan (same values)
+            z, projected_kwargs = projected(x, kwargs)
+            return associative_scan(z, S, projected_kwargs)[0]
+        # a plain callable (perhaps not element-wise) or SSO (noise drawn per step): the derived step loop
+        return step_over_time(get_model("associative_leaky"), x, (S,), kwargs)["spk"]
