@@ -4,6 +4,7 @@ neuron's unit-amplitude spikes."""
 
 import pytest
 import torch
+from test_spike_linear import _grads
 
 import snngraph as sg
 from snngraph.runtimes.torch.layers import Conv1d, Conv2d
@@ -88,12 +89,6 @@ def _graph(graded=1.0, from_mem=False, pool_first=False) -> sg.Graph:
                                            ({"pool_first": True}, {})])
 def test_only_convolutions_reading_spikes_are_chosen(kwargs, chosen):
     assert spike_fed_convs(sg.compile(_graph(**kwargs)).graph) == chosen
-
-
-def _grads(net, x):
-    out = net(x)
-    (out["mem"].sum() + out["spk"].sum()).backward()
-    return [p.grad.clone() for p in net.parameters()]
 
 
 @pytest.mark.parametrize("graded", [1.0, 2.0])

@@ -49,20 +49,33 @@ class Linear(nn.Linear):
         return F.linear(input, self.weight, self.bias)
 
 
+def _spike_fed_forward(conv: nn.Conv1d | nn.Conv2d, input: Tensor,  # noqa: A002 (torch's name)
+                       unit_spikes: bool = False) -> Tensor:
+    """The convolution, as :func:`~snngraph.runtimes.torch.spike_conv.spike_conv` when fed 0/1 spikes (not while
+    traced); otherwise ``nn.Conv1d/2d.forward`` itself (``_conv_forward``)."""
+    if unit_spikes and not tracing():
+        return spike_conv(input, conv)
+    return conv._conv_forward(input, conv.weight, conv.bias)  # noqa: SLF001 (torch's own method)
+
+
 class Conv1d(nn.Conv1d):
-    """``nn.Conv1d`` that, fed 0/1 spikes (``unit_spikes=True``), saves them as bool for its backward
+    """``nn.Conv1d`` that, fed 0/1 spikes (``forward(x, unit_spikes=True)``), saves them as bool for its backward
     (:func:`~snngraph.runtimes.torch.spike_conv.spike_conv`; values bit-identical to ``F.conv1d``)."""
 
-    def forward(self, input: Tensor, unit_spikes: bool = False) -> Tensor:  # noqa: A002 (torch's name)
-        return spike_conv(input, self) if unit_spikes and not tracing() else super().forward(input)
+    forward = _spike_fed_forward
 
 
 class Conv2d(nn.Conv2d):
-    """``nn.Conv2d`` that, fed 0/1 spikes (``unit_spikes=True``), saves them as bool for its backward
-    (:func:`~snngraph.runtimes.torch.spike_conv.spike_conv`; values bit-identical to ``F.conv2d``)."""
+    """``nn.Conv2d``, spike-fed as :class:`Conv1d`."""
 
-    def forward(self, input: Tensor, unit_spikes: bool = False) -> Tensor:  # noqa: A002 (torch's name)
-        return spike_conv(input, self) if unit_spikes and not tracing() else super().forward(input)
+    forward = _spike_fed_forward
+
+
+def _lean(pool: nn.MaxPool1d | nn.MaxPool2d) -> bool:
+    """Whether a max pooling runs as :func:`~snngraph.runtimes.torch.lean_max_pool.lean_max_pool2d`: its windows
+    tile the input, it returns no indices, and no compiler or ``torch.func`` transform traces it."""
+    return not (tracing() or pool.return_indices) and tiles(pool.kernel_size, pool.stride, pool.padding,
+                                                            pool.dilation, pool.ceil_mode)
 
 
 class MaxPool1d(nn.MaxPool1d):
@@ -70,21 +83,16 @@ class MaxPool1d(nn.MaxPool1d):
     (:func:`~snngraph.runtimes.torch.lean_max_pool.lean_max_pool2d`; values bit-identical)."""
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002 (torch's name)
-        if tracing() or self.return_indices or not tiles(self.kernel_size, self.stride, self.padding, self.dilation,
-                                                          self.ceil_mode):
+        if not _lean(self):
             return super().forward(input)
         return lean_max_pool2d(input.unsqueeze(-2), (1, self.kernel_size)).squeeze(-2)
 
 
 class MaxPool2d(nn.MaxPool2d):
-    """``nn.MaxPool2d`` that, when its windows tile the input, keeps one byte per output for its backward
-    (:func:`~snngraph.runtimes.torch.lean_max_pool.lean_max_pool2d`; values bit-identical)."""
+    """``nn.MaxPool2d``, lean as :class:`MaxPool1d`."""
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002 (torch's name)
-        if tracing() or self.return_indices or not tiles(self.kernel_size, self.stride, self.padding, self.dilation,
-                                                          self.ceil_mode):
-            return super().forward(input)
-        return lean_max_pool2d(input, self.kernel_size)
+        return lean_max_pool2d(input, self.kernel_size) if _lean(self) else super().forward(input)
 
 
 def _set(module: nn.Module, key: str, param: Param | None) -> None:
